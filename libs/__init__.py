@@ -1,0 +1,1 @@
+"""Code shared by Mizzen's services: runtime, bus, config model, Envoy helpers."""

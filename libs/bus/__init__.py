@@ -1,0 +1,32 @@
+"""NATS for Mizzen: one connection per process, and JetStream KV buckets.
+
+Direct use of `nats` stays inside this package (ruff's banned-api enforces it).
+"""
+
+from libs.bus._buckets import (
+    MESH_CONFIG,
+    MESH_WORKLOADS,
+    ConfigKey,
+    config_key,
+    parse_config_key,
+)
+from libs.bus._connection import Bus, BusSettings
+from libs.bus._errors import BusError, BusUnavailable, KeyNotFound
+from libs.bus._kv import KvBucket, KvEntry, KvEvent, KvSynced
+
+__all__ = [
+    "MESH_CONFIG",
+    "MESH_WORKLOADS",
+    "Bus",
+    "BusError",
+    "BusSettings",
+    "BusUnavailable",
+    "ConfigKey",
+    "KeyNotFound",
+    "KvBucket",
+    "KvEntry",
+    "KvEvent",
+    "KvSynced",
+    "config_key",
+    "parse_config_key",
+]

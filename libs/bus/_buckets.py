@@ -1,0 +1,52 @@
+"""The KV buckets Mizzen's services share, and their key schemes.
+
+`mesh-config` — validated configuration, written only by galley.
+    key:   `<Kind>.<namespace>.<name>`, e.g. `VirtualService.default.reviews`.
+           Kinds and namespaces never contain dots (Kubernetes forbids them in namespaces),
+           so the name is everything after the second dot and may itself hold dots.
+    value: JSON `{"apiVersion", "kind", "metadata": {"name", "namespace", "labels",
+           "annotations", ...}, "spec": {...}}` with the spec in Istio's JSON field names,
+           normalised by galley (see `libs.config`).
+    The KV revision of an entry is the version pilot reports to Envoy for config built
+    from it, so every pilot replica computes the same version for the same config.
+
+`mesh-workloads` — the local mesh's workload registry, written by each agent.
+    key:   `<namespace>.<name>` of the workload; value: JSON (see `libs.config.workloads`).
+    Entries expire when their agent stops refreshing them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+MESH_CONFIG = "mesh-config"
+MESH_WORKLOADS = "mesh-workloads"
+
+# NATS KV keys allow [-/_=.a-zA-Z0-9]; Kubernetes names are a subset of that.
+_KEY_TOKEN = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
+
+
+class ConfigKey(NamedTuple):
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}.{self.namespace}.{self.name}"
+
+
+def config_key(kind: str, namespace: str, name: str) -> str:
+    for part, value in (("kind", kind), ("namespace", namespace)):
+        if not value or "." in value or not _KEY_TOKEN.match(value):
+            raise ValueError(f"{part} {value!r} cannot be used in a mesh-config key")
+    if not name or not _KEY_TOKEN.match(name) or name.startswith(".") or name.endswith("."):
+        raise ValueError(f"name {name!r} cannot be used in a mesh-config key")
+    return f"{kind}.{namespace}.{name}"
+
+
+def parse_config_key(key: str) -> ConfigKey:
+    parts = key.split(".", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"{key!r} is not a mesh-config key (<Kind>.<namespace>.<name>)")
+    return ConfigKey(*parts)

@@ -1,0 +1,141 @@
+"""JetStream KV helpers: put, get, delete, compare-and-set, and a watch.
+
+`KvBucket.watch()` yields every current entry, then one `KvSynced` marking the end of
+the initial state, then every later change, each with its KV revision (the stream
+sequence of the write), so consumers can tell "loaded" from "loading" and version what
+they build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from libs.bus._errors import BusError, KeyNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class KvEntry:
+    key: str
+    value: bytes
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class KvEvent:
+    """A key was written (`value` set) or deleted (`value` is None) at `revision`."""
+
+    key: str
+    value: bytes | None
+    revision: int
+
+    @property
+    def deleted(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True, slots=True)
+class KvSynced:
+    """Every entry that existed when the watch started has been yielded."""
+
+    revision: int
+
+
+class KvBucket:
+    """One KV bucket.  NATS errors are wrapped in `BusError`."""
+
+    def __init__(self, name: str, kv: KeyValue) -> None:
+        self.name = name
+        self._kv = kv
+
+    async def put(self, key: str, value: bytes) -> int:
+        """Write `key`; return the new revision."""
+        try:
+            return await self._kv.put(key, value)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: put {key!r} failed: {exc!r}") from exc
+
+    async def create(self, key: str, value: bytes) -> int | None:
+        """Write `key` only if it does not exist; return its revision, or None if it did."""
+        try:
+            return await self._kv.create(key, value)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: create {key!r} failed: {exc!r}") from exc
+
+    async def update(self, key: str, value: bytes, *, last_revision: int) -> int | None:
+        """Write `key` only if its revision is still `last_revision`; None if it moved on."""
+        try:
+            return await self._kv.update(key, value, last=last_revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: update {key!r} failed: {exc!r}") from exc
+
+    async def get(self, key: str) -> KvEntry:
+        try:
+            entry = await self._kv.get(key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError) as exc:
+            raise KeyNotFound(self.name, key) from exc
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: get {key!r} failed: {exc!r}") from exc
+        if entry.revision is None:
+            raise BusError(f"{self.name}: get {key!r} returned no revision")
+        return KvEntry(key, entry.value or b"", entry.revision)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._kv.delete(key)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: delete {key!r} failed: {exc!r}") from exc
+
+    async def keys(self) -> list[str]:
+        try:
+            return await self._kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: listing keys failed: {exc!r}") from exc
+
+    async def entries(self) -> dict[str, KvEntry]:
+        """Every live entry, read through one watch (consistent with `watch()`)."""
+        found: dict[str, KvEntry] = {}
+        async with contextlib.aclosing(self.watch()) as events:
+            async for event in events:
+                if isinstance(event, KvSynced):
+                    break
+                if event.value is None:
+                    found.pop(event.key, None)
+                else:
+                    found[event.key] = KvEntry(event.key, event.value, event.revision)
+        return found
+
+    async def watch(self, keys: str = ">") -> AsyncIterator[KvEvent | KvSynced]:
+        """Yield the current entries, then `KvSynced`, then every change, forever."""
+        try:
+            watcher = await self._kv.watch(keys)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: watch failed: {exc!r}") from exc
+        last_revision = 0
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    yield KvSynced(last_revision)
+                    continue
+                revision = entry.revision or 0
+                last_revision = max(last_revision, revision)
+                if entry.operation in (KV_DEL, KV_PURGE):
+                    yield KvEvent(entry.key, None, revision)
+                else:
+                    yield KvEvent(entry.key, entry.value or b"", revision)
+        finally:
+            try:
+                await watcher.stop()
+            except (nats.errors.Error, OSError):
+                pass

@@ -1,0 +1,1 @@
+"""Small applications the demo and tests run behind Envoy."""

@@ -1,0 +1,137 @@
+"""The Envoy bootstrap, Istio style: node identity, ADS to pilot, admin, stats, health."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, grpc_service_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2
+
+from libs.envoy import pack
+from services.agent.settings import AgentSettings
+
+XDS_CLUSTER = "xds-grpc"
+ADMIN_CLUSTER = "admin"
+
+
+def _address(host: str, port: int) -> address_pb2.Address:
+    return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=host, port_value=port))
+
+
+def _static_cluster(name: str, host: str, port: int, *, http2: bool = False) -> cluster_pb2.Cluster:
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC if _is_ip(host) else cluster_pb2.Cluster.STRICT_DNS,
+        connect_timeout=duration_pb2.Duration(seconds=1),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[
+                endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(
+                    address=_address(host, port)))
+            ])],
+        ),
+    )
+    if http2:
+        options = http_protocol_options_pb2.HttpProtocolOptions(
+            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+                http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
+        cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].CopyFrom(
+            pack(options))
+    return cluster
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _admin_listener(name: str, host: str, port: int, path: str, rewrite: str) -> listener_pb2.Listener:
+    """A static listener forwarding one path to the admin interface (stats, readiness)."""
+    route = route_components_pb2.Route(
+        match=route_components_pb2.RouteMatch(path=path),
+        route=route_components_pb2.RouteAction(cluster=ADMIN_CLUSTER, prefix_rewrite=rewrite),
+    )
+    manager = hcm.HttpConnectionManager(
+        stat_prefix=name,
+        route_config=route_pb2.RouteConfiguration(virtual_hosts=[
+            route_components_pb2.VirtualHost(name=name, domains=["*"], routes=[route])]),
+    )
+    manager.http_filters.add(name="envoy.filters.http.router").typed_config.CopyFrom(pack(router_pb2.Router()))
+    listener = listener_pb2.Listener(name=name, address=_address(host, port))
+    listener.filter_chains.add().filters.add(
+        name="envoy.filters.network.http_connection_manager").typed_config.CopyFrom(pack(manager))
+    return listener
+
+
+def node_metadata(settings: AgentSettings) -> struct_pb2.Struct:
+    metadata = struct_pb2.Struct()
+    metadata.update({
+        "NAMESPACE": settings.namespace,
+        "LABELS": settings.label_map,
+        "INSTANCE_IPS": settings.instance_ip,
+        "SERVICE_ACCOUNT": settings.service_account,
+        "WORKLOAD_NAME": settings.pod_name,
+        "INTERCEPTION_MODE": settings.interception_mode,
+        "MESH_ID": settings.domain_suffix,
+        "CLUSTER_ID": "Kubernetes",
+    })
+    if settings.bind_address:
+        metadata.update({"MIZZEN_BIND_ADDRESS": settings.bind_address})
+    return metadata
+
+
+def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
+    pilot_host, _, pilot_port = settings.pilot_address.rpartition(":")
+    ads_source = config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(),
+        resource_api_version=config_source_pb2.V3,
+        # Istio: wait for real config rather than start empty after 15 s.
+        initial_fetch_timeout=duration_pb2.Duration(seconds=0),
+    )
+    api_type = (config_source_pb2.ApiConfigSource.DELTA_GRPC if settings.xds_api == "DELTA_GRPC"
+                else config_source_pb2.ApiConfigSource.GRPC)
+    bootstrap = bootstrap_pb2.Bootstrap(
+        node={"id": settings.node_id, "cluster": f"{settings.label_map.get('app', settings.pod_name or 'proxy')}."
+                                                  f"{settings.namespace}",
+              "metadata": node_metadata(settings)},
+        dynamic_resources=bootstrap_pb2.Bootstrap.DynamicResources(
+            ads_config=config_source_pb2.ApiConfigSource(
+                api_type=api_type,
+                transport_api_version=config_source_pb2.V3,
+                set_node_on_first_message_only=True,
+                grpc_services=[grpc_service_pb2.GrpcService(
+                    envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=XDS_CLUSTER))],
+            ),
+            cds_config=ads_source,
+            lds_config=ads_source,
+        ),
+        admin=bootstrap_pb2.Admin(address=_address(settings.admin_address, settings.admin_port)),
+    )
+    bootstrap.static_resources.clusters.extend([
+        _static_cluster(XDS_CLUSTER, pilot_host, int(pilot_port), http2=True),
+        _static_cluster(ADMIN_CLUSTER, settings.admin_address, settings.admin_port),
+    ])
+    listen_host = settings.bind_address or "0.0.0.0"
+    if settings.stats_port:
+        bootstrap.static_resources.listeners.append(
+            _admin_listener("prometheus_stats", listen_host, settings.stats_port, "/stats/prometheus",
+                            "/stats/prometheus"))
+    if settings.health_port:
+        bootstrap.static_resources.listeners.append(
+            _admin_listener("health", listen_host, settings.health_port, "/healthz/ready", "/ready"))
+    return bootstrap
+
+
+def bootstrap_json(settings: AgentSettings) -> str:
+    return json_format.MessageToJson(build_bootstrap(settings), indent=1)

@@ -1,0 +1,56 @@
+"""The agent's run(): bootstrap, Envoy under supervision, readiness from Envoy's admin."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry, Gauge
+
+from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor
+from services.agent.bootstrap import bootstrap_json
+from services.agent.envoy_process import EnvoyProcess
+from services.agent.settings import AgentSettings
+
+log = structlog.get_logger(__name__)
+
+
+async def watch_envoy_ready(settings: AgentSettings, readiness: Readiness, live: Gauge,
+                            interval_s: float = 0.5) -> None:
+    """Mirror Envoy's admin /ready (LIVE once it has its initial config) into /readyz."""
+    url = f"http://{settings.admin_address}:{settings.admin_port}/ready"
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while True:
+            try:
+                response = await client.get(url)
+                ready = response.status_code == 200 and response.text.strip() == "LIVE"
+            except httpx.HTTPError:
+                ready = False
+            readiness.mark("envoy-live", ready)
+            live.set(1 if ready else 0)
+            await asyncio.sleep(interval_s)
+
+
+async def run(settings: AgentSettings) -> None:
+    supervisor = Supervisor("agent", grace_s=settings.shutdown_grace_s)
+    supervisor.install_signal_handlers()
+    registry = CollectorRegistry()
+    live = Gauge("agent_envoy_live", "1 when Envoy reports LIVE on its admin /ready", registry=registry)
+    readiness = Readiness()
+    readiness.require("envoy-live")
+    state_dir = settings.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    bootstrap = state_dir / "envoy-bootstrap.json"
+    bootstrap.write_text(bootstrap_json(settings))
+    log.info("bootstrap written", path=str(bootstrap), node=settings.node_id, pilot=settings.pilot_address)
+    envoy = EnvoyProcess(bootstrap, log_level=settings.envoy_log_level, concurrency=settings.envoy_concurrency,
+                         grace_s=settings.shutdown_grace_s, log_path=state_dir / "envoy.log")
+    monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
+                                  readiness=readiness, registry=registry)
+    supervisor.start("monitoring", monitoring.serve)
+    supervisor.on_stop("monitoring", monitoring.stop)
+    supervisor.start("envoy", envoy.run, restart=Backoff(initial_s=0.2, maximum_s=10.0))
+    supervisor.on_stop("envoy", envoy.stop)
+    supervisor.start("envoy-ready", lambda: watch_envoy_ready(settings, readiness, live))
+    await supervisor.wait()

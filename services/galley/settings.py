@@ -1,0 +1,24 @@
+"""Galley's settings: one knob per field, from flags or MIZZEN_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from libs.runtime import knob
+
+
+@dataclass(frozen=True)
+class GalleySettings:
+    """Galley validates Istio config from its sources and publishes it to mesh-config."""
+
+    nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL")
+    config_dir: Path | None = knob(None, "directory of YAML to watch, recursively (unset: no file source)")
+    poll_interval_s: float = knob(0.2, "seconds between scans of config_dir for changed files")
+    default_namespace: str = knob("default", "namespace of resources that do not name one")
+    max_file_bytes: int = knob(4 * 1024 * 1024, "largest config file accepted, in bytes")
+    monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz and /metrics")
+    monitoring_port: int = knob(15014, "port of /healthz, /readyz and /metrics")
+    log_level: str = knob("info", "debug, info, warning or error")
+    log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
+    shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

@@ -1,0 +1,1 @@
+"""Where galley's config comes from.  Each source reports the resources it holds."""

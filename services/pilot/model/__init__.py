@@ -1,0 +1,1 @@
+"""Pilot's model: immutable snapshots that translation reads."""

@@ -1,0 +1,30 @@
+"""An immutable view of `mesh-config` at one KV revision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from libs.config import Resource
+
+
+@dataclass(frozen=True)
+class ConfigSnapshot:
+    revision: int
+    resources: Mapping[str, Resource]
+    _by_kind: dict[str, list[Resource]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_kind: dict[str, list[Resource]] = {}
+        # Sorted by (namespace, name) so translation is deterministic; Istio orders
+        # by creation time, which files do not have.
+        for key in sorted(self.resources):
+            resource = self.resources[key]
+            by_kind.setdefault(resource.kind, []).append(resource)
+        object.__setattr__(self, "_by_kind", by_kind)
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return self._by_kind.get(kind, [])
+
+
+EMPTY_CONFIG = ConfigSnapshot(0, {})

@@ -1,0 +1,83 @@
+"""PushContext: one immutable snapshot of everything translation needs.
+
+Built once per (debounced) change, shared by every proxy's translation; its `version`
+is what Envoy sees as `version_info`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from libs.config import Resource
+from services.pilot.model import serviceentry
+from services.pilot.model.config import ConfigSnapshot
+from services.pilot.model.mesh import MeshConfig, resolve_host
+from services.pilot.model.services import Endpoint, Service
+from services.pilot.model.serviceentry import WorkloadInstance
+
+
+def make_version(config_revision: int, registry_revision: int) -> str:
+    """The KV revision of the config; with a workload registry, both revisions."""
+    return str(config_revision) if registry_revision == 0 else f"{config_revision}.{registry_revision}"
+
+
+@dataclass(frozen=True)
+class PushContext:
+    version: str
+    config: ConfigSnapshot
+    mesh: MeshConfig
+    services: Mapping[str, Service]
+    endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
+    workloads: tuple[WorkloadInstance, ...] = ()
+    _gateways: dict[str, Resource] = field(init=False, repr=False, compare=False)
+    _destination_rules: dict[str, Resource] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        gateways = {f"{g.namespace}/{g.name}": g for g in self.config.of_kind("Gateway")}
+        rules: dict[str, Resource] = {}
+        for rule in self.config.of_kind("DestinationRule"):
+            host = resolve_host(rule.spec.get("host", ""), rule.namespace, self.mesh)
+            # Istio prefers the rule in the client's namespace; without exportTo scoping the
+            # first in (namespace, name) order wins.
+            rules.setdefault(host, rule)
+        object.__setattr__(self, "_gateways", gateways)
+        object.__setattr__(self, "_destination_rules", rules)
+
+    @classmethod
+    def build(
+        cls,
+        config: ConfigSnapshot,
+        mesh: MeshConfig,
+        *,
+        workloads: Iterable[WorkloadInstance] = (),
+        registry_revision: int = 0,
+    ) -> PushContext:
+        instances = [serviceentry.workload_from_entry(r) for r in config.of_kind("WorkloadEntry")]
+        instances.extend(workloads)
+        services, endpoints = serviceentry.build(config.of_kind("ServiceEntry"), instances)
+        return cls(
+            version=make_version(config.revision, registry_revision),
+            config=config,
+            mesh=mesh,
+            services=services,
+            endpoints=endpoints,
+            workloads=tuple(instances),
+        )
+
+    def gateway(self, reference: str, namespace: str) -> Resource | None:
+        """A VirtualService's `gateways:` entry: `name` (same namespace) or `ns/name`."""
+        key = reference if "/" in reference else f"{namespace}/{reference}"
+        return self._gateways.get(key)
+
+    def gateways(self) -> list[Resource]:
+        return list(self._gateways.values())
+
+    def destination_rule(self, hostname: str) -> Resource | None:
+        return self._destination_rules.get(hostname)
+
+    def virtual_services(self) -> list[Resource]:
+        return self.config.of_kind("VirtualService")
+
+    def service(self, host: str, namespace: str) -> Service | None:
+        return self.services.get(resolve_host(host, namespace, self.mesh))

@@ -1,0 +1,97 @@
+"""Pilot's run(): NATS in, ADS out, supervised."""
+
+from __future__ import annotations
+
+import grpc
+import structlog
+from prometheus_client import CollectorRegistry
+
+from libs.bus import MESH_CONFIG, Bus, BusSettings
+from libs.runtime import MonitoringServer, Readiness, Supervisor
+from services.pilot import debug
+from services.pilot.config_watch import ConfigWatcher
+from services.pilot.debounce import Debouncer
+from services.pilot.metrics import PilotMetrics
+from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.push_context import PushContext
+from services.pilot.settings import PilotSettings
+from services.pilot.xds.cache import SnapshotCache
+from services.pilot.xds.server import AdsServer
+
+log = structlog.get_logger(__name__)
+
+# A full SotW CDS or LDS for a large mesh exceeds gRPC's 4 MB default.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class Pilot:
+    """Wires the config watcher, the push debouncer and the ADS server together."""
+
+    def __init__(self, settings: PilotSettings, bus: Bus, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.metrics = PilotMetrics(registry)
+        self.mesh = MeshConfig(
+            root_namespace=settings.root_namespace,
+            domain_suffix=settings.domain_suffix,
+            outbound_traffic_policy=settings.outbound_traffic_policy,
+        )
+        self.cache = SnapshotCache()
+        self.ads = AdsServer(self.cache, observer=self.metrics)
+        self.readiness = Readiness()
+        self.readiness.require("config-synced")
+        self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s, self.push)
+        self.watcher: ConfigWatcher | None = None
+
+    def push(self) -> None:
+        assert self.watcher is not None
+        push = PushContext.build(self.watcher.snapshot(), self.mesh)
+        self.cache.set_push(push)
+        self.metrics.push_contexts.inc()
+        self.metrics.config_revision.set(self.watcher.revision)
+        log.info("push", version=push.version, proxies=len(self.ads.connections))
+        self.ads.push_all()
+
+    def _synced(self) -> None:
+        self.push()
+        self.ads.ready = True
+        self.readiness.mark("config-synced")
+
+    async def run(self, supervisor: Supervisor) -> None:
+        bucket = await self.bus.kv(MESH_CONFIG)
+        self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self.debouncer.trigger)
+        supervisor.start("config-watch", self.watcher.run)
+        supervisor.start("debounce", self.debouncer.run)
+
+
+async def run(settings: PilotSettings) -> None:
+    supervisor = Supervisor("pilot", grace_s=settings.shutdown_grace_s)
+    supervisor.install_signal_handlers()
+    registry = CollectorRegistry()
+    bus = await Bus.connect(BusSettings(url=settings.nats_url), name="pilot")
+    try:
+        pilot = Pilot(settings, bus, registry)
+        monitoring = MonitoringServer(
+            host=settings.monitoring_address, port=settings.monitoring_port, readiness=pilot.readiness,
+            registry=registry, routers=(debug.router(pilot.ads),),
+        )
+        supervisor.start("monitoring", monitoring.serve)
+        supervisor.on_stop("monitoring", monitoring.stop)
+        server = grpc.aio.server(options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 30_000),
+        ])
+        server.add_generic_rpc_handlers((pilot.ads.handler(),))
+        bound = server.add_insecure_port(f"{settings.xds_address}:{settings.xds_port}")
+        await server.start()
+        log.info("xds serving", address=settings.xds_address, port=bound)
+
+        async def stop_grpc() -> None:
+            await server.stop(grace=1.0)
+
+        supervisor.on_stop("grpc", stop_grpc)
+        await pilot.run(supervisor)
+        await supervisor.wait()
+    finally:
+        await bus.close()

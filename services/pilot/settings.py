@@ -1,0 +1,26 @@
+"""Pilot's settings: one knob per field, from flags or MIZZEN_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.runtime import knob
+
+
+@dataclass(frozen=True)
+class PilotSettings:
+    """Pilot serves Envoy configuration (ADS) built from mesh-config and the registries."""
+
+    nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL")
+    xds_address: str = knob("0.0.0.0", "address the plain-text xDS gRPC server binds")
+    xds_port: int = knob(15010, "port of the plain-text xDS gRPC server (Istio: 15010)")
+    monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz, /metrics and /debug")
+    monitoring_port: int = knob(15014, "port of /healthz, /readyz, /metrics and /debug (Istio: 15014)")
+    debounce_quiet_s: float = knob(0.1, "seconds without a config change before a push starts")
+    debounce_max_s: float = knob(10.0, "seconds a push may be held back by a stream of changes, at most")
+    root_namespace: str = knob("istio-system", "namespace whose config applies mesh-wide")
+    domain_suffix: str = knob("cluster.local", "DNS suffix of services (reviews.default.svc.<suffix>)")
+    outbound_traffic_policy: str = knob("ALLOW_ANY", "ALLOW_ANY or REGISTRY_ONLY for unknown destinations")
+    log_level: str = knob("info", "debug, info, warning or error")
+    log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
+    shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

@@ -1,0 +1,1 @@
+"""Pilot's ADS server: streams, versions, ACK/NACK bookkeeping and pushes."""

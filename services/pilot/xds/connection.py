@@ -1,0 +1,215 @@
+"""One ADS stream (state of the world): what was sent, what was ACKed, what comes next.
+
+Pure bookkeeping: requests and snapshots in, response bytes out, no I/O, so the
+protocol rules are unit-tested without a network.  The rules (see XDS-NOTES):
+- a request with `error_detail` for the latest nonce is a NACK: recorded, never resent;
+- a request whose nonce is not the latest for its type is stale and ignored;
+- a request without a nonce (a new subscription or a reconnect) is always answered;
+- an ACK that changes EDS/RDS resource names is answered with the new names;
+- a push sends CDS -> EDS -> LDS -> RDS, each only if its content changed, EDS always
+  after a CDS change, and keeps clusters that ACKed routes still use until the new
+  routes are ACKed (make before break).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from envoy.service.discovery.v3 import discovery_pb2
+
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
+from services.pilot.model.proxy import Proxy
+from services.pilot.xds.snapshot import EncodedResource, Snapshot, content_digest, response_bytes
+
+log = structlog.get_logger(__name__)
+
+WILDCARD_TYPES = (CLUSTER_TYPE, LISTENER_TYPE)
+
+
+@dataclass(frozen=True)
+class Nack:
+    version: str
+    nonce: str
+    message: str
+    at: float
+
+
+@dataclass
+class Watch:
+    type_url: str
+    subscribed: bool = False
+    # None: every resource of the type (wildcard).
+    names: frozenset[str] | None = None
+    nonce: str = ""
+    version_sent: str = ""
+    version_acked: str = ""
+    digest_sent: tuple[tuple[str, bytes], ...] | None = None
+    sent: dict[str, EncodedResource] = field(default_factory=dict)
+    refs_sent: dict[str, frozenset[str]] = field(default_factory=dict)
+    refs_acked: dict[str, frozenset[str]] = field(default_factory=dict)
+    awaiting_ack: bool = False
+    last_nack: Nack | None = None
+    sent_at: float = 0.0
+    acked_at: float = 0.0
+    sends: int = 0
+
+
+class Observer:
+    """What a connection reports: pushes, ACKs, NACKs (pilot wires metrics here)."""
+
+    def sent(self, proxy: Proxy, type_url: str, version: str, trigger: str) -> None: ...
+
+    def acked(self, proxy: Proxy, type_url: str, version: str, latency_s: float) -> None: ...
+
+    def nacked(self, proxy: Proxy, type_url: str, version: str, message: str) -> None: ...
+
+
+class Connection:
+    def __init__(self, conn_id: str, proxy: Proxy, *, observer: Observer | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.id = conn_id
+        self.proxy = proxy
+        self.connected_at = clock()
+        self.watches: dict[str, Watch] = {t: Watch(t) for t in PUSH_ORDER}
+        self.snapshot_version = ""
+        self._observer = observer or Observer()
+        self._clock = clock
+        self._nonce = 0
+        self._log = log.bind(proxy=proxy.id, conn=conn_id)
+
+    # -- requests -------------------------------------------------------------------
+
+    def handle_request(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> list[bytes]:
+        watch = self.watches.get(request.type_url)
+        if watch is None:
+            self._log.warning("request for an unsupported type", type_url=request.type_url)
+            watch = self.watches[request.type_url] = Watch(request.type_url)
+        names = self._names(request)
+        if request.response_nonce and request.response_nonce != watch.nonce:
+            self._log.debug("stale request ignored", type=short_type(watch.type_url), nonce=request.response_nonce)
+            return []
+        if request.HasField("error_detail") and request.response_nonce:
+            self._nack(watch, request)
+            if names != watch.names:
+                watch.names = names
+            return []
+        if request.response_nonce:
+            self._ack(watch, request)
+            out: list[bytes] = []
+            if names != watch.names and watch.type_url not in WILDCARD_TYPES:
+                watch.names = names
+                if snapshot is not None:
+                    out.extend(self._send(watch, snapshot, trigger="subscription", force=True))
+            if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE) and snapshot is not None:
+                out.extend(self._release_unused_clusters(snapshot))
+            return out
+        # No nonce: a new subscription, or Envoy reconnecting with its last version.
+        watch.subscribed = True
+        watch.names = names
+        if request.version_info:
+            watch.version_acked = request.version_info
+        if snapshot is None:
+            return []
+        return self._send(watch, snapshot, trigger="request", force=True)
+
+    def _names(self, request: discovery_pb2.DiscoveryRequest) -> frozenset[str] | None:
+        names = frozenset(request.resource_names)
+        if request.type_url in WILDCARD_TYPES and (not names or names == {"*"}):
+            return None
+        return names
+
+    def _ack(self, watch: Watch, request: discovery_pb2.DiscoveryRequest) -> None:
+        if not watch.awaiting_ack:
+            return
+        watch.awaiting_ack = False
+        watch.version_acked = request.version_info
+        watch.acked_at = self._clock()
+        watch.refs_acked = watch.refs_sent
+        self._observer.acked(self.proxy, watch.type_url, request.version_info, watch.acked_at - watch.sent_at)
+
+    def _nack(self, watch: Watch, request: discovery_pb2.DiscoveryRequest) -> None:
+        watch.awaiting_ack = False
+        message = request.error_detail.message
+        watch.last_nack = Nack(watch.version_sent, request.response_nonce, message, self._clock())
+        # The rejected version is never resent; the next config change sends a new one.
+        self._log.warning("NACK", type=short_type(watch.type_url), version=watch.version_sent,
+                          nonce=request.response_nonce, acked_version=request.version_info, error=message)
+        self._observer.nacked(self.proxy, watch.type_url, watch.version_sent, message)
+
+    # -- pushes ---------------------------------------------------------------------
+
+    def push(self, snapshot: Snapshot, trigger: str = "config") -> list[bytes]:
+        out: list[bytes] = []
+        clusters_changed = False
+        for type_url in PUSH_ORDER:
+            watch = self.watches[type_url]
+            if not watch.subscribed:
+                continue
+            force = type_url == ENDPOINT_TYPE and clusters_changed
+            sent = self._send(watch, snapshot, trigger=trigger, force=force)
+            if type_url == CLUSTER_TYPE and sent:
+                clusters_changed = True
+            out.extend(sent)
+        self.snapshot_version = snapshot.version
+        return out
+
+    def _kept_clusters(self, snapshot: Snapshot) -> dict[str, EncodedResource]:
+        """Clusters no longer generated but still named by ACKed listeners or routes."""
+        desired = snapshot.resources.get(CLUSTER_TYPE, {})
+        still_used: set[str] = set()
+        for type_url in (LISTENER_TYPE, ROUTE_TYPE):
+            for refs in self.watches[type_url].refs_acked.values():
+                still_used.update(refs)
+        previous = self.watches[CLUSTER_TYPE].sent
+        return {name: previous[name] for name in still_used - desired.keys() if name in previous}
+
+    def _select(self, watch: Watch, snapshot: Snapshot) -> list[EncodedResource]:
+        selected = snapshot.select(watch.type_url, watch.names)
+        if watch.type_url == CLUSTER_TYPE:
+            kept = self._kept_clusters(snapshot)
+            if kept:
+                selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
+        if watch.type_url == ENDPOINT_TYPE and watch.names is not None:
+            # Endpoints for clusters just sent, before Envoy asks: a warming cluster
+            # must get its EDS even when its endpoints did not change (Envoy #13009).
+            clusters = self.watches[CLUSTER_TYPE].sent
+            extra = [r for name, r in snapshot.resources.get(ENDPOINT_TYPE, {}).items()
+                     if name in clusters and name not in watch.names]
+            if extra:
+                selected = sorted([*selected, *extra], key=lambda r: r.name)
+        return selected
+
+    def _send(self, watch: Watch, snapshot: Snapshot, *, trigger: str, force: bool) -> list[bytes]:
+        selected = self._select(watch, snapshot)
+        digest = content_digest(selected)
+        if not force and digest == watch.digest_sent:
+            return []
+        if (not force and watch.last_nack is not None and watch.last_nack.version == snapshot.version
+                and watch.version_sent == snapshot.version):
+            return []
+        self._nonce += 1
+        nonce = f"{self.id}-{self._nonce}"
+        watch.nonce = nonce
+        watch.version_sent = snapshot.version
+        watch.digest_sent = digest
+        watch.sent = {r.name: r for r in selected}
+        watch.refs_sent = {r.name: snapshot.references.get(r.name, frozenset()) for r in selected}
+        watch.awaiting_ack = True
+        watch.sent_at = self._clock()
+        watch.sends += 1
+        self._observer.sent(self.proxy, watch.type_url, snapshot.version, trigger)
+        self._log.debug("sent", type=short_type(watch.type_url), version=snapshot.version, nonce=nonce,
+                        resources=len(selected), trigger=trigger)
+        return [response_bytes(snapshot.version, watch.type_url, selected, nonce)]
+
+    def _release_unused_clusters(self, snapshot: Snapshot) -> list[bytes]:
+        """Once the new listeners and routes are ACKed, drop clusters only old ones used."""
+        clusters = self.watches[CLUSTER_TYPE]
+        if not clusters.subscribed or any(self.watches[t].awaiting_ack for t in (LISTENER_TYPE, ROUTE_TYPE)):
+            return []
+        if not set(clusters.sent) - snapshot.resources.get(CLUSTER_TYPE, {}).keys():
+            return []
+        return self._send(clusters, snapshot, trigger="cleanup", force=False)

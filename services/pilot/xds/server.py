@@ -1,0 +1,132 @@
+"""The ADS gRPC service: one async stream handler per Envoy, sending shared bytes.
+
+The handler is registered with a generic handler whose response serializer is None, so
+grpc.aio sends the pre-built response bytes untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import structlog
+from envoy.service.discovery.v3 import discovery_pb2
+
+from services.pilot.model.proxy import InvalidNode, Proxy, parse_node
+from services.pilot.networking.generator import InconsistentConfig
+from services.pilot.xds.cache import SnapshotCache
+from services.pilot.xds.connection import Connection, Observer
+from services.pilot.xds.snapshot import Snapshot
+
+log = structlog.get_logger(__name__)
+
+ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+_PUSH = object()
+_CLOSED = object()
+
+
+class _Stream:
+    """A live stream: its connection state and a one-slot push queue."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+        self.push_queued = False
+
+    def request_push(self) -> None:
+        # One pending push at most: a slow proxy merges pushes instead of queueing them.
+        if not self.push_queued:
+            self.push_queued = True
+            self.events.put_nowait(_PUSH)
+
+
+class AdsServer:
+    def __init__(self, cache: SnapshotCache, *, observer: Observer | None = None) -> None:
+        self.cache = cache
+        self.observer = observer or Observer()
+        self.ready = False
+        self._streams: dict[str, _Stream] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def connections(self) -> list[Connection]:
+        return [s.connection for s in self._streams.values()]
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        method = grpc.stream_stream_rpc_method_handler(
+            self._stream,
+            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            response_serializer=None,
+        )
+        return grpc.method_handlers_generic_handler(ADS_SERVICE, {"StreamAggregatedResources": method})
+
+    def push_all(self) -> None:
+        """A new push context is in the cache: wake every stream."""
+        for stream in self._streams.values():
+            stream.request_push()
+
+    def _snapshot(self, proxy: Proxy) -> Snapshot | None:
+        try:
+            return self.cache.get(proxy)
+        except InconsistentConfig as exc:
+            log.error("refusing to serve inconsistent config", proxy=proxy.id, error=str(exc))
+            return None
+        except Exception:
+            # A translation bug must not take the stream (or pilot) down: the proxy keeps
+            # its last good config, and the bug is logged with its traceback.
+            log.exception("generating config failed", proxy=proxy.id)
+            return None
+
+    async def _stream(
+        self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        if not self.ready:
+            # Answering before config is loaded would tell Envoy to delete everything.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "pilot has not loaded its config yet")
+        try:
+            first = await anext(aiter(requests))
+        except StopAsyncIteration:
+            return
+        try:
+            proxy = parse_node(first.node)
+        except InvalidNode as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            return
+        conn_id = str(next(self._ids))
+        stream = _Stream(Connection(conn_id, proxy, observer=self.observer))
+        self._streams[conn_id] = stream
+        log.info("proxy connected", proxy=proxy.id, conn=conn_id, peer=context.peer())
+        reader = asyncio.create_task(self._read(requests, stream), name=f"ads-read-{conn_id}")
+        try:
+            for response in stream.connection.handle_request(first, self._snapshot(proxy)):
+                yield response
+            while True:
+                event = await stream.events.get()
+                if event is _CLOSED:
+                    break
+                if event is _PUSH:
+                    stream.push_queued = False
+                    snapshot = self._snapshot(proxy)
+                    responses = stream.connection.push(snapshot) if snapshot is not None else []
+                else:
+                    responses = stream.connection.handle_request(event, self._snapshot(proxy))
+                for response in responses:
+                    yield response
+        finally:
+            reader.cancel()
+            del self._streams[conn_id]
+            log.info("proxy disconnected", proxy=proxy.id, conn=conn_id)
+
+    async def _read(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], stream: _Stream) -> None:
+        try:
+            async for request in requests:
+                stream.events.put_nowait(request)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        except Exception:
+            log.exception("reading the ADS stream failed", proxy=stream.connection.proxy.id)
+        finally:
+            stream.events.put_nowait(_CLOSED)

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.mesh import Mesh
+from tests.harness.nats import NatsServer, start_nats
+from tests.harness.processes import ProcessGroup
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "istio"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Every process a test starts; all stopped at teardown, logs printed on failure."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    group = ProcessGroup(log_dir)
+    try:
+        yield group
+    finally:
+        report = getattr(request.node, "report_call", None)
+        group.stop_all()
+        if report is not None and report.failed:
+            print(group.logs())
+
+
+@pytest.fixture
+def nats(processes: ProcessGroup, tmp_path: Path) -> NatsServer:
+    return start_nats(processes, tmp_path / "nats")
+
+
+@pytest.fixture
+def mesh(processes: ProcessGroup, nats: NatsServer, tmp_path: Path) -> Mesh:
+    work = tmp_path / "mesh"
+    work.mkdir()
+    return Mesh(processes, nats, work)
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"Istio conformance corpus not found at {SHARED} (it lives beside the repo in CI)")
+    return SHARED

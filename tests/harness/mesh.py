@@ -1,0 +1,109 @@
+"""Mizzen's services as real processes for tests: galley, pilot, agents with Envoy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.harness.envoy import EnvoyAdmin
+from tests.harness.nats import NatsServer
+from tests.harness.ports import free_port
+from tests.harness.processes import Process, ProcessGroup
+from tests.harness.waiting import wait_until
+
+
+def _ready(port: int) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200
+
+
+@dataclass
+class Service:
+    process: Process
+    monitoring_port: int
+
+    @property
+    def monitoring(self) -> str:
+        return f"http://127.0.0.1:{self.monitoring_port}"
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{self.monitoring}{path}", params=params or None, timeout=5.0)
+
+
+@dataclass
+class PilotService(Service):
+    xds_port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.xds_port}"
+
+
+@dataclass
+class Proxy:
+    process: Process
+    admin: EnvoyAdmin
+    node_id: str
+    monitoring_port: int
+    bind_address: str
+
+
+@dataclass
+class Mesh:
+    group: ProcessGroup
+    nats: NatsServer
+    work_dir: Path
+    started: list[Service] = field(default_factory=list)
+
+    def _common(self) -> list[str]:
+        return ["--nats-url", self.nats.url, "--log-level", "debug", "--log-json"]
+
+    def galley(self, config_dir: Path, *extra: str, name: str = "galley", wait: bool = True) -> Service:
+        port = free_port()
+        process = self.group.python(name, "services.galley", *self._common(), "--config-dir", str(config_dir),
+                                    "--monitoring-address", "127.0.0.1", "--monitoring-port", str(port),
+                                    "--poll-interval-s", "0.05", *extra)
+        service = Service(process, port)
+        if wait:
+            wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
+        return service
+
+    def pilot(self, *extra: str, name: str = "pilot") -> PilotService:
+        port, xds = free_port(), free_port()
+        process = self.group.python(name, "services.pilot", *self._common(), "--xds-address", "127.0.0.1",
+                                    "--xds-port", str(xds), "--monitoring-address", "127.0.0.1",
+                                    "--monitoring-port", str(port), "--debounce-quiet-s", "0", *extra)
+        service = PilotService(process, port, xds)
+        wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
+        return service
+
+    def proxy(
+        self,
+        pilot: PilotService,
+        *,
+        name: str,
+        node_type: str = "sidecar",
+        namespace: str = "default",
+        labels: dict[str, str] | None = None,
+        bind_address: str = "127.0.0.1",
+        service_account: str = "default",
+        extra: tuple[str, ...] = (),
+        wait_live: bool = True,
+    ) -> Proxy:
+        admin_port, monitoring_port = free_port(), free_port()
+        label_arg = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
+        process = self.group.python(
+            name, "services.agent", "--log-level", "debug", "--log-json",
+            "--pilot-address", pilot.address, "--node-type", node_type, "--pod-name", name,
+            "--namespace", namespace, "--instance-ip", bind_address, "--labels", label_arg,
+            "--service-account", service_account, "--bind-address", bind_address,
+            "--admin-port", str(admin_port), "--stats-port", "0", "--health-port", "0",
+            "--monitoring-port", str(monitoring_port), "--state-dir", str(self.work_dir / name),
+            "--envoy-log-level", "info", "--envoy-concurrency", "1", *extra,
+        )
+        admin = EnvoyAdmin("127.0.0.1", admin_port)
+        if wait_live:
+            wait_until(admin.ready, timeout=30, what=f"envoy of {name} LIVE")
+        node_id = f"{node_type}~{bind_address}~{name}.{namespace}~{namespace}.svc.cluster.local"
+        return Proxy(process, admin, node_id, monitoring_port, bind_address)

@@ -1,0 +1,86 @@
+"""Child processes that are always reaped: each in its own session, so stopping it
+stops whatever it started (an agent's Envoy), with SIGKILL after a grace period."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class Process:
+    def __init__(self, name: str, argv: Sequence[str], *, log_dir: Path, env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_dir / f"{name}.log"
+        merged = dict(os.environ)
+        merged.update(env or {})
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=merged, cwd=cwd, start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, grace_s: float = 5.0) -> int | None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the process group goes, even if the leader exited.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=grace_s)
+        self._log.close()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+
+class ProcessGroup:
+    """Every process a test started; `stop_all` runs on teardown, pass or fail."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[Process] = []
+
+    def start(self, name: str, argv: Sequence[str], **kwargs: object) -> Process:
+        process = Process(name, argv, log_dir=self.log_dir, **kwargs)  # type: ignore[arg-type]
+        self.processes.append(process)
+        return process
+
+    def python(self, name: str, module: str, *args: str, **kwargs: object) -> Process:
+        return self.start(name, [sys.executable, "-m", module, *args], **kwargs)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name} (pid {p.pid}) =====\n{p.log()[-6000:]}" for p in self.processes)
