@@ -5,6 +5,7 @@ Direct use of `nats` stays inside this package (ruff's banned-api enforces it).
 
 from libs.bus._buckets import (
     MESH_CONFIG,
+    MESH_TRUST,
     MESH_WORKLOADS,
     ConfigKey,
     config_key,
@@ -16,6 +17,7 @@ from libs.bus._kv import KvBucket, KvEntry, KvEvent, KvSynced
 
 __all__ = [
     "MESH_CONFIG",
+    "MESH_TRUST",
     "MESH_WORKLOADS",
     "Bus",
     "BusError",

@@ -13,6 +13,12 @@
 `mesh-workloads` — the local mesh's workload registry, written by each agent.
     key:   `<namespace>.<name>` of the workload; value: JSON (see `libs.config.workloads`).
     Entries expire when their agent stops refreshing them.
+
+`mesh-trust` — trust bundles, written only by citadel, watched by every agent.
+    key:   the SPIFFE trust domain, e.g. `cluster.local`.
+    value: PEM, every root certificate the mesh trusts for that domain, concatenated
+           (more than one while a root is being rotated).  Agents serve it to Envoy as
+           the `ROOTCA` secret; citadel rewrites it only when its roots change.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import NamedTuple
 
 MESH_CONFIG = "mesh-config"
 MESH_WORKLOADS = "mesh-workloads"
+MESH_TRUST = "mesh-trust"
 
 # NATS KV keys allow [-/_=.a-zA-Z0-9]; Kubernetes names are a subset of that.
 _KEY_TOKEN = re.compile(r"^[-/_=.a-zA-Z0-9]+$")

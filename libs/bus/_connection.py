@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import nats
@@ -22,8 +24,9 @@ class BusSettings:
     """How to reach NATS."""
 
     url: str = "nats://127.0.0.1:4222"
-    # Seconds to wait for the first connection before giving up.
-    connect_timeout_s: float = 10.0
+    # Seconds to wait for the first connection before giving up; None waits forever
+    # (services: NATS may start after them, and they stay unready meanwhile).
+    connect_timeout_s: float | None = 10.0
     # Seconds between reconnect attempts once connected (reconnects never stop).
     reconnect_wait_s: float = 0.5
 
@@ -53,21 +56,26 @@ class Bus:
             log.info("nats connection closed", client=name)
 
         nc = Client()
+        connecting = nc.connect(
+            servers=[settings.url],
+            name=name,
+            connect_timeout=2,
+            # nats-py annotates this int but sleeps on it: half a second is fine.
+            reconnect_time_wait=settings.reconnect_wait_s,  # type: ignore[arg-type]
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+            closed_cb=closed,
+        )
         try:
-            await nc.connect(
-                servers=[settings.url],
-                name=name,
-                connect_timeout=max(1, int(settings.connect_timeout_s)),
-                reconnect_time_wait=settings.reconnect_wait_s,
-                max_reconnect_attempts=-1,
-                allow_reconnect=True,
-                disconnected_cb=disconnected,
-                reconnected_cb=reconnected,
-                error_cb=error,
-                closed_cb=closed,
-            )
-        except (OSError, nats.errors.Error) as exc:
-            raise BusUnavailable(f"cannot connect to NATS at {settings.url}: {exc!r}") from exc
+            await asyncio.wait_for(connecting, timeout=settings.connect_timeout_s)
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            reason = f"no answer within {settings.connect_timeout_s}s" if isinstance(exc, TimeoutError) else repr(exc)
+            raise BusUnavailable(f"cannot connect to NATS at {settings.url}: {reason}") from exc
         log.info("nats connected", url=settings.url, client=name)
         return cls(nc, nc.jetstream(), name)
 

@@ -9,7 +9,7 @@ they build.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import nats.errors
@@ -116,7 +116,7 @@ class KvBucket:
                     found[event.key] = KvEntry(event.key, event.value, event.revision)
         return found
 
-    async def watch(self, keys: str = ">") -> AsyncIterator[KvEvent | KvSynced]:
+    async def watch(self, keys: str = ">") -> AsyncGenerator[KvEvent | KvSynced, None]:
         """Yield the current entries, then `KvSynced`, then every change, forever."""
         try:
             watcher = await self._kv.watch(keys)
@@ -135,7 +135,5 @@ class KvBucket:
                 else:
                     yield KvEvent(entry.key, entry.value or b"", revision)
         finally:
-            try:
+            with contextlib.suppress(nats.errors.Error, OSError):
                 await watcher.stop()
-            except (nats.errors.Error, OSError):
-                pass

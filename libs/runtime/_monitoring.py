@@ -36,6 +36,8 @@ class MonitoringServer:
         readiness: Readiness,
         registry: CollectorRegistry,
         routers: tuple[APIRouter, ...] = (),
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.readiness = readiness
         self.registry = registry
@@ -46,7 +48,8 @@ class MonitoringServer:
         for router in routers:
             self.app.include_router(router)
         self._config = uvicorn.Config(self.app, host=host, port=port, log_config=None,
-                                      access_log=False, lifespan="off")
+                                      access_log=False, lifespan="off", ssl_certfile=ssl_certfile,
+                                      ssl_keyfile=ssl_keyfile)
         self._server = _Server(self._config)
         self._started = asyncio.Event()
         self.bound_port: int | None = None

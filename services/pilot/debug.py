@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from google.protobuf import json_format
 
 from libs.envoy import short_type
+from services.pilot.networking.generator import generate
 from services.pilot.xds.server import AdsServer
 
 
@@ -64,18 +66,17 @@ def router(server: AdsServer) -> APIRouter:
                 "source": service.source,
                 "ports": [{"name": p.name, "port": p.number, "protocol": p.protocol.value} for p in service.ports],
                 "endpoints": {
-                    str(p.number): [f"{e.address}:{e.port}" for e in push.endpoints.get((service.hostname, p.number), ())]
+                    str(p.number): [f"{e.address}:{e.port}"
+                                    for e in push.endpoints.get((service.hostname, p.number), ())]
                     for p in service.ports
                 },
             })
         return {"version": push.version, "services": services}
 
     @api.get("/config_dump")
-    async def config_dump(proxyID: str) -> Response:  # noqa: N803 - Istio's parameter name
+    async def config_dump(proxyID: str) -> Response:
         for connection in server.connections:
             if connection.proxy.id == proxyID or connection.proxy.id.split("~")[2] == proxyID:
-                from services.pilot.networking.generator import generate
-
                 push = server.cache.push_context
                 if push is None:
                     raise HTTPException(503, "no config loaded yet")
@@ -88,8 +89,6 @@ def router(server: AdsServer) -> APIRouter:
                         for type_url, by_name in config.resources.items()
                     },
                 }
-                import json
-
                 return Response(json.dumps(body, indent=1), media_type="application/json")
         raise HTTPException(404, f"no connected proxy {proxyID}")
 

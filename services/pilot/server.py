@@ -27,9 +27,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 class Pilot:
     """Wires the config watcher, the push debouncer and the ADS server together."""
 
-    def __init__(self, settings: PilotSettings, bus: Bus, registry: CollectorRegistry) -> None:
+    def __init__(self, settings: PilotSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self.bus = bus
         self.metrics = PilotMetrics(registry)
         self.mesh = MeshConfig(
             root_namespace=settings.root_namespace,
@@ -39,7 +38,7 @@ class Pilot:
         self.cache = SnapshotCache()
         self.ads = AdsServer(self.cache, observer=self.metrics)
         self.readiness = Readiness()
-        self.readiness.require("config-synced")
+        self.readiness.require("nats-connected", "config-synced")
         self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s, self.push)
         self.watcher: ConfigWatcher | None = None
 
@@ -57,8 +56,8 @@ class Pilot:
         self.ads.ready = True
         self.readiness.mark("config-synced")
 
-    async def run(self, supervisor: Supervisor) -> None:
-        bucket = await self.bus.kv(MESH_CONFIG)
+    async def run(self, supervisor: Supervisor, bus: Bus) -> None:
+        bucket = await bus.kv(MESH_CONFIG)
         self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self.debouncer.trigger)
         supervisor.start("config-watch", self.watcher.run)
         supervisor.start("debounce", self.debouncer.run)
@@ -68,15 +67,16 @@ async def run(settings: PilotSettings) -> None:
     supervisor = Supervisor("pilot", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
     registry = CollectorRegistry()
-    bus = await Bus.connect(BusSettings(url=settings.nats_url), name="pilot")
+    pilot = Pilot(settings, registry)
+    monitoring = MonitoringServer(
+        host=settings.monitoring_address, port=settings.monitoring_port, readiness=pilot.readiness,
+        registry=registry, routers=(debug.router(pilot.ads),),
+    )
+    supervisor.start("monitoring", monitoring.serve)
+    supervisor.on_stop("monitoring", monitoring.stop)
+    bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="pilot")
+    pilot.readiness.mark("nats-connected")
     try:
-        pilot = Pilot(settings, bus, registry)
-        monitoring = MonitoringServer(
-            host=settings.monitoring_address, port=settings.monitoring_port, readiness=pilot.readiness,
-            registry=registry, routers=(debug.router(pilot.ads),),
-        )
-        supervisor.start("monitoring", monitoring.serve)
-        supervisor.on_stop("monitoring", monitoring.stop)
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -91,7 +91,7 @@ async def run(settings: PilotSettings) -> None:
             await server.stop(grace=1.0)
 
         supervisor.on_stop("grpc", stop_grpc)
-        await pilot.run(supervisor)
+        await pilot.run(supervisor, bus)
         await supervisor.wait()
     finally:
         await bus.close()

@@ -13,8 +13,8 @@ from libs.config import Resource
 from services.pilot.model import serviceentry
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, resolve_host
-from services.pilot.model.services import Endpoint, Service
 from services.pilot.model.serviceentry import WorkloadInstance
+from services.pilot.model.services import Endpoint, Service
 
 
 def make_version(config_revision: int, registry_revision: int) -> str:

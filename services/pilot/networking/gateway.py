@@ -67,7 +67,7 @@ def _host_matches(server_host: str, vs_host: str, vs_namespace: str, gateway_nam
     if namespace and namespace not in ("*", vs_namespace) and not (namespace == "." and
                                                                    vs_namespace == gateway_namespace):
         return None
-    if dns == "*" or dns == vs_host:
+    if dns in ("*", vs_host):
         return vs_host
     if vs_host == "*":
         return dns

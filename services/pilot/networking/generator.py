@@ -32,7 +32,7 @@ class ProxyConfig:
 def _rds_names(listeners: dict[str, Message]) -> set[str]:
     found: set[str] = set()
     for listener in listeners.values():
-        for chain in [*listener.filter_chains, listener.default_filter_chain]:  # type: ignore[attr-defined]
+        for chain in [*listener.filter_chains, listener.default_filter_chain]:
             for network_filter in chain.filters:
                 if network_filter.typed_config.Is(hcm.HttpConnectionManager.DESCRIPTOR):
                     manager = hcm.HttpConnectionManager()
@@ -48,7 +48,7 @@ def check_consistency(config: ProxyConfig) -> None:
     clusters = config.resources[CLUSTER_TYPE]
     endpoints = config.resources[ENDPOINT_TYPE]
     for name, cluster in clusters.items():
-        if cluster.type == cluster_pb2.Cluster.EDS and name not in endpoints:  # type: ignore[attr-defined]
+        if cluster.type == cluster_pb2.Cluster.EDS and name not in endpoints:
             raise InconsistentConfig(f"EDS cluster {name} has no load assignment")
     for name in endpoints:
         if name not in clusters:

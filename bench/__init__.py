@@ -1,0 +1,1 @@
+"""Mizzen's benchmarks: `make bench` runs each `bench/<part>` package's `main()`."""

@@ -1,0 +1,24 @@
+"""`python -m bench [part ...]`: run every benchmark package (or the named ones)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    root = Path(__file__).parent
+    parts = argv or sorted(m.name for m in pkgutil.iter_modules([str(root)]) if m.ispkg)
+    failed = 0
+    for part in parts:
+        module = importlib.import_module(f"bench.{part}.__main__" if (root / part / "__main__.py").exists()
+                                         else f"bench.{part}")
+        print(f"=== bench/{part} ===", flush=True)
+        failed += int(module.main() or 0) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,79 @@
+"""libs.bus against a real nats-server."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from libs.bus import Bus, BusSettings, BusUnavailable, KeyNotFound, KvEvent, KvSynced
+from tests.harness.nats import NatsServer
+from tests.harness.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+async def test_kv_put_get_delete_and_revisions(nats: NatsServer) -> None:
+    bus = await Bus.connect(BusSettings(url=nats.url), name="test")
+    try:
+        kv = await bus.kv("test-bucket")
+        first = await kv.put("VirtualService.default.a", b"one")
+        second = await kv.put("VirtualService.default.b", b"two")
+        assert second > first
+        entry = await kv.get("VirtualService.default.a")
+        assert (entry.value, entry.revision) == (b"one", first)
+        await kv.delete("VirtualService.default.a")
+        with pytest.raises(KeyNotFound):
+            await kv.get("VirtualService.default.a")
+        assert set(await kv.keys()) == {"VirtualService.default.b"}
+        # Compare-and-set, the basis of galley's leader lease.
+        assert await kv.create("lease", b"x") is not None
+        assert await kv.create("lease", b"y") is None
+        current = await kv.get("lease")
+        assert await kv.update("lease", b"z", last_revision=current.revision) is not None
+        assert await kv.update("lease", b"w", last_revision=current.revision) is None
+    finally:
+        await bus.close()
+
+
+async def test_watch_yields_initial_state_then_synced_then_updates(nats: NatsServer) -> None:
+    bus = await Bus.connect(BusSettings(url=nats.url), name="test")
+    try:
+        kv = await bus.kv("watched")
+        r1 = await kv.put("a", b"1")
+        r2 = await kv.put("b", b"2")
+        await kv.delete("b")
+        seen: list[KvEvent | KvSynced] = []
+        async with contextlib.aclosing(kv.watch()) as events:
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, KvSynced):
+                    r3 = await kv.put("c", b"3")
+                    await kv.delete("a")
+                if len(seen) == 5:
+                    break
+        initial = seen[: seen.index(next(e for e in seen if isinstance(e, KvSynced)))]
+        assert KvEvent("a", b"1", r1) in initial
+        assert any(e.key == "b" and e.deleted and e.revision > r2 for e in initial)
+        synced = next(e for e in seen if isinstance(e, KvSynced))
+        assert synced.revision == max(e.revision for e in initial)
+        updates = seen[seen.index(synced) + 1:]
+        assert updates[0] == KvEvent("c", b"3", r3)
+        assert updates[1].key == "a" and updates[1].deleted
+    finally:
+        await bus.close()
+
+
+async def test_watch_of_empty_bucket_is_synced_at_once(nats: NatsServer) -> None:
+    bus = await Bus.connect(BusSettings(url=nats.url), name="test")
+    try:
+        kv = await bus.kv("empty")
+        async with contextlib.aclosing(kv.watch()) as events:
+            assert await anext(events) == KvSynced(0)
+    finally:
+        await bus.close()
+
+
+async def test_unreachable_nats_is_a_clear_error() -> None:
+    with pytest.raises(BusUnavailable, match="cannot connect to NATS"):
+        await Bus.connect(BusSettings(url=f"nats://127.0.0.1:{free_port()}", connect_timeout_s=1), name="test")

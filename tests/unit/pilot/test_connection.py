@@ -1,0 +1,140 @@
+"""The SotW protocol rules of one ADS stream, without a network."""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+from google.rpc import status_pb2
+
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from services.pilot.model.proxy import NodeType, Proxy
+from services.pilot.networking.generator import ProxyConfig
+from services.pilot.xds.connection import Connection
+from services.pilot.xds.snapshot import Snapshot
+
+PROXY = Proxy(id="router~1.1.1.1~gw.ns~ns.svc.cluster.local", type=NodeType.ROUTER, ip="1.1.1.1", pod="gw",
+              namespace="ns", dns_domain="ns.svc.cluster.local")
+
+
+def snapshot(version: str, clusters: list[str], route_to: str, *, endpoints_port: int = 80) -> Snapshot:
+    resources = {
+        CLUSTER_TYPE: {name: cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS) for name in clusters},
+        ENDPOINT_TYPE: {name: endpoint_pb2.ClusterLoadAssignment(cluster_name=name) for name in clusters},
+        LISTENER_TYPE: {"l": listener_pb2.Listener(name="l")},
+        ROUTE_TYPE: {"r": route_pb2.RouteConfiguration(name="r", virtual_hosts=[{"name": route_to, "domains": ["*"]}])},
+    }
+    if endpoints_port != 80:
+        for name in clusters:
+            resources[ENDPOINT_TYPE][name].endpoints.add().lb_endpoints.add().endpoint.address.socket_address.port_value = (
+                endpoints_port)
+    return Snapshot.from_config(ProxyConfig(version, resources, {"r": frozenset({route_to})}, ()))
+
+
+def decode(raw: list[bytes]) -> list[discovery_pb2.DiscoveryResponse]:
+    return [discovery_pb2.DiscoveryResponse.FromString(r) for r in raw]
+
+
+def request(type_url: str, *, nonce: str = "", version: str = "", names: tuple[str, ...] = (),
+            error: str | None = None) -> discovery_pb2.DiscoveryRequest:
+    req = discovery_pb2.DiscoveryRequest(type_url=type_url, response_nonce=nonce, version_info=version,
+                                         resource_names=names)
+    if error is not None:
+        req.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
+    return req
+
+
+def subscribe_all(conn: Connection, snap: Snapshot, clusters: tuple[str, ...]) -> dict[str, discovery_pb2.DiscoveryResponse]:
+    """Envoy's opening sequence, each response ACKed."""
+    last: dict[str, discovery_pb2.DiscoveryResponse] = {}
+    for type_url, names in ((CLUSTER_TYPE, ()), (ENDPOINT_TYPE, clusters), (LISTENER_TYPE, ()), (ROUTE_TYPE, ("r",))):
+        (response,) = decode(conn.handle_request(request(type_url, names=names), snap))
+        last[type_url] = response
+        assert conn.handle_request(request(type_url, nonce=response.nonce, version=response.version_info,
+                                           names=names), snap) == []
+    return last
+
+
+def test_initial_requests_are_answered_with_the_kv_version() -> None:
+    conn = Connection("1", PROXY)
+    snap = snapshot("42", ["a", "b"], "a")
+    responses = subscribe_all(conn, snap, ("a", "b"))
+    assert {t: r.version_info for t, r in responses.items()} == dict.fromkeys(responses, "42")
+    assert len(responses[CLUSTER_TYPE].resources) == 2
+    assert all(w.version_acked == "42" for w in conn.watches.values())
+
+
+def test_push_sends_only_changed_types_in_order() -> None:
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snapshot("1", ["a"], "a"), ("a",))
+    # Only endpoints differ: EDS alone goes out.
+    responses = decode(conn.push(snapshot("2", ["a"], "a", endpoints_port=81)))
+    assert [r.type_url for r in responses] == [ENDPOINT_TYPE]
+    # A new cluster: CDS, then EDS (always after a CDS change), then RDS; LDS is unchanged.
+    responses = decode(conn.push(snapshot("3", ["a", "b"], "b")))
+    assert [r.type_url for r in responses] == [CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE]
+    eds = responses[1]
+    assert len(eds.resources) == 2, "endpoints of the new cluster go out before Envoy asks"
+
+
+def test_nack_is_recorded_and_never_resent() -> None:
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snapshot("1", ["a"], "a"), ("a",))
+    bad = snapshot("2", ["a", "b"], "b")
+    (cds, *_rest) = decode(conn.push(bad))
+    assert conn.handle_request(request(CLUSTER_TYPE, nonce=cds.nonce, version="1", error="bad cluster"), bad) == []
+    watch = conn.watches[CLUSTER_TYPE]
+    assert watch.last_nack is not None and watch.last_nack.message == "bad cluster"
+    assert watch.version_acked == "1"
+    # The same version is not pushed again...
+    assert [r.type_url for r in decode(conn.push(bad))] != [CLUSTER_TYPE]
+    # ...but new config is.
+    assert decode(conn.push(snapshot("3", ["a", "c"], "c")))[0].type_url == CLUSTER_TYPE
+
+
+def test_stale_nonce_is_ignored() -> None:
+    conn = Connection("1", PROXY)
+    first = subscribe_all(conn, snapshot("1", ["a"], "a"), ("a",))
+    snap = snapshot("2", ["a", "b"], "b")
+    conn.push(snap)
+    stale = request(ENDPOINT_TYPE, nonce=first[ENDPOINT_TYPE].nonce, version="1", names=("a", "b", "x"))
+    assert conn.handle_request(stale, snap) == []
+    assert conn.watches[ENDPOINT_TYPE].names == frozenset({"a"})
+
+
+def test_ack_with_new_resource_names_is_answered() -> None:
+    conn = Connection("1", PROXY)
+    snap = snapshot("1", ["a", "b"], "a")
+    responses = subscribe_all(conn, snap, ("a",))
+    eds = responses[ENDPOINT_TYPE]
+    (answer,) = decode(conn.handle_request(request(ENDPOINT_TYPE, nonce=eds.nonce, version="1", names=("a", "b")), snap))
+    assert answer.nonce != eds.nonce
+    assert len(answer.resources) == 2
+
+
+def test_reconnect_is_always_answered() -> None:
+    conn = Connection("2", PROXY)
+    snap = snapshot("7", ["a"], "a")
+    (response,) = decode(conn.handle_request(request(CLUSTER_TYPE, version="7"), snap))
+    assert response.version_info == "7"
+
+
+def test_clusters_used_by_acked_routes_outlive_them_until_new_routes_are_acked() -> None:
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snapshot("1", ["a"], "a"), ("a",))
+    move = snapshot("2", ["b"], "b")
+    responses = decode(conn.push(move))
+    cds = responses[0]
+    names = {cluster_pb2.Cluster.FromString(r.value).name for r in cds.resources}
+    assert names == {"a", "b"}, "cluster a stays while the ACKed route still names it"
+    by_type = {r.type_url: r for r in responses}
+    for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
+        conn.handle_request(request(type_url, nonce=by_type[type_url].nonce, version="2",
+                                    names=("a", "b") if type_url == ENDPOINT_TYPE else ()), move)
+    # The route moving to b is ACKed: now a goes.
+    cleanup = decode(conn.handle_request(request(ROUTE_TYPE, nonce=by_type[ROUTE_TYPE].nonce, version="2",
+                                                 names=("r",)), move))
+    assert [r.type_url for r in cleanup] == [CLUSTER_TYPE]
+    assert {cluster_pb2.Cluster.FromString(r.value).name for r in cleanup[0].resources} == {"b"}

@@ -1,0 +1,1 @@
+"""Developer and operator tools: `mizzenctl`, the protobuf generator."""

@@ -1,0 +1,1 @@
+"""mizzenctl: Mizzen's command line (istioctl's counterpart)."""

@@ -1,0 +1,5 @@
+import sys
+
+from tools.mizzenctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,35 @@
+"""mizzenctl's commands.  Each subcommand lives in its own module; this file only wires them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from libs.runtime import configure_logging
+from tools.mizzenctl import resources, validate
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tools.localmesh.demo import run_demo
+
+    return run_demo(Path(args.state_dir) / "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mizzenctl", description="Mizzen's command line")
+    parser.add_argument("--log-level", default="warning", help="log level of mizzenctl itself")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run the first demo in the foreground (Ctrl-C stops it)")
+    demo.add_argument("--state-dir", default=".mizzen", help="where logs and data go (default .mizzen/)")
+    demo.set_defaults(run=_demo)
+    validate.add_parser(commands)
+    resources.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv if argv is not None else sys.argv[1:])
+    configure_logging(args.log_level, json=False, service="mizzenctl")
+    return int(args.run(args))
