@@ -1,29 +1,37 @@
-"""Galley's run(): sources -> validation -> mesh-config, supervised."""
+"""Galley's run(): sources -> validation -> mesh-config, written only by the lease holder."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from libs.bus import MESH_CONFIG, Bus, BusSettings
+from libs.bus import MESH_CONFIG, Bus, BusSettings, KvBucket
 from libs.config import LoadLimits
 from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor
+from services.galley import api, webhook
+from services.galley.leader import Lease
 from services.galley.publisher import Publisher
 from services.galley.settings import GalleySettings
+from services.galley.sources import Source, merge
+from services.galley.sources.applied import MESH_CONFIG_APPLIED, AppliedSource
 from services.galley.sources.files import FileSource
 
 log = structlog.get_logger(__name__)
 
+GALLEY_LEASE = "galley-lease"
+
 
 class Galley:
-    def __init__(self, settings: GalleySettings, bus: Bus, registry: CollectorRegistry) -> None:
+    def __init__(self, settings: GalleySettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self.bus = bus
         self.readiness = Readiness()
-        self.readiness.require("published")
+        self.readiness.require("nats-connected", "sources-synced")
         self._changed = asyncio.Event()
+        self.sources: list[Source] = []
         self.files: FileSource | None = None
         if settings.config_dir is not None:
             self.files = FileSource(
@@ -33,52 +41,105 @@ class Galley:
                 poll_interval_s=settings.poll_interval_s,
                 on_change=self._changed.set,
             )
+        self.applied: AppliedSource | None = None
+        self.lease: Lease | None = None
         self.resources_gauge = Gauge("galley_resources", "valid resources published", registry=registry)
         self.errors_gauge = Gauge("galley_invalid_files", "config files with errors", registry=registry)
+        self.leader_gauge = Gauge("galley_leader", "1 while this replica holds the write lease", registry=registry)
         self.writes = Counter("galley_kv_writes", "mesh-config puts and deletes", ["op"], registry=registry)
 
-    def desired(self) -> dict[str, object]:
-        return {key: resource for key, (_, resource) in (self.files.resources() if self.files else {}).items()}
-
-    async def publish_loop(self, publisher: Publisher) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            await self._publish(publisher)
-
     async def _publish(self, publisher: Publisher) -> None:
-        desired = self.files.resources() if self.files else {}
+        desired = merge(self.sources)
         written, deleted = await publisher.publish({key: r for key, (_, r) in desired.items()})
         self.writes.labels("put").inc(written)
         self.writes.labels("delete").inc(deleted)
         self.resources_gauge.set(len(desired))
         self.errors_gauge.set(len(self.files.errors) if self.files else 0)
 
-    async def run(self, supervisor: Supervisor) -> None:
-        bucket = await self.bus.kv(MESH_CONFIG)
+    async def publish_loop(self, bucket: KvBucket) -> None:
+        """While leader, make mesh-config equal to the merged sources after every change."""
         publisher = Publisher(bucket)
-        await publisher.load()
+        loaded = False
+        while True:
+            if self.lease is not None and self.lease.leader:
+                if not loaded:
+                    # A new leader learns what the bucket holds and corrects it: no stale
+                    # key survives, nothing is written twice.
+                    await publisher.load()
+                    loaded = True
+                await self._publish(publisher)
+                log.info("mesh-config in sync", revision=publisher.revision)
+            else:
+                loaded = False
+            await self._changed.wait()
+            self._changed.clear()
+
+    async def _elected(self) -> None:
+        self.leader_gauge.set(1)
+        self._changed.set()
+
+    async def _lost(self) -> None:
+        self.leader_gauge.set(0)
+
+    async def run(self, supervisor: Supervisor, bus: Bus) -> None:
+        bucket = await bus.kv(MESH_CONFIG)
+        self.applied = AppliedSource(await bus.kv(MESH_CONFIG_APPLIED), on_change=self._changed.set)
+        # Earlier sources win a key held by several: what an operator applied overrides files.
+        self.sources.append(self.applied)
+        supervisor.start("api-source", self.applied.run, restart=Backoff())
         if self.files is not None:
+            self.sources.append(self.files)
             await asyncio.to_thread(self.files.scan)
             supervisor.start("file-source", self.files.run, restart=Backoff())
-        await self._publish(publisher)
-        self.readiness.mark("published")
-        log.info("initial config published", revision=publisher.revision)
-        supervisor.start("publish", lambda: self.publish_loop(publisher), restart=Backoff())
+        while not all(source.synced for source in self.sources):
+            await self._changed.wait()
+            self._changed.clear()
+        self.readiness.mark("sources-synced")
+        holder = self.settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.lease = Lease(await bus.kv(GALLEY_LEASE), holder, ttl_s=self.settings.lease_ttl_s,
+                           renew_s=self.settings.lease_renew_s)
+        supervisor.start("lease", lambda: self.lease.run(self._elected, self._lost),  # type: ignore[union-attr]
+                         restart=Backoff())
+        supervisor.on_stop("lease", self.lease.release)
+        supervisor.start("publish", lambda: self.publish_loop(bucket), restart=Backoff())
+
+
+def _token(settings: GalleySettings) -> str | None:
+    if settings.api_token_file is None:
+        return None
+    return settings.api_token_file.read_text().strip() or None
 
 
 async def run(settings: GalleySettings) -> None:
     supervisor = Supervisor("galley", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
     registry = CollectorRegistry()
-    bus = await Bus.connect(BusSettings(url=settings.nats_url), name="galley")
+    galley = Galley(settings, registry)
+    monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
+                                  readiness=galley.readiness, registry=registry)
+    supervisor.start("monitoring", monitoring.serve)
+    supervisor.on_stop("monitoring", monitoring.stop)
+    bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="galley")
+    galley.readiness.mark("nats-connected")
     try:
-        galley = Galley(settings, bus, registry)
-        monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
-                                      readiness=galley.readiness, registry=registry)
-        supervisor.start("monitoring", monitoring.serve)
-        supervisor.on_stop("monitoring", monitoring.stop)
-        await galley.run(supervisor)
+        await galley.run(supervisor, bus)
+        assert galley.applied is not None
+        if settings.api_port:
+            server = MonitoringServer(
+                host=settings.api_address, port=settings.api_port, readiness=galley.readiness, registry=registry,
+                routers=(api.router(galley.applied, galley.sources, token=_token(settings),
+                                    default_namespace=settings.default_namespace),),
+            )
+            supervisor.start("api", server.serve)
+            supervisor.on_stop("api", server.stop)
+        if settings.webhook_cert_file is not None:
+            hook = MonitoringServer(
+                host=settings.webhook_address, port=settings.webhook_port, readiness=galley.readiness,
+                registry=registry, routers=(webhook.router(),), ssl_certfile=str(settings.webhook_cert_file),
+                ssl_keyfile=str(settings.webhook_key_file) if settings.webhook_key_file else None,
+            )
+            supervisor.start("webhook", hook.serve)
+            supervisor.on_stop("webhook", hook.stop)
         await supervisor.wait()
     finally:
         await bus.close()

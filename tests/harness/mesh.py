@@ -32,6 +32,15 @@ class Service:
 
 
 @dataclass
+class GalleyService(Service):
+    api_port: int = 0
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+@dataclass
 class PilotService(Service):
     xds_port: int = 0
 
@@ -59,12 +68,14 @@ class Mesh:
     def _common(self) -> list[str]:
         return ["--nats-url", self.nats.url, "--log-level", "debug", "--log-json"]
 
-    def galley(self, config_dir: Path, *extra: str, name: str = "galley", wait: bool = True) -> Service:
-        port = free_port()
-        process = self.group.python(name, "services.galley", *self._common(), "--config-dir", str(config_dir),
+    def galley(self, config_dir: Path | None, *extra: str, name: str = "galley", wait: bool = True) -> GalleyService:
+        port, api_port = free_port(), free_port()
+        source = ["--config-dir", str(config_dir)] if config_dir is not None else []
+        process = self.group.python(name, "services.galley", *self._common(), *source,
                                     "--monitoring-address", "127.0.0.1", "--monitoring-port", str(port),
-                                    "--poll-interval-s", "0.05", *extra)
-        service = Service(process, port)
+                                    "--api-port", str(api_port), "--poll-interval-s", "0.05",
+                                    "--replica-id", name, *extra)
+        service = GalleyService(process, port, api_port)
         if wait:
             wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service

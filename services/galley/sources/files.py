@@ -50,6 +50,12 @@ class FileSource:
         self._on_change = on_change
         self._files: dict[Path, _FileState] = {}
         self.errors: dict[str, list[str]] = {}
+        self.name = "files"
+        self._synced = False
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
 
     def resources(self) -> dict[str, tuple[Origin, Resource]]:
         """Every resource by mesh-config key; on a conflict the first file (by path) wins."""
@@ -101,6 +107,7 @@ class FileSource:
             files[path] = self._load(path, signature, previous)
             changed = True
         self._files = files
+        self._synced = True
         return changed
 
     def _load(self, path: Path, signature: tuple[int, int, int], previous: _FileState | None) -> _FileState:

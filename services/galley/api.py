@@ -1,0 +1,87 @@
+"""Galley's HTTP API for `mizzenctl apply -f`, `delete -f` and `get`.
+
+Bodies are YAML (one or many documents); every document is validated with the same
+rules as every other source.  Valid resources are stored (kubectl's semantics: each
+document on its own), invalid ones are reported with resource, field and reason, and the
+response says what happened to each.  A bearer token guards the API when one is set.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from libs.bus import config_key
+from libs.config import Resource, kind_by_name, parse_text
+from libs.config.report import report
+from services.galley.sources import Source, merge
+from services.galley.sources.applied import AppliedSource
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def _authenticate(token: str | None) -> Any:
+    async def check(authorization: str | None = Header(default=None)) -> None:
+        if not token:
+            return
+        presented = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token (see the galley token file)")
+
+    return check
+
+
+async def _body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
+           default_namespace: str = "default") -> APIRouter:
+    api = APIRouter(prefix="/apis/v1", dependencies=[Depends(_authenticate(token))])
+
+    @api.post("/apply")
+    async def apply(request: Request, namespace: str = default_namespace, dryRun: bool = False) -> JSONResponse:
+        result = parse_text(await _body(request), "request", default_namespace=namespace)
+        summary = report(result)
+        outcomes = []
+        if not dryRun:
+            for _, resource in result.resources:
+                outcomes.append({"resource": resource.ref, "result": await applied.apply(resource)})
+        body = {"applied": outcomes, "errors": summary.errors, "warnings": summary.warnings,
+                "unsupported": summary.unsupported, "valid": summary.valid}
+        return JSONResponse(body, status_code=200 if summary.ok else 422)
+
+    @api.post("/delete")
+    async def delete(request: Request, namespace: str = default_namespace) -> JSONResponse:
+        result = parse_text(await _body(request), "request", default_namespace=namespace)
+        deleted, missing = [], []
+        # Deleting needs only identity: invalid specs still name what to delete.
+        identities = [(r.kind, r.namespace, r.name) for _, r in result.resources]
+        identities += [(i.kind, i.namespace, i.name) for i in result.invalid]
+        for kind, ns, name in identities:
+            key = config_key(kind, ns, name)
+            (deleted if await applied.delete(key) else missing).append(f"{kind} {ns}/{name}")
+        errors = [str(e) for e in result.unreadable]
+        return JSONResponse({"deleted": deleted, "notFound": missing, "errors": errors},
+                            status_code=200 if not errors and not missing else 404 if missing else 422)
+
+    @api.get("/resources")
+    async def get(kind: str, namespace: str | None = None, name: str | None = None) -> JSONResponse:
+        info = kind_by_name(kind)
+        if info is None:
+            raise HTTPException(404, f"unknown kind {kind!r}")
+        found: list[Resource] = [
+            resource for _, resource in merge(sources).values()
+            if resource.kind == info.kind and (namespace is None or resource.namespace == namespace)
+            and (name is None or resource.name == name)
+        ]
+        found.sort(key=lambda r: (r.namespace, r.name))
+        return JSONResponse({"kind": info.kind, "items": [r.to_dict() for r in found]})
+
+    return api

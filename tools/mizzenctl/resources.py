@@ -1,0 +1,135 @@
+"""`mizzenctl apply -f`, `delete -f` and `get KIND`: config through galley's API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import yaml
+
+from tools.mizzenctl.galley_client import GalleyUnreachable, add_connection_flags, request
+from tools.mizzenctl.inputs import InputError, iter_inputs
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def apply(args: argparse.Namespace) -> int:
+    failed = False
+    try:
+        for source, data in iter_inputs(args.filename):
+            response = request(args, "POST", "/apis/v1/apply", content=data,
+                               params={"namespace": args.namespace, "dryRun": str(args.dry_run).lower()},
+                               headers={"content-type": "application/yaml"})
+            if response.status_code not in (200, 422):
+                return _fail(f"{source}: galley answered {response.status_code}: {response.text.strip()}")
+            body = response.json()
+            for outcome in body["applied"]:
+                print(f"{outcome['resource']} {outcome['result']}")
+            if args.dry_run:
+                for resource in body["valid"]:
+                    print(f"{resource} valid (dry run)")
+            for line in body["errors"]:
+                print(line.replace("request", source, 1) if line.startswith("request") else line, file=sys.stderr)
+            for line in body["warnings"]:
+                print(f"warning: {line}", file=sys.stderr)
+            for line in body["unsupported"]:
+                print(f"skipped: {line}", file=sys.stderr)
+            failed |= bool(body["errors"])
+    except (InputError, GalleyUnreachable) as exc:
+        return _fail(str(exc))
+    return 1 if failed else 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    failed = False
+    try:
+        for _source, data in iter_inputs(args.filename):
+            response = request(args, "POST", "/apis/v1/delete", content=data, params={"namespace": args.namespace})
+            if response.status_code not in (200, 404, 422):
+                return _fail(f"galley answered {response.status_code}: {response.text.strip()}")
+            body = response.json()
+            for name in body["deleted"]:
+                print(f"{name} deleted")
+            for name in body["notFound"]:
+                print(f"error: {name} not found", file=sys.stderr)
+            for line in body["errors"]:
+                print(line, file=sys.stderr)
+            failed |= bool(body["notFound"] or body["errors"])
+    except (InputError, GalleyUnreachable) as exc:
+        return _fail(str(exc))
+    return 1 if failed else 0
+
+
+def _summary(item: dict[str, Any]) -> str:
+    spec = item.get("spec", {})
+    for field in ("hosts", "host", "servers"):
+        if field in spec:
+            value = spec[field]
+            if field == "servers":
+                return ",".join(str(s.get("port", {}).get("number")) for s in value)
+            return ",".join(value) if isinstance(value, list) else str(value)
+    return ""
+
+
+# The shortNames of Istio's CRDs, as kubectl knows them.
+SHORT_NAMES = {
+    "vs": "VirtualService", "dr": "DestinationRule", "gw": "Gateway", "se": "ServiceEntry",
+    "we": "WorkloadEntry", "wg": "WorkloadGroup", "pa": "PeerAuthentication", "ap": "AuthorizationPolicy",
+    "ra": "RequestAuthentication",
+}
+
+
+def get(args: argparse.Namespace) -> int:
+    params = {"kind": SHORT_NAMES.get(args.kind.lower(), args.kind)}
+    if not args.all_namespaces:
+        params["namespace"] = args.namespace
+    if args.name:
+        params["name"] = args.name
+    try:
+        response = request(args, "GET", "/apis/v1/resources", params=params)
+    except GalleyUnreachable as exc:
+        return _fail(str(exc))
+    if response.status_code != 200:
+        return _fail(response.json().get("detail", response.text))
+    body = response.json()
+    items = body["items"]
+    if args.output == "yaml":
+        documents = items if args.name else [{"apiVersion": "v1", "kind": "List", "items": items}]
+        print(yaml.safe_dump_all(documents, sort_keys=False), end="")
+        return 0
+    if args.output == "json":
+        print(json.dumps(items if not args.name else items[0] if items else {}, indent=2))
+        return 0
+    if not items:
+        print(f"No {body['kind']} resources found.", file=sys.stderr)
+        return 0 if not args.name else 1
+    rows = [("NAMESPACE", "NAME", "HOSTS/PORTS")] + [
+        (i["metadata"]["namespace"], i["metadata"]["name"], _summary(i)) for i in items]
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    for row in rows:
+        print("   ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    for name, func, verb in (("apply", apply, "create or update"), ("delete", delete, "delete")):
+        parser = commands.add_parser(name, help=f"{verb} config from files through galley")
+        parser.add_argument("-f", "--filename", action="append", required=True, help="file, directory or -")
+        parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
+        if name == "apply":
+            parser.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
+        add_connection_flags(parser)
+        parser.set_defaults(run=func)
+    parser = commands.add_parser("get", help="list config of one kind (e.g. virtualservices)")
+    parser.add_argument("kind")
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument("-A", "--all-namespaces", action="store_true")
+    parser.add_argument("-o", "--output", choices=("table", "yaml", "json"), default="table")
+    add_connection_flags(parser)
+    parser.set_defaults(run=get)
