@@ -60,7 +60,8 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
     @api.post("/delete")
     async def delete(request: Request, namespace: str = default_namespace) -> JSONResponse:
         result = parse_text(await _body(request), "request", default_namespace=namespace)
-        deleted, missing = [], []
+        deleted: list[str] = []
+        missing: list[str] = []
         # Deleting needs only identity: invalid specs still name what to delete.
         identities = [(r.kind, r.namespace, r.name) for _, r in result.resources]
         identities += [(i.kind, i.namespace, i.name) for i in result.invalid]

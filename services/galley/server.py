@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Mapping
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings, KvBucket
 from libs.config import LoadLimits
+from libs.kube import KubeClient, WatchSettings
 from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor
 from services.galley import api, webhook
 from services.galley.leader import Lease
@@ -19,6 +21,7 @@ from services.galley.settings import GalleySettings
 from services.galley.sources import Source, merge
 from services.galley.sources.applied import MESH_CONFIG_APPLIED, AppliedSource
 from services.galley.sources.files import FileSource
+from services.galley.sources.kubernetes import KubernetesSource
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +29,8 @@ GALLEY_LEASE = "galley-lease"
 
 
 class Galley:
-    def __init__(self, settings: GalleySettings, registry: CollectorRegistry) -> None:
+    def __init__(self, settings: GalleySettings, registry: CollectorRegistry,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.readiness = Readiness()
         self.readiness.require("nats-connected", "sources-synced")
@@ -41,6 +45,16 @@ class Galley:
                 poll_interval_s=settings.poll_interval_s,
                 on_change=self._changed.set,
             )
+        self.kube: KubeClient | None = None
+        self.kubernetes: KubernetesSource | None = None
+        if settings.kubeconfig is not None or settings.kube_in_cluster:
+            self.kube = KubeClient.connect(settings.kubeconfig, environ=environ or {}, context=settings.kube_context,
+                                           request_timeout_s=settings.kube_request_timeout_s)
+            self.kubernetes = KubernetesSource(
+                self.kube, namespaces=settings.watch_namespaces,
+                settings=WatchSettings(watch_timeout_s=settings.kube_watch_timeout_s),
+                rediscover_interval_s=settings.kube_rediscover_interval_s, on_change=self._changed.set,
+            )
         self.applied: AppliedSource | None = None
         self.lease: Lease | None = None
         self.resources_gauge = Gauge("galley_resources", "valid resources published", registry=registry)
@@ -54,7 +68,8 @@ class Galley:
         self.writes.labels("put").inc(written)
         self.writes.labels("delete").inc(deleted)
         self.resources_gauge.set(len(desired))
-        self.errors_gauge.set(len(self.files.errors) if self.files else 0)
+        self.errors_gauge.set((len(self.files.errors) if self.files else 0)
+                              + (len(self.kubernetes.errors) if self.kubernetes else 0))
 
     async def publish_loop(self, bucket: KvBucket) -> None:
         """While leader, make mesh-config equal to the merged sources after every change."""
@@ -87,6 +102,9 @@ class Galley:
         # Earlier sources win a key held by several: what an operator applied overrides files.
         self.sources.append(self.applied)
         supervisor.start("api-source", self.applied.run, restart=Backoff())
+        if self.kubernetes is not None:
+            self.sources.append(self.kubernetes)
+            supervisor.start("kubernetes-source", self.kubernetes.run, restart=Backoff())
         if self.files is not None:
             self.sources.append(self.files)
             await asyncio.to_thread(self.files.scan)
@@ -110,11 +128,11 @@ def _token(settings: GalleySettings) -> str | None:
     return settings.api_token_file.read_text().strip() or None
 
 
-async def run(settings: GalleySettings) -> None:
+async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None) -> None:
     supervisor = Supervisor("galley", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
     registry = CollectorRegistry()
-    galley = Galley(settings, registry)
+    galley = Galley(settings, registry, os.environ if environ is None else environ)
     monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
                                   readiness=galley.readiness, registry=registry)
     supervisor.start("monitoring", monitoring.serve)
@@ -143,3 +161,5 @@ async def run(settings: GalleySettings) -> None:
         await supervisor.wait()
     finally:
         await bus.close()
+        if galley.kube is not None:
+            galley.kube.close()
