@@ -103,6 +103,14 @@ class KvBucket:
         except (nats.errors.Error, OSError) as exc:
             raise BusError(f"{self.name}: listing keys failed: {exc!r}") from exc
 
+    async def last_revision(self) -> int:
+        """The revision of the bucket's latest write or delete (0 when empty)."""
+        try:
+            status = await self._kv.status()
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: status failed: {exc!r}") from exc
+        return int(status.stream_info.state.last_seq or 0)
+
     async def entries(self) -> dict[str, KvEntry]:
         """Every live entry, read through one watch (consistent with `watch()`)."""
         found: dict[str, KvEntry] = {}

@@ -16,7 +16,9 @@ from services.pilot.xds.server import AdsServer
 def _watch_state(server: AdsServer) -> list[dict[str, Any]]:
     rows = []
     for connection in server.connections:
-        row: dict[str, Any] = {"proxy": connection.proxy.id, "connection": connection.id, "types": {}}
+        # `version`: the newest push this stream has processed (sent, or found unchanged).
+        row: dict[str, Any] = {"proxy": connection.proxy.id, "connection": connection.id,
+                               "version": connection.snapshot_version, "types": {}}
         for type_url, watch in connection.watches.items():
             if not watch.subscribed:
                 continue

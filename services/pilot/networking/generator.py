@@ -28,6 +28,15 @@ class ProxyConfig:
     references: dict[str, frozenset[str]]
     warnings: tuple[str, ...]
 
+    @property
+    def eds_clusters(self) -> frozenset[str]:
+        return frozenset(self.resources[ENDPOINT_TYPE])
+
+    @property
+    def route_names(self) -> frozenset[str]:
+        """RDS names the listeners subscribe to."""
+        return frozenset(_rds_names(self.resources[LISTENER_TYPE]))
+
 
 def _rds_names(listeners: dict[str, Message]) -> set[str]:
     found: set[str] = set()

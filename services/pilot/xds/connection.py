@@ -83,6 +83,8 @@ class Connection:
     # -- requests -------------------------------------------------------------------
 
     def handle_request(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> list[bytes]:
+        if snapshot is not None and not request.response_nonce:
+            self.snapshot_version = snapshot.version
         watch = self.watches.get(request.type_url)
         if watch is None:
             self._log.warning("request for an unsupported type", type_url=request.type_url)
@@ -101,7 +103,9 @@ class Connection:
             out: list[bytes] = []
             if names != watch.names and watch.type_url not in WILDCARD_TYPES:
                 watch.names = names
-                if snapshot is not None:
+                already_sent = names is not None and names <= watch.sent.keys() and \
+                    snapshot is not None and watch.version_sent == snapshot.version
+                if snapshot is not None and not already_sent:
                     out.extend(self._send(watch, snapshot, trigger="subscription", force=True))
             if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE) and snapshot is not None:
                 out.extend(self._release_unused_clusters(snapshot))
@@ -143,15 +147,20 @@ class Connection:
 
     def push(self, snapshot: Snapshot, trigger: str = "config") -> list[bytes]:
         out: list[bytes] = []
-        clusters_changed = False
+        sent_types: set[str] = set()
         for type_url in PUSH_ORDER:
             watch = self.watches[type_url]
             if not watch.subscribed:
                 continue
-            force = type_url == ENDPOINT_TYPE and clusters_changed
-            sent = self._send(watch, snapshot, trigger=trigger, force=force)
-            if type_url == CLUSTER_TYPE and sent:
-                clusters_changed = True
+            # After new clusters or listeners, send what Envoy is about to subscribe to,
+            # before it asks; and always EDS after CDS: a warming cluster needs its
+            # endpoints even when they did not change (Envoy #13009).
+            after_parent = (type_url == ENDPOINT_TYPE and CLUSTER_TYPE in sent_types) or (
+                type_url == ROUTE_TYPE and LISTENER_TYPE in sent_types)
+            sent = self._send(watch, snapshot, trigger=trigger, force=type_url == ENDPOINT_TYPE and after_parent,
+                              after_parent=after_parent)
+            if sent:
+                sent_types.add(type_url)
             out.extend(sent)
         self.snapshot_version = snapshot.version
         return out
@@ -166,24 +175,23 @@ class Connection:
         previous = self.watches[CLUSTER_TYPE].sent
         return {name: previous[name] for name in still_used - desired.keys() if name in previous}
 
-    def _select(self, watch: Watch, snapshot: Snapshot) -> list[EncodedResource]:
-        selected = snapshot.select(watch.type_url, watch.names)
+    def _targets(self, watch: Watch, snapshot: Snapshot, after_parent: bool) -> frozenset[str] | None:
+        if watch.type_url in WILDCARD_TYPES or not after_parent:
+            return watch.names
+        return snapshot.eds_clusters if watch.type_url == ENDPOINT_TYPE else snapshot.route_names
+
+    def _send(self, watch: Watch, snapshot: Snapshot, *, trigger: str, force: bool,
+              after_parent: bool = False) -> list[bytes]:
+        targets = self._targets(watch, snapshot, after_parent)
+        if targets is not None and not targets:
+            # Nothing of this type is (or is about to be) watched: Envoy ignores, and never
+            # ACKs, a response of a type it does not watch.
+            return []
+        selected = snapshot.select(watch.type_url, targets)
         if watch.type_url == CLUSTER_TYPE:
             kept = self._kept_clusters(snapshot)
             if kept:
                 selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
-        if watch.type_url == ENDPOINT_TYPE and watch.names is not None:
-            # Endpoints for clusters just sent, before Envoy asks: a warming cluster
-            # must get its EDS even when its endpoints did not change (Envoy #13009).
-            clusters = self.watches[CLUSTER_TYPE].sent
-            extra = [r for name, r in snapshot.resources.get(ENDPOINT_TYPE, {}).items()
-                     if name in clusters and name not in watch.names]
-            if extra:
-                selected = sorted([*selected, *extra], key=lambda r: r.name)
-        return selected
-
-    def _send(self, watch: Watch, snapshot: Snapshot, *, trigger: str, force: bool) -> list[bytes]:
-        selected = self._select(watch, snapshot)
         digest = content_digest(selected)
         if not force and digest == watch.digest_sent:
             return []

@@ -39,6 +39,9 @@ class Snapshot:
     resources: dict[str, dict[str, EncodedResource]]
     references: dict[str, frozenset[str]]
     warnings: tuple[str, ...]
+    # What Envoy will subscribe to once it has applied this snapshot's CDS and LDS.
+    eds_clusters: frozenset[str] = frozenset()
+    route_names: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: ProxyConfig) -> Snapshot:
@@ -50,6 +53,8 @@ class Snapshot:
             },
             references=config.references,
             warnings=config.warnings,
+            eds_clusters=config.eds_clusters,
+            route_names=config.route_names,
         )
 
     def select(self, type_url: str, names: frozenset[str] | None) -> list[EncodedResource]:

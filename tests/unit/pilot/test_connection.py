@@ -24,12 +24,13 @@ def snapshot(version: str, clusters: list[str], route_to: str, *, endpoints_port
         CLUSTER_TYPE: {name: cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS) for name in clusters},
         ENDPOINT_TYPE: {name: endpoint_pb2.ClusterLoadAssignment(cluster_name=name) for name in clusters},
         LISTENER_TYPE: {"l": listener_pb2.Listener(name="l")},
-        ROUTE_TYPE: {"r": route_pb2.RouteConfiguration(name="r", virtual_hosts=[{"name": route_to, "domains": ["*"]}])},
+        ROUTE_TYPE: {"r": route_pb2.RouteConfiguration(
+            name="r", virtual_hosts=[{"name": route_to, "domains": ["*"]}])},
     }
     if endpoints_port != 80:
         for name in clusters:
-            resources[ENDPOINT_TYPE][name].endpoints.add().lb_endpoints.add().endpoint.address.socket_address.port_value = (
-                endpoints_port)
+            endpoint = resources[ENDPOINT_TYPE][name].endpoints.add().lb_endpoints.add().endpoint
+            endpoint.address.socket_address.port_value = endpoints_port
     return Snapshot.from_config(ProxyConfig(version, resources, {"r": frozenset({route_to})}, ()))
 
 
@@ -46,7 +47,8 @@ def request(type_url: str, *, nonce: str = "", version: str = "", names: tuple[s
     return req
 
 
-def subscribe_all(conn: Connection, snap: Snapshot, clusters: tuple[str, ...]) -> dict[str, discovery_pb2.DiscoveryResponse]:
+def subscribe_all(conn: Connection, snap: Snapshot,
+                  clusters: tuple[str, ...]) -> dict[str, discovery_pb2.DiscoveryResponse]:
     """Envoy's opening sequence, each response ACKed."""
     last: dict[str, discovery_pb2.DiscoveryResponse] = {}
     for type_url, names in ((CLUSTER_TYPE, ()), (ENDPOINT_TYPE, clusters), (LISTENER_TYPE, ()), (ROUTE_TYPE, ("r",))):
@@ -109,7 +111,8 @@ def test_ack_with_new_resource_names_is_answered() -> None:
     snap = snapshot("1", ["a", "b"], "a")
     responses = subscribe_all(conn, snap, ("a",))
     eds = responses[ENDPOINT_TYPE]
-    (answer,) = decode(conn.handle_request(request(ENDPOINT_TYPE, nonce=eds.nonce, version="1", names=("a", "b")), snap))
+    ack = request(ENDPOINT_TYPE, nonce=eds.nonce, version="1", names=("a", "b"))
+    (answer,) = decode(conn.handle_request(ack, snap))
     assert answer.nonce != eds.nonce
     assert len(answer.resources) == 2
 
@@ -138,3 +141,12 @@ def test_clusters_used_by_acked_routes_outlive_them_until_new_routes_are_acked()
                                                  names=("r",)), move))
     assert [r.type_url for r in cleanup] == [CLUSTER_TYPE]
     assert {cluster_pb2.Cluster.FromString(r.value).name for r in cleanup[0].resources} == {"b"}
+
+
+def test_unsubscribing_every_name_is_not_answered() -> None:
+    conn = Connection("1", PROXY)
+    snap = snapshot("1", ["a"], "a")
+    responses = subscribe_all(conn, snap, ("a",))
+    eds = responses[ENDPOINT_TYPE]
+    assert conn.handle_request(request(ENDPOINT_TYPE, nonce=eds.nonce, version="1", names=()), snap) == []
+    assert not conn.watches[ENDPOINT_TYPE].awaiting_ack

@@ -12,14 +12,20 @@ async def _run_with(debouncer: Debouncer) -> asyncio.Task[None]:
 
 async def test_burst_of_changes_fires_once_after_quiet() -> None:
     fired: list[float] = []
+    first = asyncio.Event()
     loop = asyncio.get_running_loop()
-    debouncer = Debouncer(0.05, 10, lambda: fired.append(loop.time()))
+
+    def fire() -> None:
+        fired.append(loop.time())
+        first.set()
+
+    debouncer = Debouncer(0.05, 10, fire)
     task = await _run_with(debouncer)
     for _ in range(5):
         debouncer.trigger()
         await asyncio.sleep(0.01)
-    while not fired:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(first.wait(), timeout=5)
+    # Longer than the quiet period: a second push would have fired by now.
     await asyncio.sleep(0.1)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,84 @@
+"""A running control plane for translation tests: galley watching a directory, pilot,
+and helpers to change config and wait until every proxy has ACKed it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.config import parse_text
+from tests.harness.kv import config_entries, config_revision
+from tests.harness.mesh import GalleyService, Mesh, PilotService, Proxy
+from tests.harness.waiting import NotReady, wait_until
+
+
+@dataclass
+class ConfigEnv:
+    mesh: Mesh
+    config_dir: Path
+    galley: GalleyService
+    pilot: PilotService
+    proxies: list[Proxy] = field(default_factory=list)
+    _written: set[Path] = field(default_factory=set)
+
+    def apply(self, name: str, text: str) -> None:
+        """Write `name`.yaml and wait until galley published it and every proxy ACKed it."""
+        path = self.config_dir / f"{name}.yaml"
+        path.write_text(text)
+        self._written.add(path)
+        expected = {r.key: json.loads(r.to_json()) for _, r in parse_text(text, name).resources}
+        wait_until(lambda: self._published(expected), timeout=15, what=f"galley to publish {name}")
+        self.sync()
+
+    def remove(self, name: str) -> None:
+        path = self.config_dir / f"{name}.yaml"
+        keys = {r.key for _, r in parse_text(path.read_bytes(), name).resources}
+        path.unlink()
+        self._written.discard(path)
+        wait_until(lambda: not keys & config_entries(self.mesh.nats.url).keys(), timeout=15,
+                   what=f"galley to delete {name}")
+        self.sync()
+
+    def clear(self) -> None:
+        for path in list(self._written):
+            self.remove(path.stem)
+
+    def _published(self, expected: dict[str, object]) -> bool:
+        entries = config_entries(self.mesh.nats.url)
+        return all(key in entries and json.loads(entries[key][0]) == body for key, body in expected.items())
+
+    def sync(self, timeout: float = 20) -> str:
+        """Wait until pilot serves the latest KV revision and every proxy ACKed it."""
+        revision = config_revision(self.mesh.nats.url)
+        last: dict[str, object] = {}
+
+        def converged() -> str | None:
+            state = self.pilot.get("/debug/syncz").json()
+            last["state"] = state
+            version = state["version"] or ""
+            if int(version.split(".")[0] or 0) < revision:
+                return None
+            connected = {p["proxy"]: p for p in state["proxies"]}
+            for proxy in self.proxies:
+                entry = connected.get(proxy.node_id)
+                if entry is None or entry["version"] != version:
+                    return None
+                if any(watch["awaiting_ack"] for watch in entry["types"].values()):
+                    return None
+            return str(version)
+
+        try:
+            return wait_until(converged, timeout=timeout, what=f"proxies to ACK revision {revision}")
+        except NotReady as exc:
+            raise NotReady(f"{exc}; pilot's last /debug/syncz: {last.get('state')}") from None
+
+    def nacks(self) -> list[str]:
+        state = self.pilot.get("/debug/syncz").json()
+        return [f"{p['proxy']} {t}: {w['last_nack']['error']}" for p in state["proxies"]
+                for t, w in p["types"].items() if w["last_nack"]]
+
+    def add_proxy(self, proxy: Proxy) -> Proxy:
+        self.proxies.append(proxy)
+        self.sync()
+        return proxy
