@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
 
 _SIMPLE_LB = {
     "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
@@ -48,3 +49,15 @@ def apply_traffic_policy(cluster: cluster_pb2.Cluster, policy: dict[str, Any]) -
             cluster.ClearField("eds_cluster_config")
         else:
             cluster.lb_policy = _SIMPLE_LB[balancer["simple"]]
+
+
+def hash_policies(policy: dict[str, Any]) -> list[rc.RouteAction.HashPolicy]:
+    """Route-side half of consistent hashing: what the route hashes on (the cluster side
+    picks RING_HASH or MAGLEV).  Istio puts these on every route to the destination."""
+    consistent = policy.get("loadBalancer", {}).get("consistentHash")
+    if not consistent:
+        return []
+    if "httpHeaderName" in consistent:
+        return [rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(
+            header_name=consistent["httpHeaderName"]))]
+    return []

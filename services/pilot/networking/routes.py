@@ -13,7 +13,7 @@ from libs.envoy import duration, pack
 from services.pilot.model.mesh import resolve_host
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
-from services.pilot.networking import names, route_actions
+from services.pilot.networking import cluster_policy, names, route_actions
 from services.pilot.networking.route_match import route_match
 
 MESH_GATEWAY = "mesh"
@@ -53,6 +53,20 @@ def _match_applies(match: dict[str, Any] | None, vs: Resource, ctx: RouteContext
     if match.get("sourceLabels") and not ctx.proxy.matches(match["sourceLabels"]):
         return False
     return not (match.get("sourceNamespace") and match["sourceNamespace"] != ctx.proxy.namespace)
+
+
+def destination_policy(cluster: str, ctx: RouteContext) -> dict[str, Any]:
+    """The DestinationRule traffic policy in force for an `outbound|port|subset|host` cluster."""
+    parsed = names.parse_outbound_cluster(cluster)
+    if parsed is None:
+        return {}
+    port, subset, host = parsed
+    rule = ctx.push.destination_rule(host)
+    if rule is None:
+        return {}
+    subset_policy = next((s.get("trafficPolicy") for s in rule.spec.get("subsets", []) if s.get("name") == subset),
+                         None)
+    return cluster_policy.merged_policy(rule.spec, subset_policy, port)
 
 
 def destination_cluster(destination: dict[str, Any], vs: Resource, ctx: RouteContext) -> tuple[str | None, str]:
@@ -111,6 +125,8 @@ def _route_action(route: rc.Route, http: dict[str, Any], vs: Resource, path: str
     else:
         action.weighted_clusters.clusters.extend(w for w in weighted if w.weight.value > 0 or len(weighted) == 1)
     ctx.clusters.update(w.name for w in weighted)
+    # Envoy hashes per route; Istio uses the first destination's consistent-hash policy.
+    action.hash_policy.extend(cluster_policy.hash_policies(destination_policy(weighted[0].name, ctx)))
     # Istio disables Envoy's 15 s default route timeout unless the rule sets one.
     action.timeout.CopyFrom(duration(to_seconds(http["timeout"]) if "timeout" in http else 0))
     policy = route_actions.retry_policy(http.get("retries"))
