@@ -1,4 +1,8 @@
-"""The kinds Mizzen serves, the API versions Istio serves them in, and their schemas."""
+"""The kinds Mizzen serves, the API versions Istio serves them in, and their schemas.
+
+Every other kind (EnvoyFilter, WasmPlugin, Telemetry, ProxyConfig, Kubernetes kinds, ...)
+is reported as an unsupported kind by `parse_resource`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs.config.schema import Message
+from libs.config.schema import Message, traffic, workloads
 from libs.config.schema import networking as net
-from libs.config.validation import Checker
-from libs.config.validation import destination_rule, gateway, service_entry, virtual_service
+from libs.config.schema import security as sec
+from libs.config.validation import (
+    Checker,
+    authorization_policy,
+    destination_rule,
+    gateway,
+    peer_authentication,
+    request_authentication,
+    service_entry,
+    sidecar,
+    virtual_service,
+    workload,
+)
 
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
-ISTIO_VERSIONS = ("v1alpha3", "v1beta1", "v1")
+# Istio serves every networking kind it registers in all three versions (the CRDs share one
+# schema), and the security kinds in v1beta1 and v1.
+NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
+SECURITY_VERSIONS = ("v1beta1", "v1")
+# Kept for callers written before the security kinds existed.
+ISTIO_VERSIONS = NETWORKING_VERSIONS
 
 Validator = Callable[[dict[str, Any], Checker], None]
 
@@ -26,14 +46,12 @@ class KindInfo:
     versions: tuple[str, ...]
     schema: Message
     validate: Validator
+    # kubectl's short names (`kubectl get vs`), which mizzenctl accepts too.
+    short_names: tuple[str, ...] = ()
 
     @property
     def api_versions(self) -> tuple[str, ...]:
         return tuple(f"{self.group}/{version}" for version in self.versions)
-
-
-def _no_rules(spec: dict[str, Any], check: Checker) -> None:
-    """Kinds whose only rules are their schema's."""
 
 
 _KINDS: dict[str, KindInfo] = {}
@@ -43,13 +61,27 @@ def register(info: KindInfo) -> None:
     _KINDS[info.kind] = info
 
 
-register(KindInfo(NETWORKING, "VirtualService", "virtualservices", ISTIO_VERSIONS,
-                  net.VIRTUAL_SERVICE, virtual_service.validate))
-register(KindInfo(NETWORKING, "DestinationRule", "destinationrules", ISTIO_VERSIONS,
-                  net.DESTINATION_RULE, destination_rule.validate))
-register(KindInfo(NETWORKING, "Gateway", "gateways", ISTIO_VERSIONS, net.GATEWAY, gateway.validate))
-register(KindInfo(NETWORKING, "ServiceEntry", "serviceentries", ISTIO_VERSIONS,
-                  net.SERVICE_ENTRY, service_entry.validate))
+for _info in (
+    KindInfo(NETWORKING, "VirtualService", "virtualservices", NETWORKING_VERSIONS, net.VIRTUAL_SERVICE,
+             virtual_service.validate, ("vs",)),
+    KindInfo(NETWORKING, "DestinationRule", "destinationrules", NETWORKING_VERSIONS, traffic.DESTINATION_RULE,
+             destination_rule.validate, ("dr",)),
+    KindInfo(NETWORKING, "Gateway", "gateways", NETWORKING_VERSIONS, net.GATEWAY, gateway.validate, ("gw",)),
+    KindInfo(NETWORKING, "ServiceEntry", "serviceentries", NETWORKING_VERSIONS, workloads.SERVICE_ENTRY,
+             service_entry.validate, ("se",)),
+    KindInfo(NETWORKING, "Sidecar", "sidecars", NETWORKING_VERSIONS, workloads.SIDECAR, sidecar.validate),
+    KindInfo(NETWORKING, "WorkloadEntry", "workloadentries", NETWORKING_VERSIONS, workloads.WORKLOAD_ENTRY,
+             workload.validate_workload_entry, ("we",)),
+    KindInfo(NETWORKING, "WorkloadGroup", "workloadgroups", NETWORKING_VERSIONS, workloads.WORKLOAD_GROUP,
+             workload.validate_workload_group, ("wg",)),
+    KindInfo(SECURITY, "AuthorizationPolicy", "authorizationpolicies", SECURITY_VERSIONS,
+             sec.AUTHORIZATION_POLICY, authorization_policy.validate, ("ap",)),
+    KindInfo(SECURITY, "PeerAuthentication", "peerauthentications", SECURITY_VERSIONS, sec.PEER_AUTHENTICATION,
+             peer_authentication.validate, ("pa",)),
+    KindInfo(SECURITY, "RequestAuthentication", "requestauthentications", SECURITY_VERSIONS,
+             sec.REQUEST_AUTHENTICATION, request_authentication.validate, ("ra",)),
+):
+    register(_info)
 
 
 def lookup(api_version: str, kind: str) -> KindInfo | None:
@@ -65,9 +97,9 @@ def supported_kinds() -> list[KindInfo]:
 
 
 def kind_by_name(name: str) -> KindInfo | None:
-    """Find a kind by its name, plural or singular lower-case form (for `mizzenctl get`)."""
+    """Find a kind by its name, plural, singular lower-case form or short name (for `mizzenctl get`)."""
     lowered = name.lower()
     for info in _KINDS.values():
-        if lowered in (info.kind.lower(), info.plural, info.plural.rstrip("s")):
+        if lowered in (info.kind.lower(), info.plural, *info.short_names):
             return info
     return None

@@ -12,7 +12,7 @@ from libs.config._loader import DEFAULT_LIMITS, LoadLimits, load_documents
 from libs.config._resource import Resource
 from libs.config.schema import normalise
 from libs.config.validation import Checker
-from libs.config.validation.common import DNS1123_LABEL, DNS1123_SUBDOMAIN, labels
+from libs.config.validation.labels import K8S_DNS1123_LABEL, K8S_DNS1123_SUBDOMAIN, kubernetes_labels
 
 _TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
 # Metadata that kubectl and the API server add; accepted and dropped.
@@ -28,8 +28,9 @@ def _identity(body: dict[str, Any], default_namespace: str) -> tuple[str, str, s
     metadata = body.get("metadata")
     name = namespace = ""
     if isinstance(metadata, dict):
-        name = metadata.get("name") if isinstance(metadata.get("name"), str) else ""
-        namespace = metadata.get("namespace") if isinstance(metadata.get("namespace"), str) else ""
+        found_name, found_namespace = metadata.get("name"), metadata.get("namespace")
+        name = found_name if isinstance(found_name, str) else ""
+        namespace = found_namespace if isinstance(found_namespace, str) else ""
     return (api_version if isinstance(api_version, str) else "", kind if isinstance(kind, str) else "",
             namespace or default_namespace, name)
 
@@ -51,15 +52,15 @@ def parse_resource(body: Any, origin: Origin, *, default_namespace: str = "defau
     metadata = body.get("metadata")
     resource_labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
-    check = Checker(namespace)
+    check = Checker(namespace, name)
     if not isinstance(metadata, dict):
         problems.append(FieldError("metadata", "metadata with a name is required"))
     else:
         if not name:
             problems.append(FieldError("metadata.name", "a name is required"))
-        elif len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        elif len(name) > 253 or not K8S_DNS1123_SUBDOMAIN.match(name):
             problems.append(FieldError("metadata.name", f"{name!r} is not a DNS-1123 subdomain"))
-        if len(namespace) > 63 or not DNS1123_LABEL.match(namespace):
+        if len(namespace) > 63 or not K8S_DNS1123_LABEL.match(namespace):
             problems.append(FieldError("metadata.namespace", f"{namespace!r} is not a DNS-1123 label"))
         for key in ("labels", "annotations"):
             value = metadata.get(key)
@@ -71,10 +72,11 @@ def parse_resource(body: Any, origin: Origin, *, default_namespace: str = "defau
                 problems.append(FieldError(f"metadata.{key}", "must be a map of strings to strings"))
                 continue
             if key == "labels":
-                labels(check, "metadata.labels", value)
+                kubernetes_labels(check, "metadata.labels", value)
                 resource_labels = dict(value)
             else:
                 annotations = dict(value)
+                check.annotations = annotations
         for key in metadata:
             if key not in ("name", "namespace", "labels", "annotations") and key not in _SERVER_METADATA:
                 problems.append(FieldError(f"metadata.{key}", "unknown metadata field"))

@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.bus import config_key
-
 
 @dataclass(frozen=True, eq=True)
 class Resource:
@@ -32,6 +30,10 @@ class Resource:
 
     @property
     def key(self) -> str:
+        # Imported here: libs.bus brings in the NATS client (~0.1s), which offline users of
+        # the config model (mizzenctl validate) never need.
+        from libs.bus import config_key
+
         return config_key(self.kind, self.namespace, self.name)
 
     @property

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from libs.runtime import configure_logging
 from tools.mizzenctl import resources, validate
 
 
@@ -31,5 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv if argv is not None else sys.argv[1:])
-    configure_logging(args.log_level, json=False, service="mizzenctl")
+    if args.command in ("demo", "up"):
+        # Only the long-running commands log; importing the runtime costs a quarter second.
+        from libs.runtime import configure_logging
+
+        configure_logging(args.log_level, json=False, service="mizzenctl")
     return int(args.run(args))

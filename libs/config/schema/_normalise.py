@@ -52,14 +52,27 @@ def normalise(value: Any, schema: SchemaType, path: str, errors: list[FieldError
             return {}
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                errors.append(FieldError(path, f"map key {key!r} must be a string"))
-                continue
-            out[key] = normalise(item, schema.value, f"{path}[{key}]", errors)
+            name = _map_key(key, schema, path, errors)
+            if name is not None:
+                out[name] = normalise(item, schema.value, f"{path}[{name}]", errors)
         return out
     if isinstance(schema, Enum):
         return _enum(value, schema, path, errors)
     return _scalar(value, schema, path, errors)
+
+
+def _map_key(key: Any, schema: MapOf, path: str, errors: list[FieldError]) -> str | None:
+    if schema.key == "uint32":
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str) or not key.isdigit() or not key.isascii() or int(key) > 2**32 - 1:
+            errors.append(FieldError(path, f"map key {key!r} must be a non-negative integer"))
+            return None
+        return str(int(key))
+    if not isinstance(key, str):
+        errors.append(FieldError(path, f"map key {key!r} must be a string"))
+        return None
+    return key
 
 
 def _message(value: Any, schema: Message, path: str, errors: list[FieldError]) -> dict[str, Any]:

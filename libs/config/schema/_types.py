@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,11 @@ class ListOf:
 
 @dataclass(frozen=True)
 class MapOf:
-    """A map with string keys (protobuf map<string, V>)."""
+    """A protobuf map.  JSON keys are strings; `key="uint32"` marks map<uint32, V>, whose keys
+    YAML users write as bare numbers (`8080:`) and which are normalised to decimal strings."""
 
     value: SchemaType
+    key: str = "string"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Message:
             aliases[json_name] = json_name
             aliases.setdefault(_snake(json_name), json_name)
         object.__setattr__(self, "aliases", aliases)
+        # Refs resolve by name, so two different messages must not share one.
+        if self.name in _REGISTRY and _REGISTRY[self.name] != self:
+            raise ValueError(f"schema message {self.name!r} is defined twice")
         _REGISTRY[self.name] = self
 
 
@@ -84,4 +88,4 @@ def resolve(ref: Ref) -> Message:
         raise KeyError(f"schema message {ref.name!r} is not defined") from None
 
 
-SchemaType = Union[Scalar, Enum, ListOf, MapOf, Message, Ref]
+SchemaType = Scalar | Enum | ListOf | MapOf | Message | Ref

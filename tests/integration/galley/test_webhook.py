@@ -66,13 +66,15 @@ VS = {
 }
 
 
-def test_webhook_denies_with_the_cli_message_and_allows_valid(mesh: Mesh, tmp_path: Path) -> None:
+def test_webhook_denies_with_the_cli_message_and_allows_valid(mesh: Mesh, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
     cert, key = _self_signed(tmp_path)
     port = free_port()
     mesh.galley(None, "--webhook-address", "127.0.0.1", "--webhook-port", str(port),
                 "--webhook-cert-file", str(cert), "--webhook-key-file", str(key))
     url = f"https://127.0.0.1:{port}/validate"
     client = httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), timeout=5)
+    request.addfinalizer(client.close)
     wait_until(lambda: client.post(url, json=_review(VS)).status_code == 200, what="webhook over TLS")
 
     denied = client.post(url, json=_review(VS)).json()["response"]

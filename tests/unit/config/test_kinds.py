@@ -1,0 +1,65 @@
+"""The kind registry: which kinds, in which API versions, and how mizzenctl names them."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.config import kind_by_name, lookup, parse_text, supported_kinds
+from tests.unit.config.cases import document, parse
+
+NETWORKING = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar", "WorkloadEntry",
+              "WorkloadGroup")
+SECURITY = ("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
+
+
+def test_the_supported_kinds() -> None:
+    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY)
+
+
+@pytest.mark.parametrize("kind", NETWORKING)
+@pytest.mark.parametrize("version", ["v1alpha3", "v1beta1", "v1"])
+def test_networking_kinds_in_every_version(kind: str, version: str) -> None:
+    assert lookup(f"networking.istio.io/{version}", kind) is not None
+
+
+@pytest.mark.parametrize("kind", SECURITY)
+def test_security_kinds_are_v1beta1_and_v1_only(kind: str) -> None:
+    assert lookup("security.istio.io/v1beta1", kind) is not None
+    assert lookup("security.istio.io/v1", kind) is not None
+    assert lookup("security.istio.io/v1alpha1", kind) is None
+    assert lookup("networking.istio.io/v1", kind) is None
+
+
+@pytest.mark.parametrize(("api_version", "kind"), [
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+    ("extensions.istio.io/v1alpha1", "WasmPlugin"),
+    ("telemetry.istio.io/v1", "Telemetry"),
+    ("networking.istio.io/v1beta1", "ProxyConfig"),
+    ("v1", "Service"),
+    ("networking.istio.io/v2", "VirtualService"),
+])
+def test_other_kinds_are_unsupported_not_invalid(api_version: str, kind: str) -> None:
+    result = parse("VirtualService", "{hosts: [a]}", api_version=api_version) if kind == "VirtualService" else \
+        parse_text(f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{anything: 1}}\n", "x")
+    assert result.ok and not result.resources
+    assert [(e.api_version, e.kind) for e in result.unsupported] == [(api_version, kind)]
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("vs", "VirtualService"), ("virtualservices", "VirtualService"), ("virtualservice", "VirtualService"),
+    ("dr", "DestinationRule"), ("gw", "Gateway"), ("se", "ServiceEntry"), ("sidecar", "Sidecar"),
+    ("we", "WorkloadEntry"), ("wg", "WorkloadGroup"), ("ap", "AuthorizationPolicy"),
+    ("authorizationpolicies", "AuthorizationPolicy"), ("pa", "PeerAuthentication"), ("ra", "RequestAuthentication"),
+])
+def test_kind_by_name(name: str, kind: str) -> None:
+    info = kind_by_name(name)
+    assert info is not None and info.kind == kind
+
+
+def test_security_resource_round_trip() -> None:
+    text = document("PeerAuthentication", "{selector: {matchLabels: {app: a}}, mtls: {mode: 2}, "
+                                          "portLevelMtls: {8080: {mode: DISABLE}}}")
+    (_, resource), = parse_text(text, "pa.yaml").resources
+    assert resource.spec == {"selector": {"matchLabels": {"app": "a"}}, "mtls": {"mode": "PERMISSIVE"},
+                             "portLevelMtls": {"8080": {"mode": "DISABLE"}}}
+    assert type(resource).from_json(resource.to_json()) == resource
