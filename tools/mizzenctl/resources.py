@@ -116,7 +116,7 @@ def get(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     for name, func, verb in (("apply", apply, "create or update"), ("delete", delete, "delete")):
         parser = commands.add_parser(name, help=f"{verb} config from files through galley")
         parser.add_argument("-f", "--filename", action="append", required=True, help="file, directory or -")

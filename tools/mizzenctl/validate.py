@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if invalid == 0 else 1
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("validate", help="validate Istio config offline (exit 1 on any error)")
     parser.add_argument("-f", "--filename", action="append", required=True, help="file, directory or - (stdin)")
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
