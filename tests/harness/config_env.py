@@ -40,8 +40,12 @@ class ConfigEnv:
                    what=f"galley to delete {name}")
         self.sync()
 
-    def clear(self) -> None:
-        for path in list(self._written):
+    def checkpoint(self) -> frozenset[Path]:
+        """The config files written so far (a fixture's config, kept by `clear`)."""
+        return frozenset(self._written)
+
+    def clear(self, keep: frozenset[Path] = frozenset()) -> None:
+        for path in sorted(self._written - keep):
             self.remove(path.stem)
 
     def _published(self, expected: dict[str, object]) -> bool:

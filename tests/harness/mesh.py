@@ -99,6 +99,8 @@ class Mesh:
         labels: dict[str, str] | None = None,
         bind_address: str = "127.0.0.1",
         service_account: str = "default",
+        interception: str = "REDIRECT",
+        app_ports: dict[int, int] | None = None,
         extra: tuple[str, ...] = (),
         wait_live: bool = True,
     ) -> Proxy:
@@ -109,6 +111,8 @@ class Mesh:
             "--pilot-address", pilot.address, "--node-type", node_type, "--pod-name", name,
             "--namespace", namespace, "--instance-ip", bind_address, "--labels", label_arg,
             "--service-account", service_account, "--bind-address", bind_address,
+            "--interception-mode", interception,
+            "--app-ports", ",".join(f"{k}:{v}" for k, v in (app_ports or {}).items()),
             "--admin-port", str(admin_port), "--stats-port", "0", "--health-port", "0",
             "--monitoring-port", str(monitoring_port), "--state-dir", str(self.work_dir / name),
             "--envoy-log-level", "info", "--envoy-concurrency", "1", *extra,

@@ -11,8 +11,9 @@ from google.protobuf.message import Message
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
+from services.pilot.model.scope import ProxyScope
 from services.pilot.networking import clusters as cluster_builder
-from services.pilot.networking import gateway
+from services.pilot.networking import gateway, sidecar_inbound, sidecar_outbound
 
 
 class InconsistentConfig(Exception):
@@ -74,7 +75,11 @@ def check_consistency(config: ProxyConfig) -> None:
 def generate(proxy: Proxy, push: PushContext) -> ProxyConfig:
     clusters: dict[str, Message] = {}
     endpoints: dict[str, Message] = {}
-    for built in cluster_builder.outbound_clusters(push, sorted(push.services.values(), key=lambda s: s.hostname)):
+    scope = ProxyScope.build(proxy, push)
+    # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
+    services = scope.services() if proxy.type == NodeType.SIDECAR else sorted(
+        push.services.values(), key=lambda s: s.hostname)
+    for built in cluster_builder.outbound_clusters(push, services):
         clusters[built.cluster.name] = built.cluster
         if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
             endpoints[built.cluster.name] = built.assignment
@@ -90,6 +95,15 @@ def generate(proxy: Proxy, push: PushContext) -> ProxyConfig:
         routes.update((route.name, route) for route in out.routes)
         references.update((name, frozenset(refs)) for name, refs in out.references.items())
         warnings.extend(out.warnings)
+    else:
+        inbound = sidecar_inbound.build(proxy, push, scope)
+        clusters.update((c.name, c) for c in inbound.clusters)
+        listeners.update((listener.name, listener) for listener in inbound.listeners)
+        outbound = sidecar_outbound.build(scope)
+        listeners.update((listener.name, listener) for listener in outbound.listeners)
+        routes.update((route.name, route) for route in outbound.routes)
+        references.update((name, frozenset(refs)) for name, refs in outbound.references.items())
+        warnings.extend(outbound.warnings)
     config = ProxyConfig(
         version=push.version,
         resources={CLUSTER_TYPE: clusters, ENDPOINT_TYPE: endpoints, LISTENER_TYPE: listeners, ROUTE_TYPE: routes},

@@ -183,11 +183,11 @@ class Connection:
     def _send(self, watch: Watch, snapshot: Snapshot, *, trigger: str, force: bool,
               after_parent: bool = False) -> list[bytes]:
         targets = self._targets(watch, snapshot, after_parent)
-        if targets is not None and not targets:
-            # Nothing of this type is (or is about to be) watched: Envoy ignores, and never
-            # ACKs, a response of a type it does not watch.
-            return []
         selected = snapshot.select(watch.type_url, targets)
+        if not selected and watch.type_url not in WILDCARD_TYPES:
+            # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
+            # watches the type at all it ignores the response and never ACKs it.
+            return []
         if watch.type_url == CLUSTER_TYPE:
             kept = self._kept_clusters(snapshot)
             if kept:

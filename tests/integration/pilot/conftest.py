@@ -34,11 +34,13 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def config(env: ConfigEnv) -> Iterator[ConfigEnv]:
-    """The shared control plane; whatever config the test applies is removed afterwards."""
+    """The shared control plane; whatever config the test applies is removed afterwards
+    (config applied by module fixtures before the test stays)."""
+    keep = env.checkpoint()
     try:
         yield env
     finally:
-        env.clear()
+        env.clear(keep)
 
 
 @pytest.fixture(scope="module")

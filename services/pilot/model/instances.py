@@ -1,0 +1,31 @@
+"""The service ports a proxy's own workload serves (Istio's ServiceInstances)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.pilot.model.proxy import Proxy
+from services.pilot.model.push_context import PushContext
+from services.pilot.model.services import Endpoint, Service, ServicePort
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    service: Service
+    port: ServicePort
+    endpoint: Endpoint
+
+    @property
+    def target_port(self) -> int:
+        """Where traffic for this service port arrives at the workload."""
+        return self.endpoint.port
+
+
+def service_instances(proxy: Proxy, push: PushContext) -> list[ServiceInstance]:
+    found: list[ServiceInstance] = []
+    for service in sorted(push.services.values(), key=lambda s: s.hostname):
+        for port in service.ports:
+            for endpoint in push.endpoints.get((service.hostname, port.number), ()):
+                if endpoint.address == proxy.ip:
+                    found.append(ServiceInstance(service, port, endpoint))
+    return found

@@ -1,0 +1,143 @@
+"""Inbound: traffic for the proxy's own workload, to `inbound|<port>||` clusters.
+
+With iptables capture (REDIRECT) every inbound connection arrives at the `virtualInbound`
+listener on 15006, and a filter chain per workload port picks the cluster.  Without
+capture (the local mesh's proxy mode) the sidecar listens on the workload's address and
+port itself, and the app listens beside it on the port `APP_PORTS` maps to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from google.protobuf import wrappers_pb2
+
+from libs.envoy import duration, pack
+from services.pilot.model.instances import service_instances
+from services.pilot.model.proxy import Proxy
+from services.pilot.model.push_context import PushContext
+from services.pilot.model.scope import ProxyScope
+from services.pilot.model.services import Protocol, detect_protocol
+from services.pilot.networking import names
+from services.pilot.networking.endpoints import socket_address
+from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
+from services.pilot.networking.tcp_proxy import tcp_proxy_filter
+
+INBOUND_PORT = 15006
+
+
+@dataclass(frozen=True)
+class InboundPort:
+    port: int
+    protocol: Protocol
+
+
+@dataclass
+class InboundOutput:
+    listeners: list[listener_pb2.Listener] = field(default_factory=list)
+    clusters: list[cluster_pb2.Cluster] = field(default_factory=list)
+
+
+def app_ports(proxy: Proxy) -> dict[int, int]:
+    """`APP_PORTS` metadata: `9080:19080,…` (workload port -> where the app listens)."""
+    mapping: dict[int, int] = {}
+    for item in str(proxy.metadata.get("APP_PORTS", "")).split(","):
+        if ":" in item:
+            port, _, app = item.partition(":")
+            if port.strip().isdigit() and app.strip().isdigit():
+                mapping[int(port)] = int(app)
+    return mapping
+
+
+def inbound_ports(proxy: Proxy, push: PushContext, scope: ProxyScope) -> list[InboundPort]:
+    """A Sidecar's `ingress` listeners when it has them, else the ports of the services
+    whose endpoints are this workload."""
+    if scope.ingress:
+        return [InboundPort(i["port"]["number"], detect_protocol(i["port"].get("name", ""),
+                                                                 i["port"].get("protocol", "")))
+                for i in scope.ingress]
+    seen: dict[int, InboundPort] = {}
+    for instance in service_instances(proxy, push):
+        seen.setdefault(instance.target_port, InboundPort(instance.target_port, instance.port.protocol))
+    return [seen[p] for p in sorted(seen)]
+
+
+def _cluster(proxy: Proxy, push: PushContext, port: int, target: tuple[str, int]) -> cluster_pb2.Cluster:
+    cluster = cluster_pb2.Cluster(
+        name=names.inbound_cluster(port), type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(push.mesh.connect_timeout_s),
+    )
+    cluster.load_assignment.cluster_name = cluster.name
+    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
+    endpoint.address.CopyFrom(socket_address(*target))
+    return cluster
+
+
+def _route_config(port: int) -> route_pb2.RouteConfiguration:
+    cluster = names.inbound_cluster(port)
+    route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
+    route.route.cluster = cluster
+    route.route.timeout.SetInParent()
+    route.route.upgrade_configs.add(upgrade_type="websocket")
+    return route_pb2.RouteConfiguration(
+        name=cluster, validate_clusters=wrappers_pb2.BoolValue(value=False),
+        virtual_hosts=[rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[route])],
+    )
+
+
+def _filters(port: InboundPort) -> list[listener_components_pb2.Filter]:
+    stat_prefix = names.inbound_cluster(port.port)
+    if port.protocol.is_http:
+        manager = http_connection_manager(stat_prefix, route_config=_route_config(port.port))
+        # A sidecar forwards what it received; the edge already decided about X-Forwarded-For.
+        return [hcm_filter(manager)]
+    return [tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)])]
+
+
+def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
+    out = InboundOutput()
+    ports = inbound_ports(proxy, push, scope)
+    mapping = app_ports(proxy)
+    capture = proxy.interception != "NONE"
+    for port in ports:
+        target = (proxy.ip, port.port) if capture else (proxy.bind_address, mapping.get(port.port, port.port))
+        out.clusters.append(_cluster(proxy, push, port.port, target))
+    if capture:
+        listener = listener_pb2.Listener(
+            name=names.VIRTUAL_INBOUND_LISTENER, address=socket_address(proxy.bind_address, INBOUND_PORT),
+            traffic_direction=1,  # INBOUND
+        )
+        listener.listener_filters.add(name="envoy.filters.listener.original_dst").typed_config.CopyFrom(
+            pack(original_dst_pb2.OriginalDst()))
+        for port in ports:
+            chain = listener.filter_chains.add(name=f"inbound|{port.port}")
+            chain.filter_chain_match.destination_port.value = port.port
+            chain.filters.extend(_filters(port))
+        passthrough = listener.filter_chains.add(name="inbound-passthrough")
+        passthrough.filters.append(tcp_proxy_filter("InboundPassthroughCluster",
+                                                     [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)]))
+        out.listeners.append(listener)
+        original = cluster_pb2.Cluster(
+            name=names.INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,
+            lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=duration(push.mesh.connect_timeout_s),
+        )
+        out.clusters.append(original)
+        return out
+    for port in ports:
+        if mapping.get(port.port, port.port) == port.port:
+            # The app holds this address and port itself: listening there too would fail.
+            continue
+        listener = listener_pb2.Listener(
+            name=names.listener_name(proxy.bind_address, port.port),
+            address=socket_address(proxy.bind_address, port.port),
+            traffic_direction=1,
+        )
+        listener.filter_chains.add().filters.extend(_filters(port))
+        out.listeners.append(listener)
+    return out
+

@@ -1,0 +1,141 @@
+"""Outbound: the services a sidecar's app may call.
+
+With iptables capture (REDIRECT), `virtualOutbound` on 15001 takes every outbound
+connection and hands it (use_original_dst) to the listener for its original destination
+port: `0.0.0.0_<port>` for HTTP, routed by RDS route configuration `<port>`, and
+`<address>_<port>` or `0.0.0.0_<port>` for TCP.  Anything else goes to PassthroughCluster
+(ALLOW_ANY) or BlackHoleCluster (REGISTRY_ONLY).
+
+Without capture (INTERCEPTION_MODE NONE, the local mesh without root), apps use the
+sidecar as their HTTP proxy (`HTTP_PROXY=http://<workload address>:15001`): one listener
+there, routed by the route configuration `http_proxy`, whose hosts carry their ports.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import wrappers_pb2
+
+from services.pilot.model.scope import ProxyScope
+from services.pilot.model.services import Service, ServicePort
+from services.pilot.networking import names
+from services.pilot.networking.endpoints import socket_address
+from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
+from services.pilot.networking.routes import MESH_GATEWAY, RouteContext
+from services.pilot.networking.sidecar_tcp import tcp_destinations
+from services.pilot.networking.tcp_proxy import tcp_proxy_filter
+from services.pilot.networking.virtual_hosts import fallback_host, virtual_hosts
+
+OUTBOUND_PORT = 15001
+HTTP_PROXY_ROUTE = "http_proxy"
+
+
+@dataclass
+class OutboundOutput:
+    listeners: list[listener_pb2.Listener] = field(default_factory=list)
+    routes: list[route_pb2.RouteConfiguration] = field(default_factory=list)
+    references: dict[str, set[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _by_port(scope: ProxyScope) -> tuple[dict[int, list[tuple[Service, ServicePort]]],
+                                          dict[int, list[tuple[Service, ServicePort]]]]:
+    http: dict[int, list[tuple[Service, ServicePort]]] = defaultdict(list)
+    tcp: dict[int, list[tuple[Service, ServicePort]]] = defaultdict(list)
+    for service in scope.services():
+        for port in service.ports:
+            (http if port.protocol.is_http else tcp)[port.number].append((service, port))
+    return http, tcp
+
+
+def _route_config(name: str, services: list[tuple[Service, ServicePort]], scope: ProxyScope, port: int,
+                  out: OutboundOutput, *, with_bare_names: bool) -> route_pb2.RouteConfiguration:
+    ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=port, gateways=frozenset({MESH_GATEWAY}))
+    config = route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False))
+    config.virtual_hosts.extend(virtual_hosts(services, scope, ctx, with_bare_names=with_bare_names))
+    config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
+    out.references[name] = ctx.clusters
+    out.warnings.extend(ctx.warnings)
+    return config
+
+
+def _fallback_cluster(scope: ProxyScope) -> str:
+    return names.BLACKHOLE_CLUSTER if scope.outbound_policy == "REGISTRY_ONLY" else names.PASSTHROUGH_CLUSTER
+
+
+def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
+    http, tcp = _by_port(scope)
+    virtual = listener_pb2.Listener(
+        name=names.VIRTUAL_OUTBOUND_LISTENER, address=socket_address(scope.proxy.bind_address, OUTBOUND_PORT),
+        use_original_dst=wrappers_pb2.BoolValue(value=True), traffic_direction=2,  # OUTBOUND
+    )
+    virtual.filter_chains.add(name=names.VIRTUAL_OUTBOUND_LISTENER).filters.append(
+        tcp_proxy_filter(_fallback_cluster(scope), [(_fallback_cluster(scope), 100)]))
+    out.listeners.append(virtual)
+    out.references[virtual.name] = {_fallback_cluster(scope)}
+    for port in sorted(http):
+        name = str(port)
+        out.routes.append(_route_config(name, http[port], scope, port, out, with_bare_names=True))
+        listener = listener_pb2.Listener(
+            name=names.listener_name("0.0.0.0", port), address=socket_address("0.0.0.0", port),
+            bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
+        )
+        manager = http_connection_manager(f"outbound_0.0.0.0_{port}", rds=name)
+        listener.filter_chains.add().filters.append(hcm_filter(manager))
+        out.listeners.append(listener)
+    for port in sorted(tcp):
+        if port in http:
+            out.warnings.append(f"port {port} carries both HTTP and TCP services; TCP services on it are "
+                                "reachable only through PassthroughCluster")
+            continue
+        for service, service_port in tcp[port]:
+            address = service.addresses[0].split("/")[0] if service.addresses else "0.0.0.0"
+            name = names.listener_name(address, port)
+            if any(listener.name == name for listener in out.listeners):
+                out.warnings.append(f"{service.hostname}:{port} shares {name} with another service; skipped")
+                continue
+            clusters = tcp_destinations(service, service_port, scope, out.warnings)
+            listener = listener_pb2.Listener(
+                name=name, address=socket_address(address, port),
+                bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
+            )
+            listener.filter_chains.add().filters.append(tcp_proxy_filter(f"outbound|{port}||{service.hostname}",
+                                                                          clusters))
+            out.references[name] = {c for c, _ in clusters}
+            out.listeners.append(listener)
+
+
+def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
+    http, _ = _by_port(scope)
+    services = [entry for port in sorted(http) for entry in http[port]]
+    ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=0, gateways=frozenset({MESH_GATEWAY}))
+    config = route_pb2.RouteConfiguration(name=HTTP_PROXY_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False))
+    # Over an HTTP proxy the port is part of the Host; a Host without one means port 80.
+    config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number == 80], scope, ctx,
+                                              with_bare_names=True))
+    config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number != 80], scope, ctx,
+                                              with_bare_names=False))
+    config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
+    out.routes.append(config)
+    out.references[HTTP_PROXY_ROUTE] = ctx.clusters
+    out.warnings.extend(ctx.warnings)
+    listener = listener_pb2.Listener(
+        name=names.listener_name(scope.proxy.bind_address, OUTBOUND_PORT),
+        address=socket_address(scope.proxy.bind_address, OUTBOUND_PORT), traffic_direction=2,
+    )
+    manager = http_connection_manager(f"outbound_{scope.proxy.bind_address}_{OUTBOUND_PORT}", rds=HTTP_PROXY_ROUTE)
+    listener.filter_chains.add().filters.append(hcm_filter(manager))
+    out.listeners.append(listener)
+
+
+def build(scope: ProxyScope) -> OutboundOutput:
+    out = OutboundOutput()
+    if scope.proxy.interception == "NONE":
+        _proxy_mode(scope, out)
+    else:
+        _captured(scope, out)
+    return out

@@ -1,0 +1,22 @@
+"""tcp_proxy filters: one destination, or several by weight."""
+
+from __future__ import annotations
+
+from envoy.config.listener.v3 import listener_components_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from libs.envoy import pack
+
+TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
+
+
+def tcp_proxy_filter(stat_prefix: str, clusters: list[tuple[str, int]]) -> listener_components_pb2.Filter:
+    """`clusters`: (name, weight); a single one ignores its weight."""
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    if len(clusters) == 1:
+        proxy.cluster = clusters[0][0]
+    else:
+        for name, weight in clusters:
+            if weight > 0:
+                proxy.weighted_clusters.clusters.add(name=name, weight=weight)
+    return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(proxy))

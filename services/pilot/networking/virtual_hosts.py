@@ -1,0 +1,100 @@
+"""Sidecar virtual hosts: one per service port, named and matched the way Istio does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+
+from services.pilot.model.mesh import MeshConfig, resolve_host
+from services.pilot.model.scope import ProxyScope, host_matches
+from services.pilot.model.services import Service, ServicePort
+from services.pilot.networking import names, route_actions
+from services.pilot.networking.routes import MESH_GATEWAY, RouteContext, http_routes, vs_applies
+
+ALLOW_ANY_VHOST = "allow_any"
+BLOCK_ALL_VHOST = "block_all"
+
+
+def host_forms(service: Service, client_namespace: str, mesh: MeshConfig) -> list[str]:
+    """Every name a client may use: `reviews.default.svc.cluster.local`, `reviews.default.svc`,
+    `reviews.default` and, from the same namespace, `reviews`."""
+    suffix = f".svc.{mesh.domain_suffix}"
+    forms = [service.hostname]
+    if service.hostname.endswith(suffix):
+        short = service.hostname[: -len(suffix)]
+        name, _, namespace = short.partition(".")
+        forms += [f"{short}.svc", short]
+        if namespace == client_namespace:
+            forms.append(name)
+    forms.extend(service.addresses)
+    return forms
+
+
+def domains(service: Service, port: ServicePort, client_namespace: str, mesh: MeshConfig, *,
+            with_bare_names: bool = True) -> list[str]:
+    """Each form with and without the port (without only when `with_bare_names`)."""
+    out: list[str] = []
+    for form in host_forms(service, client_namespace, mesh):
+        if with_bare_names:
+            out.append(form)
+        out.append(f"{form}:{port.number}")
+    return out
+
+
+def _routes_for(service: Service, port: ServicePort, scope: ProxyScope, ctx: RouteContext) -> list[rc.Route]:
+    """Routes of the first VirtualService (in config order) whose hosts cover the service;
+    Istio merges only for identical hosts, and so do we."""
+    for vs in scope.push.virtual_services():
+        if not vs_applies(vs, ctx.gateways) or not scope.virtual_service_visible(vs):
+            continue
+        hosts = [resolve_host(h, vs.namespace, scope.push.mesh) for h in vs.spec.get("hosts", [])]
+        if any(host_matches(h, service.hostname) for h in hosts) and vs.spec.get("http"):
+            routes = http_routes(vs, ctx)
+            if routes:
+                return routes
+    cluster = names.outbound_cluster(port.number, "", service.hostname)
+    ctx.clusters.add(cluster)
+    route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
+    route.route.cluster = cluster
+    route.route.timeout.SetInParent()
+    retry = route_actions.retry_policy(None)
+    if retry is not None:
+        route.route.retry_policy.CopyFrom(retry)
+    route.route.upgrade_configs.add(upgrade_type="websocket")
+    return [route]
+
+
+def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyScope, ctx: RouteContext, *,
+                  with_bare_names: bool) -> list[rc.VirtualHost]:
+    """Virtual hosts for `services`; a domain already taken by an earlier host is skipped
+    (duplicates make Envoy reject the whole route configuration)."""
+    taken: set[str] = set()
+    out: list[rc.VirtualHost] = []
+    for service, port in services:
+        wanted = [d for d in domains(service, port, scope.proxy.namespace, scope.push.mesh,
+                                     with_bare_names=with_bare_names) if d not in taken]
+        if not wanted:
+            continue
+        taken.update(wanted)
+        route_ctx = RouteContext(push=ctx.push, proxy=ctx.proxy, port=port.number, gateways=frozenset({MESH_GATEWAY}),
+                                 clusters=ctx.clusters, warnings=ctx.warnings)
+        vhost = rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=wanted)
+        vhost.routes.extend(_routes_for(service, port, scope, route_ctx))
+        out.append(vhost)
+    return out
+
+
+def fallback_host(policy: str, ctx: RouteContext) -> rc.VirtualHost:
+    """Unknown destinations: passed through (ALLOW_ANY) or refused with 502 (REGISTRY_ONLY)."""
+    if policy == "REGISTRY_ONLY":
+        vhost = rc.VirtualHost(name=BLOCK_ALL_VHOST, domains=["*"])
+        route = vhost.routes.add(name=BLOCK_ALL_VHOST, match=rc.RouteMatch(prefix="/"))
+        route.direct_response.status = 502
+        return vhost
+    vhost = rc.VirtualHost(name=ALLOW_ANY_VHOST, domains=["*"])
+    route = vhost.routes.add(name=ALLOW_ANY_VHOST, match=rc.RouteMatch(prefix="/"))
+    route.route.cluster = names.PASSTHROUGH_CLUSTER
+    route.route.timeout.SetInParent()
+    ctx.clusters.add(names.PASSTHROUGH_CLUSTER)
+    return vhost
