@@ -6,7 +6,7 @@ import grpc
 import structlog
 from prometheus_client import CollectorRegistry
 
-from libs.bus import MESH_CONFIG, Bus, BusSettings
+from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings
 from libs.runtime import MonitoringServer, Readiness, Supervisor
 from services.pilot import debug
 from services.pilot.config_watch import ConfigWatcher
@@ -15,6 +15,7 @@ from services.pilot.metrics import PilotMetrics
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.push_context import PushContext
 from services.pilot.settings import PilotSettings
+from services.pilot.workloads_watch import WorkloadWatcher
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.server import AdsServer
 
@@ -38,13 +39,15 @@ class Pilot:
         self.cache = SnapshotCache()
         self.ads = AdsServer(self.cache, observer=self.metrics)
         self.readiness = Readiness()
-        self.readiness.require("nats-connected", "config-synced")
+        self.readiness.require("nats-connected", "config-synced", "workloads-synced")
         self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s, self.push)
         self.watcher: ConfigWatcher | None = None
+        self.workloads: WorkloadWatcher | None = None
 
     def push(self) -> None:
-        assert self.watcher is not None
-        push = PushContext.build(self.watcher.snapshot(), self.mesh)
+        assert self.watcher is not None and self.workloads is not None
+        push = PushContext.build(self.watcher.snapshot(), self.mesh, workloads=self.workloads.instances(),
+                                 registry_version=self.workloads.version())
         self.cache.set_push(push)
         self.metrics.push_contexts.inc()
         self.metrics.config_revision.set(self.watcher.revision)
@@ -52,14 +55,25 @@ class Pilot:
         self.ads.push_all()
 
     def _synced(self) -> None:
-        self.push()
-        self.ads.ready = True
-        self.readiness.mark("config-synced")
+        """Serve only once config and registry are both loaded: an early, partial answer
+        would make Envoy drop what it has."""
+        assert self.watcher is not None and self.workloads is not None
+        if self.watcher.synced:
+            self.readiness.mark("config-synced")
+        if self.workloads.synced:
+            self.readiness.mark("workloads-synced")
+        if self.watcher.synced and self.workloads.synced and not self.ads.ready:
+            self.push()
+            self.ads.ready = True
 
     async def run(self, supervisor: Supervisor, bus: Bus) -> None:
         bucket = await bus.kv(MESH_CONFIG)
+        ttl = self.settings.workload_ttl_s
+        registry = await bus.kv(MESH_WORKLOADS, ttl_s=ttl, expiry_markers_s=ttl)
         self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self.debouncer.trigger)
+        self.workloads = WorkloadWatcher(registry, on_synced=self._synced, on_change=self.debouncer.trigger)
         supervisor.start("config-watch", self.watcher.run)
+        supervisor.start("workloads-watch", self.workloads.run)
         supervisor.start("debounce", self.debouncer.run)
 
 

@@ -21,6 +21,8 @@ class PilotSettings:
     root_namespace: str = knob("istio-system", "namespace whose config applies mesh-wide")
     domain_suffix: str = knob("cluster.local", "DNS suffix of services (reviews.default.svc.<suffix>)")
     outbound_traffic_policy: str = knob("ALLOW_ANY", "ALLOW_ANY or REGISTRY_ONLY for unknown destinations")
+    workload_ttl_s: float = knob(15.0, "seconds a registered workload stays in mesh-workloads without a refresh "
+                                       "(used when pilot creates the bucket; agents refresh at a third of it)")
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

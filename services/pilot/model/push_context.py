@@ -17,9 +17,9 @@ from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.model.services import Endpoint, Service
 
 
-def make_version(config_revision: int, registry_revision: int) -> str:
-    """The KV revision of the config; with a workload registry, both revisions."""
-    return str(config_revision) if registry_revision == 0 else f"{config_revision}.{registry_revision}"
+def make_version(config_revision: int, registry_version: str) -> str:
+    """The KV revision of the config, and the registry's version when workloads are registered."""
+    return str(config_revision) if not registry_version else f"{config_revision}.{registry_version}"
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,13 @@ class PushContext:
         mesh: MeshConfig,
         *,
         workloads: Iterable[WorkloadInstance] = (),
-        registry_revision: int = 0,
+        registry_version: str = "",
     ) -> PushContext:
         instances = [serviceentry.workload_from_entry(r) for r in config.of_kind("WorkloadEntry")]
         instances.extend(workloads)
         services, endpoints = serviceentry.build(config.of_kind("ServiceEntry"), instances)
         return cls(
-            version=make_version(config.revision, registry_revision),
+            version=make_version(config.revision, registry_version),
             config=config,
             mesh=mesh,
             services=services,

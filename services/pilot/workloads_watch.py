@@ -1,0 +1,75 @@
+"""Follows the local mesh's workload registry (`mesh-workloads`) that agents write.
+
+Registered workloads become endpoints of the ServiceEntries whose `workloadSelector`
+matches them, exactly as WorkloadEntries do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+
+import structlog
+
+from libs.bus import KvBucket, KvSynced
+from libs.config.workloads import WorkloadRegistration
+from services.pilot.model.serviceentry import WorkloadInstance
+
+log = structlog.get_logger(__name__)
+
+
+def instance_of(registration: WorkloadRegistration) -> WorkloadInstance:
+    return WorkloadInstance(
+        name=registration.name, namespace=registration.namespace, address=registration.address,
+        labels=tuple(sorted(registration.labels.items())), ports=tuple(sorted(registration.ports.items())),
+        service_account=registration.service_account, locality=registration.locality, sidecar=registration.sidecar,
+    )
+
+
+class WorkloadWatcher:
+    def __init__(self, bucket: KvBucket, *, on_synced: Callable[[], None], on_change: Callable[[], None]) -> None:
+        self._bucket = bucket
+        self._on_synced = on_synced
+        self._on_change = on_change
+        self._instances: dict[str, WorkloadInstance] = {}
+        self.synced = False
+
+    def instances(self) -> list[WorkloadInstance]:
+        return [self._instances[key] for key in sorted(self._instances)]
+
+    def version(self) -> str:
+        """A digest of the registered workloads: refreshes bump KV revisions without
+        changing anything, so the content, not the revision, versions it — and every pilot
+        replica computes the same version for the same workloads."""
+        if not self._instances:
+            return ""
+        digest = hashlib.blake2b(repr(self.instances()).encode(), digest_size=4).hexdigest()
+        return digest
+
+    def _apply(self, key: str, value: bytes | None, revision: int) -> bool:
+        if value is None:
+            return self._instances.pop(key, None) is not None
+        try:
+            instance = instance_of(WorkloadRegistration.from_json(value))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("ignoring unreadable workload registration", key=key, error=repr(exc))
+            return False
+        if self._instances.get(key) == instance:
+            # A refresh: the agent proving it is alive, nothing for Envoy.
+            return False
+        self._instances[key] = instance
+        return True
+
+    async def run(self) -> None:
+        async with contextlib.aclosing(self._bucket.watch()) as events:
+            async for event in events:
+                if isinstance(event, KvSynced):
+                    if not self.synced:
+                        self.synced = True
+                        log.info("mesh-workloads loaded", workloads=len(self._instances))
+                        self._on_synced()
+                    continue
+                changed = self._apply(event.key, event.value, event.revision)
+                if self.synced and changed:
+                    self._on_change()
