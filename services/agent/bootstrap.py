@@ -16,10 +16,12 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import duration_pb2, json_format, struct_pb2
 
 from libs.envoy import pack
+from services.agent.bootstrap_override import load_override
 from services.agent.settings import AgentSettings
 
 XDS_CLUSTER = "xds-grpc"
 ADMIN_CLUSTER = "admin"
+SDS_CLUSTER = "sds-grpc"
 
 
 def _address(host: str, port: int) -> address_pb2.Address:
@@ -27,15 +29,20 @@ def _address(host: str, port: int) -> address_pb2.Address:
 
 
 def _static_cluster(name: str, host: str, port: int, *, http2: bool = False) -> cluster_pb2.Cluster:
+    discovery = cluster_pb2.Cluster.STATIC if _is_ip(host) else cluster_pb2.Cluster.STRICT_DNS
+    return _cluster(name, _address(host, port), discovery, http2=http2)
+
+
+def _cluster(name: str, address: address_pb2.Address, discovery: cluster_pb2.Cluster.DiscoveryType.ValueType,
+             *, http2: bool = False) -> cluster_pb2.Cluster:
     cluster = cluster_pb2.Cluster(
         name=name,
-        type=cluster_pb2.Cluster.STATIC if _is_ip(host) else cluster_pb2.Cluster.STRICT_DNS,
+        type=discovery,
         connect_timeout=duration_pb2.Duration(seconds=1),
         load_assignment=endpoint_pb2.ClusterLoadAssignment(
             cluster_name=name,
             endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[
-                endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(
-                    address=_address(host, port)))
+                endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(address=address))
             ])],
         ),
     )
@@ -88,6 +95,8 @@ def node_metadata(settings: AgentSettings) -> struct_pb2.Struct:
     })
     if settings.bind_address:
         metadata.update({"MIZZEN_BIND_ADDRESS": settings.bind_address})
+    if settings.app_ports:
+        metadata.update({"APP_PORTS": ",".join(settings.app_ports)})
     return metadata
 
 
@@ -122,6 +131,11 @@ def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
         _static_cluster(XDS_CLUSTER, pilot_host, int(pilot_port), http2=True),
         _static_cluster(ADMIN_CLUSTER, settings.admin_address, settings.admin_port),
     ])
+    if settings.identity_enabled:
+        # Istio's sds-grpc: the agent's SDS server on a Unix socket, HTTP/2.
+        pipe = address_pb2.Address(pipe=address_pb2.Pipe(path=str(settings.sds_socket_path.absolute())))
+        bootstrap.static_resources.clusters.append(_cluster(SDS_CLUSTER, pipe, cluster_pb2.Cluster.STATIC,
+                                                            http2=True))
     listen_host = settings.bind_address or "0.0.0.0"
     if settings.stats_port:
         bootstrap.static_resources.listeners.append(
@@ -130,6 +144,8 @@ def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
     if settings.health_port:
         bootstrap.static_resources.listeners.append(
             _admin_listener("health", listen_host, settings.health_port, "/healthz/ready", "/ready"))
+    if settings.bootstrap_override is not None:
+        bootstrap.MergeFrom(load_override(settings.bootstrap_override))
     return bootstrap
 
 

@@ -1,4 +1,5 @@
-"""The agent's run(): bootstrap, Envoy under supervision, readiness from Envoy's admin."""
+"""The agent's run(): bootstrap, identity and SDS (when enabled), Envoy under supervision,
+readiness from Envoy's admin."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor
+from libs.runtime import Backoff, FatalServiceError, MonitoringServer, Readiness, Supervisor
 from services.agent.bootstrap import bootstrap_json
 from services.agent.envoy_process import EnvoyProcess
+from services.agent.errors import ConfigurationError
+from services.agent.node_agent import NodeAgent
 from services.agent.settings import AgentSettings
 
 log = structlog.get_logger(__name__)
@@ -41,16 +44,33 @@ async def run(settings: AgentSettings) -> None:
     readiness.require("envoy-live")
     state_dir = settings.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
+    if settings.identity_enabled:
+        # The SDS socket in here hands out the workload's private key.
+        state_dir.chmod(0o700)
+    try:
+        config = bootstrap_json(settings)
+        node_agent = NodeAgent(settings, registry, readiness) if settings.identity_enabled else None
+    except ConfigurationError as exc:
+        raise FatalServiceError("configure", exc) from exc
     bootstrap = state_dir / "envoy-bootstrap.json"
-    bootstrap.write_text(bootstrap_json(settings))
+    bootstrap.write_text(config)
     log.info("bootstrap written", path=str(bootstrap), node=settings.node_id, pilot=settings.pilot_address)
     envoy = EnvoyProcess(bootstrap, log_level=settings.envoy_log_level, concurrency=settings.envoy_concurrency,
                          grace_s=settings.shutdown_grace_s, log_path=state_dir / "envoy.log")
     monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
                                   readiness=readiness, registry=registry)
+    if node_agent is not None:
+        try:
+            await node_agent.start_sds(supervisor)
+        except ConfigurationError as exc:
+            await supervisor.shutdown()
+            raise FatalServiceError("sds", exc) from exc
+    # Envoy first: its boot is the longest step, and the CSR to citadel overlaps it.
+    supervisor.start("envoy", envoy.run, restart=Backoff(initial_s=0.2, maximum_s=10.0))
+    if node_agent is not None:
+        await node_agent.start(supervisor)
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)
-    supervisor.start("envoy", envoy.run, restart=Backoff(initial_s=0.2, maximum_s=10.0))
     supervisor.on_stop("envoy", envoy.stop)
     supervisor.start("envoy-ready", lambda: watch_envoy_ready(settings, readiness, live))
     await supervisor.wait()

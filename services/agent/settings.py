@@ -22,6 +22,8 @@ class AgentSettings:
     domain_suffix: str = knob("cluster.local", "cluster DNS suffix")
     bind_address: str = knob("", "address the proxy's listeners bind (empty: 0.0.0.0)")
     interception_mode: str = knob("REDIRECT", "REDIRECT (iptables) or NONE (apps use the sidecar as a proxy)")
+    app_ports: tuple[str, ...] = knob((), "without capture: workload port:app port pairs, e.g. 9080:19080 (the "
+                                          "sidecar listens on the first, the app on the second)")
     admin_address: str = knob("127.0.0.1", "Envoy admin address (never exposed beyond loopback)")
     admin_port: int = knob(15000, "Envoy admin port")
     stats_port: int = knob(15090, "Envoy Prometheus port (/stats/prometheus); 0 disables it")
@@ -35,11 +37,37 @@ class AgentSettings:
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown (Envoy included)")
+    bootstrap_override: Path | None = knob(
+        None, "JSON or YAML file of Bootstrap fields merged into the generated bootstrap (Istio's "
+              "ISTIO_BOOTSTRAP_OVERRIDE): lists are appended, scalars replaced")
+    # -- identity (Istio's node agent): key in memory, CSR to citadel, SDS to Envoy --------
+    identity_enabled: bool = knob(False, "get a workload certificate from citadel and serve it to Envoy over SDS")
+    citadel_address: str = knob("127.0.0.1:8060", "host:port of citadel's CSR API (gRPC over TLS)")
+    citadel_root_cert: Path | None = knob(None, "PEM root certificate that citadel's TLS certificate chains to")
+    citadel_server_name: str = knob("", "TLS server name expected from citadel (empty: the host of citadel_address)")
+    citadel_token: str = knob("", "bearer token presented to citadel (prefer citadel_token_file)")
+    citadel_token_file: Path | None = knob(None, "file holding the bearer token, re-read for every CSR")
+    trust_domain: str = knob("cluster.local", "SPIFFE trust domain of the workload's identity")
+    workload_key_type: str = knob("ec-p256", "workload key: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096")
+    cert_ttl_s: int = knob(86400, "seconds of validity requested for the workload certificate")
+    cert_rotation_fraction: float = knob(0.8, "renew after this fraction of the certificate's lifetime (0-1)")
+    citadel_retry_initial_s: float = knob(0.1, "seconds before the first retry of a failed CSR; doubles each time")
+    citadel_retry_max_s: float = knob(30.0, "seconds between CSR retries, at most")
+    citadel_timeout_s: float = knob(10.0, "seconds a CSR call may take before it is retried")
+    trust_nats_url: str = knob("", "NATS URL to watch the trust bundle (KV mesh-trust); empty: trust the "
+                                   "root citadel returns")
+    root_retention_s: float = knob(86400.0, "seconds a root dropped from the trust bundle stays trusted, so "
+                                            "peers whose certificates it signed keep working until they renew")
+    sds_socket: Path | None = knob(None, "Unix socket of the SDS server (default: <state_dir>/sds.sock)")
 
     @property
     def label_map(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.labels if "=" in item)
         return {key.strip(): value.strip() for key, value in pairs}
+
+    @property
+    def sds_socket_path(self) -> Path:
+        return self.sds_socket or self.state_dir / "sds.sock"
 
     @property
     def node_id(self) -> str:

@@ -1,0 +1,37 @@
+"""Citadel's settings: one knob per field, from flags or MIZZEN_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from libs.runtime import knob
+
+
+@dataclass(frozen=True)
+class CitadelSettings:
+    """Citadel signs workload CSRs (Istio's CSR API over gRPC + TLS) and publishes the trust bundle."""
+
+    nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL (the trust bundle goes to KV mesh-trust)")
+    grpc_address: str = knob("0.0.0.0", "address the CSR API (gRPC over TLS) binds")
+    grpc_port: int = knob(8060, "port of the CSR API (Istio 1.1 citadel: 8060); 0 picks a free port")
+    monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz and /metrics")
+    monitoring_port: int = knob(9093, "port of /healthz, /readyz and /metrics (Istio 1.0 citadel: 9093)")
+    state_dir: Path = knob(Path(".mizzen/citadel"),
+                           "directory for the self-signed root (root-cert.pem, root-key.pem) and token-key")
+    cacerts_dir: Path | None = knob(None, "Istio cacerts directory (ca-cert.pem, ca-key.pem, root-cert.pem, "
+                                          "cert-chain.pem) to sign as an intermediate; empty: self-signed root")
+    trust_domain: str = knob("cluster.local", "SPIFFE trust domain of issued identities")
+    ca_key_type: str = knob("ec-p256", "key of a new self-signed root: ec-p256, ec-p384, rsa-2048 or rsa-4096")
+    workload_cert_ttl_s: int = knob(86400, "seconds a workload certificate lives when the CSR asks for none")
+    max_workload_cert_ttl_s: int = knob(90 * 86400,
+                                        "seconds a workload certificate may live at most; longer requests "
+                                        "are refused with INVALID_ARGUMENT (Istio: 90 days)")
+    cert_backdate_s: int = knob(60, "seconds NotBefore is set in the past, for peers with a slow clock")
+    serving_hosts: tuple[str, ...] = knob(
+        ("localhost", "127.0.0.1", "citadel", "istio-citadel", "istio-citadel.istio-system.svc"),
+        "DNS names and IPs in the CSR API's serving certificate, comma separated")
+    serving_cert_ttl_s: int = knob(86400, "seconds the CSR API's serving certificate lives; renewed at half")
+    log_level: str = knob("info", "debug, info, warning or error")
+    log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
+    shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

@@ -1,0 +1,45 @@
+"""The bootstrap gains sds-grpc with identity on, and merges an override file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.agent.bootstrap import SDS_CLUSTER, build_bootstrap
+from services.agent.errors import BootstrapOverrideError
+from services.agent.settings import AgentSettings
+from tests.harness.identity import write_override
+
+
+def test_no_sds_cluster_without_identity() -> None:
+    bootstrap = build_bootstrap(AgentSettings())
+    assert SDS_CLUSTER not in {c.name for c in bootstrap.static_resources.clusters}
+
+
+def test_sds_cluster_is_http2_on_the_socket(tmp_path: Path) -> None:
+    settings = AgentSettings(identity_enabled=True, state_dir=tmp_path)
+    clusters = {c.name: c for c in build_bootstrap(settings).static_resources.clusters}
+    sds = clusters[SDS_CLUSTER]
+    address = sds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address
+    assert address.pipe.path == str(tmp_path.absolute() / "sds.sock")
+    assert "envoy.extensions.upstreams.http.v3.HttpProtocolOptions" in sds.typed_extension_protocol_options
+
+
+def test_override_adds_listeners(tmp_path: Path) -> None:
+    override = write_override(tmp_path / "override.json", 8443)
+    bootstrap = build_bootstrap(AgentSettings(identity_enabled=True, state_dir=tmp_path, bootstrap_override=override))
+    assert [listener.name for listener in bootstrap.static_resources.listeners][-1] == "mtls"
+    assert {"xds-grpc", SDS_CLUSTER} <= {c.name for c in bootstrap.static_resources.clusters}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("static_resources: [", "is not valid JSON or YAML"),
+    ("- a list", "must hold a mapping"),
+    ("static_resources: {listenerz: []}", "is not an Envoy Bootstrap"),
+])
+def test_bad_override_names_the_file_and_reason(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "override.yaml"
+    path.write_text(text)
+    with pytest.raises(BootstrapOverrideError, match=f"bootstrap override {path}: {message}"):
+        build_bootstrap(AgentSettings(bootstrap_override=path))
