@@ -111,6 +111,14 @@ class KvBucket:
             raise BusError(f"{self.name}: status failed: {exc!r}") from exc
         return int(status.stream_info.state.last_seq or 0)
 
+    async def size(self) -> int:
+        """Entries held, delete markers included (cheap: no watch, one status call)."""
+        try:
+            status = await self._kv.status()
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: status failed: {exc!r}") from exc
+        return int(status.values)
+
     async def entries(self) -> dict[str, KvEntry]:
         """Every live entry, read through one watch (consistent with `watch()`)."""
         found: dict[str, KvEntry] = {}

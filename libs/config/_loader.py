@@ -124,21 +124,57 @@ def decode(data: bytes, source: str, limits: LoadLimits = DEFAULT_LIMITS) -> str
         raise DocumentError(Origin(source), f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
 
 
+# The C composer recurses once per nesting level and crashes the process somewhere past
+# 10,000 levels; below this bound it is safe to hand it the text.
+_C_COMPOSER_SAFE_DEPTH = 2_000
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound on how deep `text` can nest: every level needs a bracket, a new
+    line or a `- `/`: ` indicator.  Cheap, and far above real files' depth."""
+    return (text.count("[") + text.count("{") + text.count("\n") + text.count("- ") + text.count(": ")
+            + text.count("? ") + 1)
+
+
+def _depth_of(value: Any, limit: int) -> bool:
+    """True when `value` nests no deeper than `limit` (iterative, no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in item)
+    return True
+
+
 def load_documents(data: bytes | str, source: str, limits: LoadLimits = DEFAULT_LIMITS) -> list[Document]:
     """Parse every YAML document of `data`, skipping empty ones.
 
     Raises `DocumentError` for the whole input when it is not YAML or is over a limit:
-    a file that cannot be read whole is not half-applied.
+    a file that cannot be read whole is not half-applied.  Text without anchors (so
+    without aliases to expand) and shallow enough for libyaml's composer takes the fast
+    path; anything else is checked event by event before it is built.
     """
     text = decode(data, source, limits) if isinstance(data, bytes) else data
     if isinstance(data, str) and len(text.encode()) > limits.max_bytes:
         raise DocumentError(Origin(source), f"more than the {limits.max_bytes}-byte limit")
-    _check_events(text, source, limits)
+    fast = "&" not in text and _nesting_bound(text) < _C_COMPOSER_SAFE_DEPTH
+    if not fast:
+        _check_events(text, source, limits)
     documents: list[Document] = []
     try:
         for index, body in enumerate(_iter_bodies(text)):
+            if index >= limits.max_documents:
+                raise DocumentError(Origin(source), f"more than {limits.max_documents} documents")
             if body is None:
                 continue
+            if fast and not _depth_of(body, limits.max_depth):
+                raise DocumentError(Origin(source, index), f"nesting deeper than {limits.max_depth} levels")
             documents.append(Document(Origin(source, index), body))
     except yaml.YAMLError as exc:
         raise DocumentError(Origin(source), f"invalid YAML: {_yaml_reason(exc)}") from exc

@@ -50,7 +50,12 @@ class Resource:
         return {"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata, "spec": self.spec}
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON, computed once: galley compares it on every publish."""
+        cached: bytes | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+            object.__setattr__(self, "_json", cached)
+        return cached
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Resource:

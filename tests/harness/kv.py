@@ -32,3 +32,16 @@ def config_revision(nats_url: str) -> int:
             await bus.close()
 
     return asyncio.run(read())
+
+
+def config_size(nats_url: str) -> int:
+    """Entries in mesh-config (delete markers included)."""
+
+    async def read() -> int:
+        bus = await Bus.connect(BusSettings(url=nats_url), name="test")
+        try:
+            return await (await bus.kv(MESH_CONFIG)).size()
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())

@@ -48,7 +48,7 @@ def mizzenctl(galley: GalleyService, *args: str, token: str = "s3cret", stdin: s
               ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tools.mizzenctl", *args, "--galley", galley.api, "--token", token],
-        input=stdin, capture_output=True, text=True, timeout=60,
+        check=False, input=stdin, capture_output=True, text=True, timeout=60,
     )
 
 

@@ -80,7 +80,8 @@ def test_webhook_denies_with_the_cli_message_and_allows_valid(mesh: Mesh, tmp_pa
     denied = client.post(url, json=_review(VS)).json()["response"]
     assert denied["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
     assert denied["allowed"] is False
-    assert denied["status"]["message"] == "VirtualService shop/reviews: spec.http[0].route: weights sum to 90, must be 100"
+    assert denied["status"]["message"] == (
+        "VirtualService shop/reviews: spec.http[0].route: weights sum to 90, must be 100")
 
     valid = dict(VS, spec={"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]})
     allowed = client.post(url, json=_review(valid)).json()["response"]
