@@ -1,50 +1,225 @@
-"""Pilot's debug endpoints, shaped like Istio's /debug/* on the monitoring port."""
+"""Pilot's debug endpoints, shaped like Istio's /debug/* on the monitoring port.
+
+- `/debug/syncz`: per connected proxy and xDS type, the version sent and ACKed, the nonce,
+  whether an answer is awaited, the last NACK; plus the proxy's last convergence.
+  `?format=istio` answers Istio's flat `SyncStatus` list instead.
+- `/debug/config_dump?proxyID=`: what pilot last sent that proxy, in the shape of Envoy's
+  admin `/config_dump` (EDS only with `include_eds=true`, as in Envoy and Istio), so the
+  same tools read pilot's view and Envoy's.
+- `/debug/config_origins?proxyID=`: the DestinationRule behind each cluster sent to that
+  proxy (Istio keeps it in cluster metadata, as pilot does the VirtualService of a route),
+  and the translation warnings of its config.
+- `/debug/configz`, `/debug/registryz`: the config and services of the current push.
+- `/debug/push_status`: the last pushes (version, trigger, timing, proxies synced).
+
+`proxyID` is a full node id, `<pod>.<namespace>` (Istio's proxy ID), or a pod name that
+names exactly one connected proxy.
+"""
 
 from __future__ import annotations
 
-import json
+import datetime
+import time
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response
-from google.protobuf import json_format
+from envoy.service.discovery.v3 import discovery_pb2
+from fastapi import APIRouter, HTTPException
+from google.protobuf import any_pb2, json_format
 
-from libs.envoy import short_type
-from services.pilot.networking.generator import generate
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
+from services.pilot.networking.names import parse_outbound_cluster
+from services.pilot.push_status import PushHistory, PushRecord, convergence_s, wall
+from services.pilot.xds.connection import Connection, Watch
 from services.pilot.xds.server import AdsServer
 
-
-def _watch_state(server: AdsServer) -> list[dict[str, Any]]:
-    rows = []
-    for connection in server.connections:
-        # `version`: the newest push this stream has processed (sent, or found unchanged).
-        row: dict[str, Any] = {"proxy": connection.proxy.id, "connection": connection.id,
-                               "version": connection.snapshot_version, "types": {}}
-        for type_url, watch in connection.watches.items():
-            if not watch.subscribed:
-                continue
-            row["types"][short_type(type_url)] = {
-                "sent": watch.version_sent,
-                "acked": watch.version_acked,
-                "nonce": watch.nonce,
-                "awaiting_ack": watch.awaiting_ack,
-                "resources": len(watch.sent),
-                "last_nack": None if watch.last_nack is None else {
-                    "version": watch.last_nack.version,
-                    "nonce": watch.last_nack.nonce,
-                    "error": watch.last_nack.message,
-                },
-            }
-        rows.append(row)
-    return rows
+ADMIN_TYPE = "type.googleapis.com/envoy.admin.v3."
+# Istio's SyncStatus field prefixes per type.
+ISTIO_NAMES = {CLUSTER_TYPE: "cluster", LISTENER_TYPE: "listener", ROUTE_TYPE: "route", ENDPOINT_TYPE: "endpoint"}
+NOT_CONNECTED = "Proxy not connected to this Pilot instance. It may be connected to another instance."
 
 
-def router(server: AdsServer) -> APIRouter:
+def _iso(monotonic_s: float) -> str | None:
+    """A monotonic reading as Envoy prints times (`2026-01-02T03:04:05.678Z`); None for 'never'."""
+    if not monotonic_s:
+        return None
+    stamp = datetime.datetime.fromtimestamp(wall(monotonic_s), tz=datetime.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def proxy_name(connection: Connection) -> str:
+    """Istio's proxy ID: `<pod>.<namespace>`."""
+    return f"{connection.proxy.pod}.{connection.proxy.namespace}"
+
+
+def find_connection(server: AdsServer, proxy_id: str | None) -> Connection:
+    if not proxy_id:
+        raise HTTPException(400, "You must provide a proxyID in the query string")
+    connections = server.connections
+    for match in (lambda c: c.proxy.id == proxy_id, lambda c: proxy_name(c) == proxy_id,
+                  lambda c: c.proxy.pod == proxy_id):
+        found = [c for c in connections if match(c)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(sorted(c.proxy.id for c in found))
+            raise HTTPException(409, f"{proxy_id!r} names several connected proxies: {names}")
+    raise HTTPException(404, NOT_CONNECTED)
+
+
+# -- /debug/syncz ---------------------------------------------------------------------
+
+
+def _type_state(watch: Watch) -> dict[str, Any]:
+    return {
+        "sent": watch.version_sent,
+        "acked": watch.version_acked,
+        "nonce": watch.nonce,
+        "awaiting_ack": watch.awaiting_ack,
+        "resources": len(watch.sent),
+        "sent_at": _iso(watch.sent_at),
+        "acked_at": _iso(watch.acked_at),
+        "last_nack": None if watch.last_nack is None else {
+            "version": watch.last_nack.version,
+            "nonce": watch.last_nack.nonce,
+            "error": watch.last_nack.message,
+            "at": _iso(watch.last_nack.at),
+        },
+    }
+
+
+def sync_row(connection: Connection, history: PushHistory, instance: str) -> dict[str, Any]:
+    proxy = connection.proxy
+    synced = connection.synced_version
+    converged = convergence_s(history.find(synced), connection.connected_at, connection.synced_at) if synced else None
+    return {
+        "proxy": proxy.id,
+        "name": proxy_name(connection),
+        "type": proxy.type.value,
+        "cluster_id": str(proxy.metadata.get("CLUSTER_ID", "")),
+        "proxy_version": connection.client_version,
+        "pilot": instance,
+        "connection": connection.id,
+        "connected_at": _iso(connection.connected_at),
+        # The newest push this stream has processed (sent, or found unchanged).
+        "version": connection.snapshot_version,
+        # The newest version whose every response the proxy ACKed, and when; and the seconds
+        # from the config change behind it to that moment (None: no change to measure from).
+        "synced_version": synced or None,
+        "synced_at": _iso(connection.synced_at),
+        "convergence_s": None if converged is None else round(converged, 6),
+        "types": {short_type(t): _type_state(w) for t, w in connection.watches.items() if w.subscribed},
+    }
+
+
+def istio_sync_status(connection: Connection) -> dict[str, str]:
+    """Istio's `SyncStatus` (pilot/pkg/xds/debug.go), empty fields omitted as Istio does."""
+    row = {"cluster_id": str(connection.proxy.metadata.get("CLUSTER_ID", "")), "proxy": proxy_name(connection),
+           "proxy_type": connection.proxy.type.value, "proxy_version": connection.client_version}
+    for type_url, prefix in ISTIO_NAMES.items():
+        watch = connection.watches[type_url]
+        row[f"{prefix}_sent"] = watch.version_sent
+        row[f"{prefix}_acked"] = watch.version_acked
+    return {key: value for key, value in row.items() if value}
+
+
+# -- /debug/config_dump ---------------------------------------------------------------
+
+
+def _sent(watch: Watch) -> list[any_pb2.Any]:
+    """The resources of the last response sent on this watch, packed, by name."""
+    return [discovery_pb2.DiscoveryResponse.FromString(watch.sent[name].field_bytes).resources[0]
+            for name in sorted(watch.sent)]
+
+
+def _as_dict(packed: any_pb2.Any) -> dict[str, Any]:
+    # Envoy's config_dump keeps proto field names; so does this, so both compare as JSON.
+    return json_format.MessageToDict(packed, preserving_proto_field_name=True)
+
+
+def config_dump(connection: Connection, *, include_eds: bool) -> dict[str, Any]:
+    """An Envoy admin `ConfigDump` of what pilot last sent this proxy: per type, the
+    version sent and the resources of that response."""
+    watches = connection.watches
+
+    def entries(type_url: str, key: str) -> list[dict[str, Any]]:
+        watch = watches[type_url]
+        stamp = {"version_info": watch.version_sent, "last_updated": _iso(watch.sent_at)}
+        return [{key: _as_dict(packed), **stamp} for packed in _sent(watch)]
+
+    listeners = [{"name": state["listener"].get("name", ""), "active_state": state}
+                 for state in entries(LISTENER_TYPE, "listener")]
+    configs: list[dict[str, Any]] = [
+        {"@type": f"{ADMIN_TYPE}ClustersConfigDump", "version_info": watches[CLUSTER_TYPE].version_sent,
+         "dynamic_active_clusters": entries(CLUSTER_TYPE, "cluster")},
+        {"@type": f"{ADMIN_TYPE}ListenersConfigDump", "version_info": watches[LISTENER_TYPE].version_sent,
+         "dynamic_listeners": listeners},
+        {"@type": f"{ADMIN_TYPE}RoutesConfigDump", "dynamic_route_configs": entries(ROUTE_TYPE, "route_config")},
+    ]
+    if include_eds:
+        configs.insert(1, {"@type": f"{ADMIN_TYPE}EndpointsConfigDump",
+                           "dynamic_endpoint_configs": entries(ENDPOINT_TYPE, "endpoint_config")})
+    return {"configs": configs}
+
+
+def config_origins(server: AdsServer, connection: Connection) -> dict[str, Any]:
+    push = server.cache.push_context
+    body: dict[str, Any] = {"proxy": connection.proxy.id, "version": push.version if push else None,
+                            "destination_rules": {}, "warnings": []}
+    if push is None:
+        return body
+    for cluster in sorted(connection.watches[CLUSTER_TYPE].sent):
+        parsed = parse_outbound_cluster(cluster)
+        rule = push.destination_rule(parsed[2]) if parsed else None
+        if rule is not None:
+            body["destination_rules"][cluster] = f"{rule.name}.{rule.namespace}"
+    try:
+        snapshot = server.cache.get(connection.proxy)
+    except Exception as exc:
+        # A debug aid must not fail the page: report what went wrong instead.
+        body["error"] = repr(exc)
+    else:
+        body["warnings"] = list(snapshot.warnings) if snapshot else []
+    return body
+
+
+# -- /debug/push_status ---------------------------------------------------------------
+
+
+def _push(record: PushRecord) -> dict[str, Any]:
+    return {
+        "version": record.version,
+        "trigger": record.trigger,
+        "changes": record.changes,
+        "changed_at": _iso(record.changed_at) if record.changed_at is not None else None,
+        "started_at": _iso(record.started_at),
+        "duration_s": round(record.duration_s, 6),
+        "proxies": record.proxies,
+    }
+
+
+def push_status(server: AdsServer, history: PushHistory, instance: str, *, recent: int = 10) -> dict[str, Any]:
+    last = history.last
+    body: dict[str, Any] = {"pilot": instance, "last": None, "recent": [_push(r) for r in history.recent(recent)]}
+    if last is not None:
+        synced = [c for c in server.connections if c.synced_version == last.version]
+        times = [t for c in synced if (t := convergence_s(last, c.connected_at, c.synced_at)) is not None]
+        body["last"] = {**_push(last), "proxies_connected": len(server.connections),
+                        "proxies_synced": len(synced),
+                        "convergence_max_s": round(max(times), 6) if times else None}
+    return body
+
+
+def router(server: AdsServer, history: PushHistory | None = None, *, instance: str = "pilot") -> APIRouter:
     api = APIRouter(prefix="/debug")
+    pushes = history or PushHistory()
 
     @api.get("/syncz")
-    async def syncz() -> dict[str, Any]:
+    async def syncz(format: str | None = None) -> Any:
+        if format == "istio":
+            return [istio_sync_status(c) for c in sorted(server.connections, key=proxy_name)]
         push = server.cache.push_context
-        return {"version": push.version if push else None, "proxies": _watch_state(server)}
+        return {"pilot": instance, "version": push.version if push else None, "at": _iso(time.monotonic()),
+                "proxies": [sync_row(c, pushes, instance) for c in server.connections]}
 
     @api.get("/configz")
     async def configz() -> dict[str, Any]:
@@ -76,22 +251,15 @@ def router(server: AdsServer) -> APIRouter:
         return {"version": push.version, "services": services}
 
     @api.get("/config_dump")
-    async def config_dump(proxyID: str) -> Response:
-        for connection in server.connections:
-            if connection.proxy.id == proxyID or connection.proxy.id.split("~")[2] == proxyID:
-                push = server.cache.push_context
-                if push is None:
-                    raise HTTPException(503, "no config loaded yet")
-                config = generate(connection.proxy, push)
-                body = {
-                    "version": config.version,
-                    "warnings": list(config.warnings),
-                    "resources": {
-                        short_type(type_url): [json_format.MessageToDict(r) for r in by_name.values()]
-                        for type_url, by_name in config.resources.items()
-                    },
-                }
-                return Response(json.dumps(body, indent=1), media_type="application/json")
-        raise HTTPException(404, f"no connected proxy {proxyID}")
+    async def config_dump_handler(proxyID: str | None = None, include_eds: bool = False) -> dict[str, Any]:
+        return config_dump(find_connection(server, proxyID), include_eds=include_eds)
+
+    @api.get("/config_origins")
+    async def config_origins_handler(proxyID: str | None = None) -> dict[str, Any]:
+        return config_origins(server, find_connection(server, proxyID))
+
+    @api.get("/push_status")
+    async def push_status_handler() -> dict[str, Any]:
+        return push_status(server, pushes, instance)
 
     return api

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+
 import grpc
 import structlog
 from prometheus_client import CollectorRegistry
@@ -14,6 +18,7 @@ from services.pilot.debounce import Debouncer
 from services.pilot.metrics import PilotMetrics
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.push_context import PushContext
+from services.pilot.push_status import PushHistory, PushRecord
 from services.pilot.settings import PilotSettings
 from services.pilot.workloads_watch import WorkloadWatcher
 from services.pilot.xds.cache import SnapshotCache
@@ -30,7 +35,9 @@ class Pilot:
 
     def __init__(self, settings: PilotSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self.metrics = PilotMetrics(registry)
+        # Recent pushes, and when the changes they carry arrived (debug and convergence).
+        self.history = PushHistory()
+        self.metrics = PilotMetrics(registry, self.history)
         self.mesh = MeshConfig(
             root_namespace=settings.root_namespace,
             domain_suffix=settings.domain_suffix,
@@ -38,6 +45,7 @@ class Pilot:
         )
         self.cache = SnapshotCache()
         self.ads = AdsServer(self.cache, observer=self.metrics)
+        self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
         self.readiness.require("nats-connected", "config-synced", "workloads-synced")
         self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s, self.push)
@@ -46,13 +54,25 @@ class Pilot:
 
     def push(self) -> None:
         assert self.watcher is not None and self.workloads is not None
+        changed_at, changes = self.history.take_pending()
+        initial = self.history.last is None
+        started = time.monotonic()
         push = PushContext.build(self.watcher.snapshot(), self.mesh, workloads=self.workloads.instances(),
                                  registry_version=self.workloads.version())
         self.cache.set_push(push)
         self.metrics.push_contexts.inc()
         self.metrics.config_revision.set(self.watcher.revision)
         log.info("push", version=push.version, proxies=len(self.ads.connections))
+        self.history.add(PushRecord(
+            version=push.version, trigger="initial" if initial else "config", changes=changes,
+            changed_at=None if initial else changed_at, started_at=started, duration_s=time.monotonic() - started,
+            proxies=len(self.ads.connections)))
         self.ads.push_all()
+
+    def _changed(self) -> None:
+        """A KV event (config or registry) arrived: note when, then debounce the push."""
+        self.history.changed()
+        self.debouncer.trigger()
 
     def _synced(self) -> None:
         """Serve only once config and registry are both loaded: an early, partial answer
@@ -70,11 +90,16 @@ class Pilot:
         bucket = await bus.kv(MESH_CONFIG)
         ttl = self.settings.workload_ttl_s
         registry = await bus.kv(MESH_WORKLOADS, ttl_s=ttl, expiry_markers_s=ttl)
-        self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self.debouncer.trigger)
-        self.workloads = WorkloadWatcher(registry, on_synced=self._synced, on_change=self.debouncer.trigger)
+        self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self._changed)
+        self.workloads = WorkloadWatcher(registry, on_synced=self._synced, on_change=self._changed)
         supervisor.start("config-watch", self.watcher.run)
         supervisor.start("workloads-watch", self.workloads.run)
         supervisor.start("debounce", self.debouncer.run)
+
+
+def _instance_id() -> str:
+    """This pilot, as `mizzenctl proxy-status` names it (Istio shows the istiod pod name)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 async def run(settings: PilotSettings) -> None:
@@ -84,7 +109,7 @@ async def run(settings: PilotSettings) -> None:
     pilot = Pilot(settings, registry)
     monitoring = MonitoringServer(
         host=settings.monitoring_address, port=settings.monitoring_port, readiness=pilot.readiness,
-        registry=registry, routers=(debug.router(pilot.ads),),
+        registry=registry, routers=(debug.router(pilot.ads, pilot.history, instance=_instance_id()),),
     )
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.mizzenctl import resources, validate
+from tools.mizzenctl import proxy_config, proxy_status, resources, validate
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
     validate.add_parser(commands)
     resources.add_parsers(commands)
+    proxy_status.add_parser(commands)
+    proxy_config.add_parser(commands)
     return parser
 
 

@@ -66,6 +66,9 @@ class Observer:
 
     def nacked(self, proxy: Proxy, type_url: str, version: str, message: str) -> None: ...
 
+    def synced(self, proxy: Proxy, version: str, connected_at: float, at: float) -> None:
+        """The stream ACKed everything its snapshot `version` sent it (see `note_sync`)."""
+
 
 class Connection:
     def __init__(self, conn_id: str, proxy: Proxy, *, observer: Observer | None = None,
@@ -79,6 +82,10 @@ class Connection:
         self._clock = clock
         self._nonce = 0
         self._log = log.bind(proxy=proxy.id, conn=conn_id)
+        # Sync status, for /debug/syncz and convergence (see `note_sync`).
+        self.client_version = ""
+        self.synced_version = ""
+        self.synced_at = 0.0
 
     # -- requests -------------------------------------------------------------------
 
@@ -221,3 +228,24 @@ class Connection:
         if not set(clusters.sent) - snapshot.resources.get(CLUSTER_TYPE, {}).keys():
             return []
         return self._send(clusters, snapshot, trigger="cleanup", force=False)
+
+    # -- sync status ----------------------------------------------------------------
+
+    def in_sync(self) -> bool:
+        """CDS and LDS are subscribed, and every type's latest response is ACKed (none
+        awaiting an answer, none NACKed)."""
+        if not all(self.watches[t].subscribed for t in WILDCARD_TYPES):
+            return False
+        return all(not w.awaiting_ack and w.version_acked == w.version_sent
+                   for w in self.watches.values() if w.subscribed and w.version_sent)
+
+    def note_sync(self) -> bool:
+        """Called after each request or push: records (once per snapshot version) the moment
+        the stream has ACKed everything that version sent, and tells the observer."""
+        version = self.snapshot_version
+        if not version or version == self.synced_version or not self.in_sync():
+            return False
+        self.synced_version = version
+        self.synced_at = self._clock()
+        self._observer.synced(self.proxy, version, self.connected_at, self.synced_at)
+        return True

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import structlog
+from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
 from services.pilot.model.proxy import InvalidNode, Proxy, parse_node
@@ -97,12 +98,14 @@ class AdsServer:
             return
         conn_id = str(next(self._ids))
         stream = _Stream(Connection(conn_id, proxy, observer=self.observer))
+        stream.connection.client_version = _client_version(first.node)
         self._streams[conn_id] = stream
         log.info("proxy connected", proxy=proxy.id, conn=conn_id, peer=context.peer())
         reader = asyncio.create_task(self._read(requests, stream), name=f"ads-read-{conn_id}")
         try:
             for response in stream.connection.handle_request(first, self._snapshot(proxy)):
                 yield response
+            stream.connection.note_sync()
             while True:
                 event = await stream.events.get()
                 if event is _CLOSED:
@@ -115,6 +118,7 @@ class AdsServer:
                     responses = stream.connection.handle_request(event, self._snapshot(proxy))
                 for response in responses:
                     yield response
+                stream.connection.note_sync()
         finally:
             reader.cancel()
             del self._streams[conn_id]
@@ -130,3 +134,11 @@ class AdsServer:
             log.exception("reading the ADS stream failed", proxy=stream.connection.proxy.id)
         finally:
             stream.events.put_nowait(_CLOSED)
+
+
+def _client_version(node: base_pb2.Node) -> str:
+    """Envoy's version as its node reports it (istioctl's proxy VERSION column)."""
+    if node.WhichOneof("user_agent_version_type") == "user_agent_build_version":
+        number = node.user_agent_build_version.version
+        return f"{number.major_number}.{number.minor_number}.{number.patch}"
+    return node.user_agent_version
