@@ -97,6 +97,10 @@ def node_metadata(settings: AgentSettings) -> struct_pb2.Struct:
         metadata.update({"MIZZEN_BIND_ADDRESS": settings.bind_address})
     if settings.app_ports:
         metadata.update({"APP_PORTS": ",".join(settings.app_ports)})
+    if settings.identity_enabled:
+        # Tells pilot this proxy holds a workload certificate (SDS `default`), so it may
+        # be given mTLS listeners and clusters.
+        metadata.update({"MIZZEN_IDENTITY": "true", "TRUST_DOMAIN": settings.trust_domain})
     return metadata
 
 

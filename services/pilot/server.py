@@ -42,6 +42,7 @@ class Pilot:
             root_namespace=settings.root_namespace,
             domain_suffix=settings.domain_suffix,
             outbound_traffic_policy=settings.outbound_traffic_policy,
+            trust_domain=settings.trust_domain,
         )
         self.cache = SnapshotCache()
         self.ads = AdsServer(self.cache, observer=self.metrics)

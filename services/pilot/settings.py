@@ -20,6 +20,8 @@ class PilotSettings:
     debounce_max_s: float = knob(10.0, "seconds a push may be held back by a stream of changes, at most")
     root_namespace: str = knob("istio-system", "namespace whose config applies mesh-wide")
     domain_suffix: str = knob("cluster.local", "DNS suffix of services (reviews.default.svc.<suffix>)")
+    trust_domain: str = knob("cluster.local", "SPIFFE trust domain of workload identities (mTLS peers are checked "
+                                              "against it)")
     outbound_traffic_policy: str = knob("ALLOW_ANY", "ALLOW_ANY or REGISTRY_ONLY for unknown destinations")
     workload_ttl_s: float = knob(15.0, "seconds a registered workload stays in mesh-workloads without a refresh "
                                        "(used when pilot creates the bucket; agents refresh at a third of it)")

@@ -16,6 +16,8 @@ class MeshConfig:
     outbound_traffic_policy: str = "ALLOW_ANY"
     # Seconds Envoy waits for an upstream connection (Istio's connectTimeout default).
     connect_timeout_s: float = 10.0
+    # SPIFFE trust domain of the mesh's workload identities.
+    trust_domain: str = "cluster.local"
 
 
 def resolve_host(host: str, namespace: str, mesh: MeshConfig) -> str:

@@ -37,6 +37,8 @@ class Proxy:
     bind_address: str = "0.0.0.0"
     # REDIRECT (iptables capture), NONE (apps use the sidecar as an HTTP proxy).
     interception: str = "REDIRECT"
+    # The agent serves this proxy a workload certificate over SDS (mTLS possible).
+    identity: bool = False
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -47,7 +49,7 @@ class Proxy:
     def class_key(self) -> tuple[Any, ...]:
         """Everything translation reads about a proxy: proxies with equal keys get equal config."""
         return (self.type, self.namespace, self.labels, self.ip, self.bind_address, self.interception,
-                self.service_account)
+                self.service_account, self.identity, self.metadata.get("APP_PORTS", ""))
 
     def matches(self, selector: dict[str, str]) -> bool:
         labels = self.label_map
@@ -82,5 +84,6 @@ def parse_node(node: base_pb2.Node) -> Proxy:
         workload_name=str(metadata.get("WORKLOAD_NAME", pod)),
         bind_address=str(metadata.get("MIZZEN_BIND_ADDRESS", "0.0.0.0")),
         interception=str(metadata.get("INTERCEPTION_MODE", "REDIRECT")),
+        identity=str(metadata.get("MIZZEN_IDENTITY", "")).lower() == "true",
         metadata=metadata,
     )

@@ -23,11 +23,15 @@ def socket_address(address: str, port: int) -> address_pb2.Address:
 
 
 def lb_endpoint(endpoint: Endpoint) -> endpoint_components_pb2.LbEndpoint:
-    return endpoint_components_pb2.LbEndpoint(
+    result = endpoint_components_pb2.LbEndpoint(
         endpoint=endpoint_components_pb2.Endpoint(address=socket_address(endpoint.address, endpoint.port)),
         health_status=health_check_pb2.HEALTHY if endpoint.healthy else health_check_pb2.UNHEALTHY,
         load_balancing_weight=wrappers_pb2.UInt32Value(value=max(endpoint.weight, 1)),
     )
+    if endpoint.tls_mode == "istio":
+        # Auto-mTLS: the cluster's transport socket matches pick TLS for sidecar endpoints.
+        result.metadata.filter_metadata["envoy.transport_socket_match"].update({"tlsMode": "istio"})
+    return result
 
 
 def load_assignment(

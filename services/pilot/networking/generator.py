@@ -13,7 +13,7 @@ from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
 from services.pilot.networking import clusters as cluster_builder
-from services.pilot.networking import gateway, sidecar_inbound, sidecar_outbound
+from services.pilot.networking import gateway, mtls, sidecar_inbound, sidecar_outbound
 
 
 class InconsistentConfig(Exception):
@@ -80,6 +80,8 @@ def generate(proxy: Proxy, push: PushContext) -> ProxyConfig:
     services = scope.services() if proxy.type == NodeType.SIDECAR else sorted(
         push.services.values(), key=lambda s: s.hostname)
     for built in cluster_builder.outbound_clusters(push, services):
+        if proxy.identity:
+            mtls.secure_cluster(built.cluster, push)
         clusters[built.cluster.name] = built.cluster
         if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
             endpoints[built.cluster.name] = built.assignment

@@ -15,6 +15,8 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import wrappers_pb2
 
 from libs.envoy import duration, pack
@@ -26,6 +28,7 @@ from services.pilot.model.services import Protocol, detect_protocol
 from services.pilot.networking import names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
+from services.pilot.networking.mtls import inbound_tls_context, peer_authentication_mode, transport_socket
 from services.pilot.networking.tcp_proxy import tcp_proxy_filter
 
 INBOUND_PORT = 15006
@@ -90,13 +93,48 @@ def _route_config(port: int) -> route_pb2.RouteConfiguration:
     )
 
 
-def _filters(port: InboundPort) -> list[listener_components_pb2.Filter]:
+def _filters(port: InboundPort, *, mtls: bool) -> list[listener_components_pb2.Filter]:
     stat_prefix = names.inbound_cluster(port.port)
     if port.protocol.is_http:
         manager = http_connection_manager(stat_prefix, route_config=_route_config(port.port))
-        # A sidecar forwards what it received; the edge already decided about X-Forwarded-For.
+        if mtls:
+            # The app learns who called it: the peer's SPIFFE id in x-forwarded-client-cert.
+            manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD
+            manager.set_current_client_cert_details.uri = True
+        else:
+            # A plaintext peer cannot vouch for itself: drop whatever XFCC it sent.
+            manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE
         return [hcm_filter(manager)]
     return [tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)])]
+
+
+def _chains(proxy: Proxy, push: PushContext, port: InboundPort, *, match_port: bool
+            ) -> list[listener_components_pb2.FilterChain]:
+    """STRICT: a TLS chain only; PERMISSIVE: TLS and plaintext, told apart by the TLS
+    inspector; DISABLE, or a proxy without a workload certificate: plaintext only."""
+    mode = peer_authentication_mode(proxy, push, port.port) if proxy.identity else "DISABLE"
+    chains: list[listener_components_pb2.FilterChain] = []
+    if mode in ("STRICT", "PERMISSIVE"):
+        chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|mtls")
+        chain.filter_chain_match.transport_protocol = "tls"
+        chain.transport_socket.CopyFrom(transport_socket(inbound_tls_context(push, http=port.protocol.is_http)))
+        chain.filters.extend(_filters(port, mtls=True))
+        chains.append(chain)
+    if mode in ("PERMISSIVE", "DISABLE"):
+        chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|plaintext")
+        if mode == "PERMISSIVE":
+            chain.filter_chain_match.transport_protocol = "raw_buffer"
+        chain.filters.extend(_filters(port, mtls=False))
+        chains.append(chain)
+    if match_port:
+        for chain in chains:
+            chain.filter_chain_match.destination_port.value = port.port
+    return chains
+
+
+def _inspect_tls(listener: listener_pb2.Listener) -> None:
+    listener.listener_filters.add(name="envoy.filters.listener.tls_inspector").typed_config.CopyFrom(
+        pack(tls_inspector_pb2.TlsInspector()))
 
 
 def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
@@ -114,10 +152,10 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
         )
         listener.listener_filters.add(name="envoy.filters.listener.original_dst").typed_config.CopyFrom(
             pack(original_dst_pb2.OriginalDst()))
+        if proxy.identity:
+            _inspect_tls(listener)
         for port in ports:
-            chain = listener.filter_chains.add(name=f"inbound|{port.port}")
-            chain.filter_chain_match.destination_port.value = port.port
-            chain.filters.extend(_filters(port))
+            listener.filter_chains.extend(_chains(proxy, push, port, match_port=True))
         passthrough = listener.filter_chains.add(name="inbound-passthrough")
         passthrough.filters.append(tcp_proxy_filter("InboundPassthroughCluster",
                                                      [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)]))
@@ -137,7 +175,9 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
             address=socket_address(proxy.bind_address, port.port),
             traffic_direction=1,
         )
-        listener.filter_chains.add().filters.extend(_filters(port))
+        if proxy.identity:
+            _inspect_tls(listener)
+        listener.filter_chains.extend(_chains(proxy, push, port, match_port=False))
         out.listeners.append(listener)
     return out
 
