@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test unit integration e2e lint proto proto-check bench clean help
 
 help:
-	@echo "make demo    run the local demo (Ctrl-C stops everything)"
+	@echo "make demo    run the local mesh with Bookinfo (Ctrl-C stops everything)"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
 	@echo "make lint    ruff, mypy and the import layering contracts"
 	@echo "make proto   regenerate Python code from proto/"
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mizzenctl demo
+	$(BIN)/mizzenctl up --app bookinfo
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

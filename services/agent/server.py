@@ -14,6 +14,7 @@ from services.agent.bootstrap import bootstrap_json
 from services.agent.envoy_process import EnvoyProcess
 from services.agent.errors import ConfigurationError
 from services.agent.node_agent import NodeAgent
+from services.agent.registration import Registrar
 from services.agent.settings import AgentSettings
 
 log = structlog.get_logger(__name__)
@@ -73,4 +74,8 @@ async def run(settings: AgentSettings) -> None:
     supervisor.on_stop("monitoring", monitoring.stop)
     supervisor.on_stop("envoy", envoy.stop)
     supervisor.start("envoy-ready", lambda: watch_envoy_ready(settings, readiness, live))
+    if settings.registry_nats_url:
+        registrar = Registrar(settings)
+        supervisor.start("registration", registrar.run, restart=Backoff())
+        supervisor.on_stop("registration", registrar.deregister)
     await supervisor.wait()

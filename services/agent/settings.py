@@ -22,6 +22,12 @@ class AgentSettings:
     domain_suffix: str = knob("cluster.local", "cluster DNS suffix")
     bind_address: str = knob("", "address the proxy's listeners bind (empty: 0.0.0.0)")
     interception_mode: str = knob("REDIRECT", "REDIRECT (iptables) or NONE (apps use the sidecar as a proxy)")
+    registry_nats_url: str = knob("", "NATS URL of the local mesh's workload registry (mesh-workloads); empty: "
+                                      "do not register")
+    registry_refresh_s: float = knob(5.0, "seconds between rewrites of the workload's registry entry (the bucket "
+                                          "expires entries after 15 s)")
+    workload_ports: tuple[str, ...] = knob((), "service port name:workload port pairs for the registry entry, e.g. "
+                                               "http:9080 (empty: the service ports themselves)")
     app_ports: tuple[str, ...] = knob((), "without capture: workload port:app port pairs, e.g. 9080:19080 (the "
                                           "sidecar listens on the first, the app on the second)")
     admin_address: str = knob("127.0.0.1", "Envoy admin address (never exposed beyond loopback)")

@@ -1,0 +1,71 @@
+"""Bookinfo in the local mesh: its workloads, their loopback addresses, and the
+"platform" config a Kubernetes cluster would hold (Services become ServiceEntries that
+select the workloads the agents register)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+APP_PORT_OFFSET = 10_000
+SERVICE_PORT = 9080
+
+
+@dataclass(frozen=True)
+class Workload:
+    service: str
+    version: str
+    address: str
+    service_account: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.version}"
+
+    @property
+    def app_port(self) -> int:
+        """Where the app listens, beside its sidecar on the service port."""
+        return SERVICE_PORT + APP_PORT_OFFSET
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"app": self.service, "version": self.version}
+
+
+WORKLOADS = (
+    Workload("productpage", "v1", "127.0.10.1", "bookinfo-productpage"),
+    Workload("details", "v1", "127.0.10.2", "bookinfo-details"),
+    Workload("reviews", "v1", "127.0.10.3", "bookinfo-reviews"),
+    Workload("reviews", "v2", "127.0.10.4", "bookinfo-reviews"),
+    Workload("reviews", "v3", "127.0.10.5", "bookinfo-reviews"),
+    Workload("ratings", "v1", "127.0.10.6", "bookinfo-ratings"),
+)
+
+
+def app_argv(python: str, workload: Workload) -> list[str]:
+    argv = [python, "-m", "samples.bookinfo", workload.service, "--host", workload.address,
+            "--port", str(workload.app_port), "--podname", workload.name]
+    if workload.service == "reviews":
+        argv += ["--version", workload.version]
+    return argv
+
+
+def platform_config(namespace: str = "default") -> str:
+    """One ServiceEntry per Bookinfo service, as Kubernetes Services would be."""
+    documents = []
+    for service in sorted({w.service for w in WORKLOADS}):
+        documents.append(f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: {service}
+  namespace: {namespace}
+  labels: {{app: {service}, service: {service}}}
+spec:
+  hosts: [{service}.{namespace}.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {SERVICE_PORT}, name: http, protocol: HTTP}}]
+  workloadSelector:
+    labels: {{app: {service}}}
+""")
+    return "---\n".join(documents)

@@ -1,0 +1,171 @@
+"""Running the local mesh in the foreground: start it stage by stage, wait until every
+proxy is SYNCED, keep every process alive (restart with backoff), stop it all on
+SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import structlog
+
+from services.citadel.cli import mint_bootstrap_token
+from tools.localmesh import bookinfo
+from tools.localmesh.plan import MeshOptions, Plan, new_token, plan
+from tools.localmesh.processes import ManagedProcess, ProcessFailed
+from tools.localmesh.state import MeshState, ProcessState
+
+log = structlog.get_logger(__name__)
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+TOKEN_TTL_S = 30 * 86400
+
+
+def prepare(options: MeshOptions) -> None:
+    """State dir, the platform config galley watches, and the galley API token."""
+    state = options.state_dir
+    for directory in (state, state / "logs", options.config_dir, state / "tokens", state / "proxies"):
+        directory.mkdir(parents=True, exist_ok=True)
+    token = state / "galley-token"
+    if not token.exists():
+        token.write_text(new_token() + "\n")
+        token.chmod(0o600)
+    if options.app == "bookinfo":
+        (options.config_dir / "bookinfo-platform.yaml").write_text(bookinfo.platform_config())
+        (options.config_dir / "bookinfo-gateway.yaml").write_text(
+            (SAMPLES / "bookinfo" / "networking" / "bookinfo-gateway.yaml").read_text())
+
+
+def mint_tokens(options: MeshOptions, identities: list[tuple[str, str, str]]) -> None:
+    for name, namespace, account in identities:
+        path = options.state_dir / "tokens" / name
+        path.write_text(mint_bootstrap_token(options.state_dir / "citadel", namespace, account, TOKEN_TTL_S))
+        path.chmod(0o600)
+
+
+def proxies_synced(pilot_url: str, plan_: Plan) -> list[str]:
+    """Proxies of the plan that are not yet SYNCED according to pilot (empty: all are)."""
+    try:
+        state = httpx.get(f"{pilot_url}/debug/syncz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return [p.name for p in plan_.proxies]
+    synced = set()
+    for entry in state.get("proxies", []):
+        types = entry.get("types", {})
+        if types and all(not t["awaiting_ack"] and t["acked"] == t["sent"] for t in types.values()):
+            synced.add(entry["proxy"].split("~")[2])
+    return [p.name for p in plan_.proxies if f"{p.name}.{p.namespace}" not in synced]
+
+
+class LocalMesh:
+    def __init__(self, options: MeshOptions, identities: list[tuple[str, str, str]]) -> None:
+        self.options = options
+        self.plan = plan(options)
+        self.identities = identities
+        self.processes: list[ManagedProcess] = []
+        self._supervisors: list[asyncio.Task[None]] = []
+        self.status = "starting"
+
+    def state(self) -> MeshState:
+        return MeshState(
+            pid=os.getpid(), status=self.status, ingress=f"http://{self.options.ingress_address}:8080",
+            galley=self.options.galley_url, pilot=self.options.pilot_url,
+            processes=[ProcessState(p.spec.name, p.pid, str(p.log_path), p.restarts) for p in self.processes],
+            proxies=[f"{p.name}.{p.namespace}" for p in self.plan.proxies],
+        )
+
+    async def start(self, say: Callable[[str], None]) -> None:
+        prepare(self.options)
+        for index, stage in enumerate(self.plan.stages):
+            if index == len(self.plan.stages) - 1:
+                mint_tokens(self.options, self.identities)
+            started = [ManagedProcess(spec, self.options.state_dir / "logs") for spec in stage]
+            self.processes.extend(started)
+            for process in started:
+                await process.start()
+            self.state().write(self.options.state_dir)
+            say(f"  started {', '.join(p.spec.name for p in started)}")
+            await asyncio.gather(*(p.wait_ready(timeout_s=60) for p in started))
+            self._supervisors.extend(asyncio.create_task(p.supervise(), name=f"supervise-{p.spec.name}")
+                                     for p in started)
+        deadline = time.monotonic() + 60
+        while waiting := proxies_synced(self.options.pilot_url, self.plan):
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"proxies not SYNCED after 60 s: {', '.join(waiting)}")
+            await asyncio.sleep(0.1)
+        self.status = "ready"
+        self.state().write(self.options.state_dir)
+
+    async def keep_state_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(2)
+            self.state().write(self.options.state_dir)
+
+    async def stop(self) -> None:
+        self.status = "stopping"
+        self.state().write(self.options.state_dir)
+        for process in reversed(self.processes):
+            await process.stop()
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        (self.options.state_dir / "mesh.json").unlink(missing_ok=True)
+
+
+def banner(options: MeshOptions) -> str:
+    ingress = f"http://{options.ingress_address}:8080"
+    if options.app != "bookinfo":
+        return f"Mizzen is up (no demo app). Apply config with: mizzenctl apply -f FILE\nState: {options.state_dir}"
+    return f"""
+Mizzen is up: Bookinfo with mutual TLS between sidecars, behind the ingress gateway.
+
+  open {ingress}/productpage          (or: curl -s {ingress}/productpage | grep -o 'reviews-v[0-9]')
+
+Try Istio's Bookinfo tasks, with Istio's own files:
+  mizzenctl apply -f samples/bookinfo/networking/destination-rule-all.yaml
+  mizzenctl apply -f samples/bookinfo/networking/virtual-service-all-v1.yaml          # all traffic to v1
+  mizzenctl apply -f samples/bookinfo/networking/virtual-service-reviews-test-v2.yaml # jason sees v2
+  mizzenctl apply -f samples/bookinfo/networking/virtual-service-reviews-50-v3.yaml   # 50/50 v1/v3
+
+  mizzenctl proxy-status        mizzenctl get virtualservices        mizzenctl status
+
+Logs: {options.state_dir / 'logs'}    Config galley watches: {options.config_dir}
+"""
+
+
+async def run_foreground(options: MeshOptions, identities: list[tuple[str, str, str]]) -> int:
+    mesh = LocalMesh(options, identities)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    fresh: asyncio.Task[None] | None = None
+    starting = asyncio.create_task(mesh.start(lambda line: print(line, flush=True)), name="mesh-start")
+    stopped = asyncio.create_task(stop.wait(), name="mesh-stop-signal")
+    try:
+        done, _ = await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()
+            print(banner(options), flush=True)
+            fresh = asyncio.create_task(mesh.keep_state_fresh(), name="mesh-state")
+            await stopped
+        else:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        print("stopping the mesh ...", flush=True)
+        return 0
+    except ProcessFailed as exc:
+        print(f"mizzenctl up: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for task in (fresh, starting, stopped):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (fresh, starting, stopped) if t is not None), return_exceptions=True)
+        await mesh.stop()

@@ -1,0 +1,185 @@
+"""What `mizzenctl up` runs: every process of the local mesh, in start order.
+
+The control plane listens on 127.0.0.1 (each service on its own ports), every workload
+on its own loopback address (127.0.10.x) so they can all use port 9080, the ingress
+gateway on `--ingress-address`, the egress gateway on 127.0.2.2.  Nothing binds outside
+127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.envoy.binaries import nats_server_binary
+from tools.localmesh import bookinfo
+from tools.localmesh.processes import ProcessSpec
+
+CONTROL = "127.0.0.1"
+EGRESS_ADDRESS = "127.0.2.2"
+
+
+@dataclass(frozen=True)
+class Ports:
+    nats: int = 14222
+    galley_monitoring: int = 15016
+    galley_api: int = 15019
+    pilot_xds: int = 15010
+    pilot_monitoring: int = 15014
+    citadel_grpc: int = 8060
+    citadel_monitoring: int = 9093
+    # Per proxy, on the proxy's own address.
+    envoy_admin: int = 15000
+    agent_monitoring: int = 15020
+    envoy_stats: int = 15090
+    envoy_health: int = 15021
+
+
+@dataclass(frozen=True)
+class MeshOptions:
+    state_dir: Path
+    app: str = "bookinfo"
+    ingress_address: str = "127.0.0.1"
+    capture: str = "proxy"
+    ports: Ports = field(default_factory=Ports)
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{CONTROL}:{self.ports.nats}"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.state_dir / "config"
+
+    @property
+    def galley_url(self) -> str:
+        return f"http://{CONTROL}:{self.ports.galley_api}"
+
+    @property
+    def pilot_url(self) -> str:
+        return f"http://{CONTROL}:{self.ports.pilot_monitoring}"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A proxy the mesh waits on: its node name and admin address."""
+
+    name: str
+    namespace: str
+    address: str
+
+
+@dataclass
+class Plan:
+    stages: list[list[ProcessSpec]]
+    proxies: list[Proxy]
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def control_plane(options: MeshOptions) -> list[list[ProcessSpec]]:
+    p, s = options.ports, options.state_dir
+    common = ["--nats-url", options.nats_url, "--log-level", "info", "--log-json"]
+    nats = ProcessSpec("nats", [str(nats_server_binary()), "-js", "-a", CONTROL, "-p", str(p.nats),
+                                "-sd", str(s / "nats")])
+    galley = ProcessSpec(
+        "galley", [_python(), "-m", "services.galley", *common, "--config-dir", str(options.config_dir),
+                   "--monitoring-address", CONTROL, "--monitoring-port", str(p.galley_monitoring),
+                   "--api-address", CONTROL, "--api-port", str(p.galley_api),
+                   "--api-token-file", str(s / "galley-token"), "--webhook-port", "0"],
+        ready_url=f"http://{CONTROL}:{p.galley_monitoring}/readyz")
+    pilot = ProcessSpec(
+        "pilot", [_python(), "-m", "services.pilot", *common, "--xds-address", CONTROL, "--xds-port", str(p.pilot_xds),
+                  "--monitoring-address", CONTROL, "--monitoring-port", str(p.pilot_monitoring)],
+        ready_url=f"{options.pilot_url}/readyz")
+    citadel = ProcessSpec(
+        "citadel", [_python(), "-m", "services.citadel", *common, "--grpc-address", CONTROL,
+                    "--grpc-port", str(p.citadel_grpc), "--monitoring-address", CONTROL,
+                    "--monitoring-port", str(p.citadel_monitoring), "--state-dir", str(s / "citadel"),
+                    "--serving-hosts", "127.0.0.1,localhost"],
+        ready_url=f"http://{CONTROL}:{p.citadel_monitoring}/readyz")
+    return [[nats], [galley, pilot, citadel]]
+
+
+def agent_argv(options: MeshOptions, *, name: str, namespace: str, address: str, labels: dict[str, str],
+               service_account: str, node_type: str = "sidecar", app_port: int | None = None) -> list[str]:
+    p, s = options.ports, options.state_dir
+    argv = [
+        _python(), "-m", "services.agent", "--log-level", "info", "--log-json",
+        "--pilot-address", f"{CONTROL}:{p.pilot_xds}", "--node-type", node_type, "--pod-name", name,
+        "--namespace", namespace, "--instance-ip", address, "--bind-address", address,
+        "--labels", ",".join(f"{k}={v}" for k, v in labels.items()), "--service-account", service_account,
+        "--interception-mode", "NONE" if options.capture == "proxy" else "REDIRECT",
+        "--admin-address", address, "--admin-port", str(p.envoy_admin),
+        "--stats-port", str(p.envoy_stats), "--health-port", str(p.envoy_health),
+        "--monitoring-address", address, "--monitoring-port", str(p.agent_monitoring),
+        "--state-dir", str(s / "proxies" / name), "--envoy-concurrency", "1",
+        "--identity-enabled", "--citadel-address", f"{CONTROL}:{p.citadel_grpc}",
+        "--citadel-root-cert", str(s / "citadel" / "root-cert.pem"),
+        "--citadel-token-file", str(s / "tokens" / name), "--trust-nats-url", options.nats_url,
+    ]
+    if node_type == "sidecar":
+        argv += ["--registry-nats-url", options.nats_url]
+    if app_port is not None:
+        argv += ["--app-ports", f"{bookinfo.SERVICE_PORT}:{app_port}"]
+    return argv
+
+
+def _live(address: str, ports: Ports) -> str:
+    return f"http://{address}:{ports.envoy_admin}/ready"
+
+
+def gateways(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
+    specs, proxies = [], []
+    for name, address, labels in (
+        ("istio-ingressgateway", options.ingress_address, {"istio": "ingressgateway", "app": "istio-ingressgateway"}),
+        ("istio-egressgateway", EGRESS_ADDRESS, {"istio": "egressgateway", "app": "istio-egressgateway"}),
+    ):
+        argv = agent_argv(options, name=name, namespace="istio-system", address=address, labels=labels,
+                          service_account=f"{name}-service-account", node_type="router")
+        specs.append(ProcessSpec(name, argv, ready_url=_live(address, options.ports), ready_body="LIVE"))
+        proxies.append(Proxy(name, "istio-system", address))
+    return specs, proxies
+
+
+def workloads(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
+    if options.app != "bookinfo":
+        return [], []
+    specs, proxies = [], []
+    for workload in bookinfo.WORKLOADS:
+        proxy_url = f"http://{workload.address}:15001"
+        specs.append(ProcessSpec(
+            f"{workload.name}-app", bookinfo.app_argv(_python(), workload),
+            env={"HTTP_PROXY": proxy_url, "http_proxy": proxy_url},
+            ready_url=f"http://{workload.address}:{workload.app_port}/health"))
+        argv = agent_argv(options, name=workload.name, namespace="default", address=workload.address,
+                          labels=workload.labels, service_account=workload.service_account,
+                          app_port=workload.app_port)
+        specs.append(ProcessSpec(f"{workload.name}-proxy", argv, ready_url=_live(workload.address, options.ports),
+                                 ready_body="LIVE"))
+        proxies.append(Proxy(workload.name, "default", workload.address))
+    return specs, proxies
+
+
+def identities(options: MeshOptions) -> list[tuple[str, str, str]]:
+    """(proxy name, namespace, service account) of every proxy that needs a token."""
+    found = [(w.name, "default", w.service_account) for w in bookinfo.WORKLOADS] if options.app == "bookinfo" else []
+    found += [(name, "istio-system", f"{name}-service-account")
+              for name in ("istio-ingressgateway", "istio-egressgateway")]
+    return found
+
+
+def plan(options: MeshOptions) -> Plan:
+    stages = control_plane(options)
+    workload_specs, workload_proxies = workloads(options)
+    gateway_specs, gateway_proxies = gateways(options)
+    stages.append([*workload_specs, *gateway_specs])
+    return Plan(stages, [*workload_proxies, *gateway_proxies])
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
