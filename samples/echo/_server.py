@@ -12,6 +12,9 @@ from typing import Any
 def echo_handler(name: str, hits: list[dict[str, Any]] | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle on, the second waits for the
+        # peer's delayed ACK (~40 ms a request).
+        disable_nagle_algorithm = True
         server_version = f"echo-{name}"
 
         def _answer(self) -> None:
@@ -21,7 +24,8 @@ def echo_handler(name: str, hits: list[dict[str, Any]] | None = None) -> type[Ba
                 "name": name,
                 "method": self.command,
                 "path": self.path,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
+                # A header sent several times reads as its values joined, as HTTP allows.
+                "headers": {k.lower(): ", ".join(self.headers.get_all(k) or ()) for k in set(self.headers.keys())},
                 "body": body.decode("utf-8", "replace"),
             }
             if hits is not None:

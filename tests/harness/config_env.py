@@ -4,6 +4,7 @@ and helpers to change config and wait until every proxy has ACKed it."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,11 @@ class ConfigEnv:
     def apply(self, name: str, text: str) -> None:
         """Write `name`.yaml and wait until galley published it and every proxy ACKed it."""
         path = self.config_dir / f"{name}.yaml"
-        path.write_text(text)
+        # Atomically: galley polls the directory and must never read a half-written file
+        # (it would delete whatever the missing half held).  Galley skips dot-files.
+        staging = self.config_dir / f".{name}.yaml.tmp"
+        staging.write_text(text)
+        os.replace(staging, path)
         self._written.add(path)
         expected = {r.key: json.loads(r.to_json()) for _, r in parse_text(text, name).resources}
         wait_until(lambda: self._published(expected), timeout=15, what=f"galley to publish {name}")

@@ -1,23 +1,31 @@
-"""Router proxies (ingress and egress gateways): listeners from Gateway servers and
-routes from the VirtualServices bound to those gateways."""
+"""Router proxies (ingress and egress gateways): a listener per Gateway server port, with
+filter chains for the servers merged onto it, and the route configurations of its HTTP(S)
+servers (Istio's buildGatewayListeners).
+
+What each server kind becomes:
+- HTTP (HTTP, HTTP2, GRPC, GRPC-WEB): one chain per port, HCM on RDS `http.<port>`.
+- HTTPS with SIMPLE/MUTUAL/OPTIONAL_MUTUAL/ISTIO_MUTUAL: a chain matched by the server's
+  hosts as SNI, terminating TLS, HCM on RDS `https.<port>.<port name>.<gateway>.<namespace>`.
+- HTTPS/TLS PASSTHROUGH: a chain per VirtualService `tls` match (by `sniHosts`) -> tcp_proxy.
+- AUTO_PASSTHROUGH: a chain per mesh service and subset (by `outbound_.<port>_.<subset>_.<host>`).
+- TLS terminated (SIMPLE, MUTUAL...) and TCP/MONGO/REDIS/MYSQL: VirtualService `tcp` rules
+  -> tcp_proxy; a server no rule routes gets no chain.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from google.protobuf import wrappers_pb2
 
 from libs.config import Resource
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
-from services.pilot.networking import names
+from services.pilot.networking import gateway_http, gateway_tcp, names
 from services.pilot.networking.endpoints import socket_address
-from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
-from services.pilot.networking.routes import RouteContext, http_routes, vs_applies
+from services.pilot.networking.gateway_chains import Chain, assemble
+from services.pilot.networking.gateway_servers import MergedGateway, PortServers, merge
 
 
 @dataclass
@@ -29,110 +37,51 @@ class GatewayOutput:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Server:
-    gateway: Resource
-    index: int
-    port: int
-    protocol: str
-    hosts: tuple[str, ...]
-    https_redirect: bool
-
-    @property
-    def gateway_ref(self) -> str:
-        return f"{self.gateway.namespace}/{self.gateway.name}"
-
-
 def selected_gateways(proxy: Proxy, push: PushContext) -> list[Resource]:
-    """Gateways whose selector matches this proxy (Istio: across all namespaces)."""
+    """Gateways whose selector matches this proxy (Istio: across all namespaces), in
+    namespace/name order: the first one wins a port conflict."""
     return [g for g in push.gateways() if proxy.matches(g.spec.get("selector", {}))]
 
 
-def _servers(gateways: list[Resource]) -> list[_Server]:
-    servers = []
-    for gateway in gateways:
-        for i, server in enumerate(gateway.spec.get("servers", [])):
-            port = server.get("port", {})
-            servers.append(_Server(
-                gateway=gateway, index=i, port=port.get("number", 0), protocol=port.get("protocol", "").upper(),
-                hosts=tuple(server.get("hosts", [])),
-                https_redirect=bool(server.get("tls", {}).get("httpsRedirect")),
-            ))
-    return servers
-
-
-def _host_matches(server_host: str, vs_host: str, vs_namespace: str, gateway_namespace: str) -> str | None:
-    """The virtual-host name the pair yields, or None when they do not intersect."""
-    namespace, _, dns = server_host.rpartition("/")
-    if namespace and namespace not in ("*", vs_namespace) and not (namespace == "." and
-                                                                   vs_namespace == gateway_namespace):
-        return None
-    if dns in ("*", vs_host):
-        return vs_host
-    if vs_host == "*":
-        return dns
-    if dns.startswith("*") and vs_host.endswith(dns[1:]):
-        return vs_host
-    if vs_host.startswith("*") and dns.endswith(vs_host[1:]):
-        return dns
-    return None
-
-
-def _route_configuration(port: int, servers: list[_Server], proxy: Proxy, push: PushContext,
-                         out: GatewayOutput) -> route_pb2.RouteConfiguration:
-    name = names.gateway_route_name(port)
-    ctx = RouteContext(push=push, proxy=proxy, port=port, gateways=frozenset(s.gateway_ref for s in servers))
-    hosts: dict[str, list[rc.Route]] = defaultdict(list)
-    redirect_hosts: set[str] = set()
-    for vs in push.virtual_services():
-        if not vs_applies(vs, ctx.gateways):
-            continue
-        vs_hosts: list[str] = []
-        for server in servers:
-            if not vs_applies(vs, frozenset({server.gateway_ref})):
-                continue
-            for vs_host in vs.spec.get("hosts", []):
-                for server_host in server.hosts:
-                    matched = _host_matches(server_host, vs_host, vs.namespace, server.gateway.namespace)
-                    if matched and matched not in vs_hosts:
-                        vs_hosts.append(matched)
-                        if server.https_redirect:
-                            redirect_hosts.add(matched)
-        if not vs_hosts:
-            continue
-        routes = http_routes(vs, ctx)
-        for host in vs_hosts:
-            hosts[host].extend(routes)
-    config = route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False))
-    for host in sorted(hosts, key=lambda h: (h == "*", h)):
-        vhost = config.virtual_hosts.add(name=f"{host}:{port}", routes=hosts[host])
-        vhost.domains.extend(["*"] if host == "*" else [host, f"{host}:*"])
-        if host in redirect_hosts:
-            vhost.require_tls = rc.VirtualHost.ALL
-    out.references[name] = ctx.clusters
-    out.warnings.extend(ctx.warnings)
-    return config
+def _chains(group: PortServers, listener_name: str, merged: MergedGateway, proxy: Proxy, push: PushContext,
+            out: GatewayOutput) -> list[Chain]:
+    if group.plaintext and group.servers[0].is_http:
+        route_name = merged.route_names[group.servers[0]]
+        return [gateway_http.http_chain(listener_name, route_name, group.servers)]
+    chains: list[Chain] = []
+    for server in group.servers:
+        if server.terminates_https:
+            chain = gateway_http.https_chain(listener_name, merged.route_names[server], server, out.warnings)
+            chains.extend([chain] if chain else [])
+        elif server.tls_mode == "AUTO_PASSTHROUGH":
+            chains.extend(gateway_tcp.auto_passthrough_chains(server, push))
+        elif server.is_passthrough:
+            chains.extend(gateway_tcp.passthrough_chains(server, proxy, push, out.warnings))
+        else:
+            chains.extend(gateway_tcp.tcp_chains(server, proxy, push, out.warnings))
+    return chains
 
 
 def build(proxy: Proxy, push: PushContext) -> GatewayOutput:
     out = GatewayOutput()
-    by_port: dict[int, list[_Server]] = defaultdict(list)
-    for server in _servers(selected_gateways(proxy, push)):
-        by_port[server.port].append(server)
-    for port in sorted(by_port):
-        servers = by_port[port]
-        protocols = {s.protocol for s in servers}
-        if not protocols <= {"HTTP", "HTTP2", "GRPC"}:
-            out.warnings.append(f"gateway port {port}: protocol {', '.join(sorted(protocols))} is not served yet")
+    merged = merge(selected_gateways(proxy, push))
+    out.warnings.extend(merged.warnings)
+    served_routes: set[str] = set()
+    for group in merged.ports:
+        address = group.bind or proxy.bind_address
+        name = names.listener_name(address, group.number)
+        listener, kept = assemble(name, socket_address(address, group.number),
+                                  _chains(group, name, merged, proxy, push, out), out.warnings)
+        if listener is None:
             continue
-        listener = listener_pb2.Listener(
-            name=names.listener_name(proxy.bind_address, port),
-            address=socket_address(proxy.bind_address, port),
-        )
-        route_name = names.gateway_route_name(port)
-        manager = http_connection_manager(f"outbound_{proxy.bind_address}_{port}", rds=route_name,
-                                          use_remote_address=True)
-        listener.filter_chains.add().filters.append(hcm_filter(manager))
         out.listeners.append(listener)
-        out.routes.append(_route_configuration(port, servers, proxy, push, out))
+        clusters = set().union(*(chain.clusters for chain in kept))
+        if clusters:
+            out.references[name] = clusters
+        served_routes.update(chain.rds for chain in kept if chain.rds)
+    for route_name in sorted(served_routes):
+        config, clusters = gateway_http.route_configuration(
+            route_name, merged.servers_for_route(route_name), proxy, push, out.warnings)
+        out.routes.append(config)
+        out.references[route_name] = clusters
     return out

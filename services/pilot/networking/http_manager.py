@@ -11,7 +11,7 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import wrappers_pb2
 
-from libs.envoy import pack
+from libs.envoy import duration, pack
 from services.pilot.networking.route_actions import CORS_FILTER, FAULT_FILTER
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
@@ -29,11 +29,15 @@ def http_connection_manager(
         codec_type=hcm.HttpConnectionManager.AUTO,
         # Istio: trust the hops before us to set x-forwarded-for only at the edge.
         use_remote_address=wrappers_pb2.BoolValue(value=use_remote_address),
+        # Istio's default path normalization (BASE): RFC 3986 only, slashes kept as sent.
         normalize_path=wrappers_pb2.BoolValue(value=True),
-        merge_slashes=True,
+        path_with_escaped_slashes_action=hcm.HttpConnectionManager.KEEP_UNCHANGED,
+        # Istio turns off Envoy's 5-minute stream idle timeout; route timeouts bound requests.
+        stream_idle_timeout=duration(0),
     )
     manager.upgrade_configs.add(upgrade_type="websocket")
-    # Fault and CORS act only on routes that configure them (typed_per_filter_config).
+    # Fault and CORS act only on routes that configure them (typed_per_filter_config);
+    # Istio's order: fault, then CORS, then the router.
     manager.http_filters.add(name=FAULT_FILTER).typed_config.CopyFrom(pack(fault_pb2.HTTPFault()))
     manager.http_filters.add(name=CORS_FILTER).typed_config.CopyFrom(pack(cors_pb2.Cors()))
     manager.http_filters.add(name="envoy.filters.http.router").typed_config.CopyFrom(pack(router_pb2.Router()))
@@ -41,6 +45,8 @@ def http_connection_manager(
         manager.rds.route_config_name = rds
         manager.rds.config_source.ads.SetInParent()
         manager.rds.config_source.resource_api_version = config_source_pb2.V3
+        # Istio: wait for the route configuration rather than serve without it after 15 s.
+        manager.rds.config_source.initial_fetch_timeout.CopyFrom(duration(0))
     elif route_config is not None:
         manager.route_config.CopyFrom(route_config)
     return manager

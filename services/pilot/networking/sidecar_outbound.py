@@ -25,12 +25,13 @@ from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
-from services.pilot.networking.routes import MESH_GATEWAY, RouteContext
+from services.pilot.networking.routes import MAX_DIRECT_RESPONSE_BODY_BYTES, MESH_GATEWAY, RouteContext
 from services.pilot.networking.sidecar_tcp import tcp_destinations
 from services.pilot.networking.tcp_proxy import tcp_proxy_filter
 from services.pilot.networking.virtual_hosts import fallback_host, virtual_hosts
 
 OUTBOUND_PORT = 15001
+_MAX_BODY = wrappers_pb2.UInt32Value(value=MAX_DIRECT_RESPONSE_BODY_BYTES)
 HTTP_PROXY_ROUTE = "http_proxy"
 
 
@@ -55,7 +56,8 @@ def _by_port(scope: ProxyScope) -> tuple[dict[int, list[tuple[Service, ServicePo
 def _route_config(name: str, services: list[tuple[Service, ServicePort]], scope: ProxyScope, port: int,
                   out: OutboundOutput, *, with_bare_names: bool) -> route_pb2.RouteConfiguration:
     ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=port, gateways=frozenset({MESH_GATEWAY}))
-    config = route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False))
+    config = route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False),
+                                          max_direct_response_body_size_bytes=_MAX_BODY)
     config.virtual_hosts.extend(virtual_hosts(services, scope, ctx, with_bare_names=with_bare_names))
     config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
     out.references[name] = ctx.clusters
@@ -113,7 +115,8 @@ def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
     http, _ = _by_port(scope)
     services = [entry for port in sorted(http) for entry in http[port]]
     ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=0, gateways=frozenset({MESH_GATEWAY}))
-    config = route_pb2.RouteConfiguration(name=HTTP_PROXY_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False))
+    config = route_pb2.RouteConfiguration(name=HTTP_PROXY_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False),
+                                          max_direct_response_body_size_bytes=_MAX_BODY)
     # Over an HTTP proxy the port is part of the Host; a Host without one means port 80.
     config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number == 80], scope, ctx,
                                               with_bare_names=True))

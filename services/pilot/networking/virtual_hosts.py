@@ -79,7 +79,8 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
         taken.update(wanted)
         route_ctx = RouteContext(push=ctx.push, proxy=ctx.proxy, port=port.number, gateways=frozenset({MESH_GATEWAY}),
                                  clusters=ctx.clusters, warnings=ctx.warnings)
-        vhost = rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=wanted)
+        vhost = rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=wanted,
+                               include_request_attempt_count=True)
         vhost.routes.extend(_routes_for(service, port, scope, route_ctx))
         out.append(vhost)
     return out
@@ -88,11 +89,11 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
 def fallback_host(policy: str, ctx: RouteContext) -> rc.VirtualHost:
     """Unknown destinations: passed through (ALLOW_ANY) or refused with 502 (REGISTRY_ONLY)."""
     if policy == "REGISTRY_ONLY":
-        vhost = rc.VirtualHost(name=BLOCK_ALL_VHOST, domains=["*"])
+        vhost = rc.VirtualHost(name=BLOCK_ALL_VHOST, domains=["*"], include_request_attempt_count=True)
         route = vhost.routes.add(name=BLOCK_ALL_VHOST, match=rc.RouteMatch(prefix="/"))
         route.direct_response.status = 502
         return vhost
-    vhost = rc.VirtualHost(name=ALLOW_ANY_VHOST, domains=["*"])
+    vhost = rc.VirtualHost(name=ALLOW_ANY_VHOST, domains=["*"], include_request_attempt_count=True)
     route = vhost.routes.add(name=ALLOW_ANY_VHOST, match=rc.RouteMatch(prefix="/"))
     route.route.cluster = names.PASSTHROUGH_CLUSTER
     route.route.timeout.SetInParent()

@@ -50,6 +50,9 @@ class Watch:
     sent: dict[str, EncodedResource] = field(default_factory=dict)
     refs_sent: dict[str, frozenset[str]] = field(default_factory=dict)
     refs_acked: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Clusters named by every response sent since the last ACK: Envoy may be using any of
+    # them (it applies responses in order), so none may go yet.
+    refs_in_flight: set[str] = field(default_factory=set)
     awaiting_ack: bool = False
     last_nack: Nack | None = None
     sent_at: float = 0.0
@@ -139,9 +142,12 @@ class Connection:
         watch.version_acked = request.version_info
         watch.acked_at = self._clock()
         watch.refs_acked = watch.refs_sent
+        watch.refs_in_flight = set()
         self._observer.acked(self.proxy, watch.type_url, request.version_info, watch.acked_at - watch.sent_at)
 
     def _nack(self, watch: Watch, request: discovery_pb2.DiscoveryRequest) -> None:
+        # `refs_in_flight` stays: an earlier response whose ACK came in stale may be what
+        # Envoy kept; the next ACK settles it.
         watch.awaiting_ack = False
         message = request.error_detail.message
         watch.last_nack = Nack(watch.version_sent, request.response_nonce, message, self._clock())
@@ -173,11 +179,15 @@ class Connection:
         return out
 
     def _kept_clusters(self, snapshot: Snapshot) -> dict[str, EncodedResource]:
-        """Clusters no longer generated but still named by ACKed listeners or routes."""
+        """Clusters no longer generated but still named by listeners or routes Envoy may be
+        using: the ACKed ones, and the ones sent but not yet ACKed (Envoy applies responses
+        in order, so those are live until the next listeners or routes replace them)."""
         desired = snapshot.resources.get(CLUSTER_TYPE, {})
         still_used: set[str] = set()
         for type_url in (LISTENER_TYPE, ROUTE_TYPE):
-            for refs in self.watches[type_url].refs_acked.values():
+            watch = self.watches[type_url]
+            still_used.update(watch.refs_in_flight)
+            for refs in watch.refs_acked.values():
                 still_used.update(refs)
         previous = self.watches[CLUSTER_TYPE].sent
         return {name: previous[name] for name in still_used - desired.keys() if name in previous}
@@ -212,6 +222,7 @@ class Connection:
         watch.digest_sent = digest
         watch.sent = {r.name: r for r in selected}
         watch.refs_sent = {r.name: snapshot.references.get(r.name, frozenset()) for r in selected}
+        watch.refs_in_flight.update(*watch.refs_sent.values())
         watch.awaiting_ack = True
         watch.sent_at = self._clock()
         watch.sends += 1

@@ -150,3 +150,33 @@ def test_unsubscribing_every_name_is_not_answered() -> None:
     eds = responses[ENDPOINT_TYPE]
     assert conn.handle_request(request(ENDPOINT_TYPE, nonce=eds.nonce, version="1", names=()), snap) == []
     assert not conn.watches[ENDPOINT_TYPE].awaiting_ack
+
+
+def test_clusters_named_by_routes_in_flight_outlive_them() -> None:
+    """Routes sent but not yet ACKed may already be in use: Envoy applies responses in
+    order, so routes to `b` (push 2) are live until the routes of push 3 arrive.  Push 3's
+    CDS, which Envoy applies before those routes, must still hold `b`."""
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snapshot("1", ["a"], "a"), ("a",))
+    to_b = snapshot("2", ["a", "b"], "b")
+    pushed = {r.type_url: r for r in decode(conn.push(to_b))}
+    assert ROUTE_TYPE in pushed and conn.watches[ROUTE_TYPE].awaiting_ack
+    to_c = snapshot("3", ["c"], "c")
+    cds = decode(conn.push(to_c))[0]
+    assert cds.type_url == CLUSTER_TYPE
+    assert {cluster_pb2.Cluster.FromString(r.value).name for r in cds.resources} == {"a", "b", "c"}, \
+        "a: named by the ACKed routes; b: by the routes in flight; c: new"
+    # Envoy ACKs everything in order; once push 3's routes are ACKed, a and b go.
+    for type_url, response in pushed.items():
+        conn.handle_request(request(type_url, nonce=response.nonce, version="2",
+                                    names=("a", "b") if type_url == ENDPOINT_TYPE else ()), to_c)
+    later = {r.type_url: r for r in decode(conn.push(to_c))}
+    assert not later, "push 3 already went out in full"
+    watches = conn.watches
+    for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE):
+        watch = watches[type_url]
+        names = ("c",) if type_url == ENDPOINT_TYPE else ("r",) if type_url == ROUTE_TYPE else ()
+        cleanup = decode(conn.handle_request(request(type_url, nonce=watch.nonce, version="3", names=names), to_c))
+        if type_url == ROUTE_TYPE:
+            assert [r.type_url for r in cleanup] == [CLUSTER_TYPE]
+            assert {cluster_pb2.Cluster.FromString(r.value).name for r in cleanup[0].resources} == {"c"}
