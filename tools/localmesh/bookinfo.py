@@ -31,14 +31,20 @@ class Workload:
         return {"app": self.service, "version": self.version}
 
 
-WORKLOADS = (
-    Workload("productpage", "v1", "127.0.10.1", "bookinfo-productpage"),
-    Workload("details", "v1", "127.0.10.2", "bookinfo-details"),
-    Workload("reviews", "v1", "127.0.10.3", "bookinfo-reviews"),
-    Workload("reviews", "v2", "127.0.10.4", "bookinfo-reviews"),
-    Workload("reviews", "v3", "127.0.10.5", "bookinfo-reviews"),
-    Workload("ratings", "v1", "127.0.10.6", "bookinfo-ratings"),
+# (service, version, service account), each on its own address 127.<subnet>.10.<n>.
+_WORKLOADS = (
+    ("productpage", "v1", "bookinfo-productpage"),
+    ("details", "v1", "bookinfo-details"),
+    ("reviews", "v1", "bookinfo-reviews"),
+    ("reviews", "v2", "bookinfo-reviews"),
+    ("reviews", "v3", "bookinfo-reviews"),
+    ("ratings", "v1", "bookinfo-ratings"),
 )
+
+
+def workloads(subnet: int = 0) -> list[Workload]:
+    return [Workload(service, version, f"127.{subnet}.10.{n}", account)
+            for n, (service, version, account) in enumerate(_WORKLOADS, start=1)]
 
 
 def app_argv(python: str, workload: Workload) -> list[str]:
@@ -52,7 +58,7 @@ def app_argv(python: str, workload: Workload) -> list[str]:
 def platform_config(namespace: str = "default") -> str:
     """One ServiceEntry per Bookinfo service, as Kubernetes Services would be."""
     documents = []
-    for service in sorted({w.service for w in WORKLOADS}):
+    for service in sorted({service for service, _, _ in _WORKLOADS}):
         documents.append(f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry

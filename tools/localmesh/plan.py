@@ -17,9 +17,6 @@ from libs.envoy.binaries import nats_server_binary
 from tools.localmesh import bookinfo
 from tools.localmesh.processes import ProcessSpec
 
-CONTROL = "127.0.0.1"
-EGRESS_ADDRESS = "127.0.2.2"
-
 
 @dataclass(frozen=True)
 class Ports:
@@ -44,10 +41,24 @@ class MeshOptions:
     ingress_address: str = "127.0.0.1"
     capture: str = "proxy"
     ports: Ports = field(default_factory=Ports)
+    # The mesh lives in 127.<subnet>.0.0/16, so several meshes (a demo and a test run)
+    # can share a machine: control plane on .0.1, workloads on .10.x, egress on .2.2.
+    subnet: int = 0
+
+    def address(self, third: int, fourth: int) -> str:
+        return f"127.{self.subnet}.{third}.{fourth}"
+
+    @property
+    def control(self) -> str:
+        return self.address(0, 1)
+
+    @property
+    def egress_address(self) -> str:
+        return self.address(2, 2)
 
     @property
     def nats_url(self) -> str:
-        return f"nats://{CONTROL}:{self.ports.nats}"
+        return f"nats://{self.control}:{self.ports.nats}"
 
     @property
     def config_dir(self) -> Path:
@@ -55,11 +66,11 @@ class MeshOptions:
 
     @property
     def galley_url(self) -> str:
-        return f"http://{CONTROL}:{self.ports.galley_api}"
+        return f"http://{self.control}:{self.ports.galley_api}"
 
     @property
     def pilot_url(self) -> str:
-        return f"http://{CONTROL}:{self.ports.pilot_monitoring}"
+        return f"http://{self.control}:{self.ports.pilot_monitoring}"
 
 
 @dataclass(frozen=True)
@@ -82,35 +93,35 @@ def _python() -> str:
 
 
 def control_plane(options: MeshOptions) -> list[list[ProcessSpec]]:
-    p, s = options.ports, options.state_dir
+    p, s, control = options.ports, options.state_dir, options.control
     common = ["--nats-url", options.nats_url, "--log-level", "info", "--log-json"]
-    nats = ProcessSpec("nats", [str(nats_server_binary()), "-js", "-a", CONTROL, "-p", str(p.nats),
+    nats = ProcessSpec("nats", [str(nats_server_binary()), "-js", "-a", control, "-p", str(p.nats),
                                 "-sd", str(s / "nats")])
     galley = ProcessSpec(
         "galley", [_python(), "-m", "services.galley", *common, "--config-dir", str(options.config_dir),
-                   "--monitoring-address", CONTROL, "--monitoring-port", str(p.galley_monitoring),
-                   "--api-address", CONTROL, "--api-port", str(p.galley_api),
+                   "--monitoring-address", control, "--monitoring-port", str(p.galley_monitoring),
+                   "--api-address", control, "--api-port", str(p.galley_api),
                    "--api-token-file", str(s / "galley-token"), "--webhook-port", "0"],
-        ready_url=f"http://{CONTROL}:{p.galley_monitoring}/readyz")
+        ready_url=f"http://{control}:{p.galley_monitoring}/readyz")
     pilot = ProcessSpec(
-        "pilot", [_python(), "-m", "services.pilot", *common, "--xds-address", CONTROL, "--xds-port", str(p.pilot_xds),
-                  "--monitoring-address", CONTROL, "--monitoring-port", str(p.pilot_monitoring)],
+        "pilot", [_python(), "-m", "services.pilot", *common, "--xds-address", control, "--xds-port", str(p.pilot_xds),
+                  "--monitoring-address", control, "--monitoring-port", str(p.pilot_monitoring)],
         ready_url=f"{options.pilot_url}/readyz")
     citadel = ProcessSpec(
-        "citadel", [_python(), "-m", "services.citadel", *common, "--grpc-address", CONTROL,
-                    "--grpc-port", str(p.citadel_grpc), "--monitoring-address", CONTROL,
+        "citadel", [_python(), "-m", "services.citadel", *common, "--grpc-address", control,
+                    "--grpc-port", str(p.citadel_grpc), "--monitoring-address", control,
                     "--monitoring-port", str(p.citadel_monitoring), "--state-dir", str(s / "citadel"),
-                    "--serving-hosts", "127.0.0.1,localhost"],
-        ready_url=f"http://{CONTROL}:{p.citadel_monitoring}/readyz")
+                    "--serving-hosts", f"{control},localhost"],
+        ready_url=f"http://{control}:{p.citadel_monitoring}/readyz")
     return [[nats], [galley, pilot, citadel]]
 
 
 def agent_argv(options: MeshOptions, *, name: str, namespace: str, address: str, labels: dict[str, str],
                service_account: str, node_type: str = "sidecar", app_port: int | None = None) -> list[str]:
-    p, s = options.ports, options.state_dir
+    p, s, control = options.ports, options.state_dir, options.control
     argv = [
         _python(), "-m", "services.agent", "--log-level", "info", "--log-json",
-        "--pilot-address", f"{CONTROL}:{p.pilot_xds}", "--node-type", node_type, "--pod-name", name,
+        "--pilot-address", f"{control}:{p.pilot_xds}", "--node-type", node_type, "--pod-name", name,
         "--namespace", namespace, "--instance-ip", address, "--bind-address", address,
         "--labels", ",".join(f"{k}={v}" for k, v in labels.items()), "--service-account", service_account,
         "--interception-mode", "NONE" if options.capture == "proxy" else "REDIRECT",
@@ -118,7 +129,7 @@ def agent_argv(options: MeshOptions, *, name: str, namespace: str, address: str,
         "--stats-port", str(p.envoy_stats), "--health-port", str(p.envoy_health),
         "--monitoring-address", address, "--monitoring-port", str(p.agent_monitoring),
         "--state-dir", str(s / "proxies" / name), "--envoy-concurrency", "1",
-        "--identity-enabled", "--citadel-address", f"{CONTROL}:{p.citadel_grpc}",
+        "--identity-enabled", "--citadel-address", f"{control}:{p.citadel_grpc}",
         "--citadel-root-cert", str(s / "citadel" / "root-cert.pem"),
         "--citadel-token-file", str(s / "tokens" / name), "--trust-nats-url", options.nats_url,
     ]
@@ -137,7 +148,7 @@ def gateways(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
     specs, proxies = [], []
     for name, address, labels in (
         ("istio-ingressgateway", options.ingress_address, {"istio": "ingressgateway", "app": "istio-ingressgateway"}),
-        ("istio-egressgateway", EGRESS_ADDRESS, {"istio": "egressgateway", "app": "istio-egressgateway"}),
+        ("istio-egressgateway", options.egress_address, {"istio": "egressgateway", "app": "istio-egressgateway"}),
     ):
         argv = agent_argv(options, name=name, namespace="istio-system", address=address, labels=labels,
                           service_account=f"{name}-service-account", node_type="router")
@@ -150,7 +161,7 @@ def workloads(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
     if options.app != "bookinfo":
         return [], []
     specs, proxies = [], []
-    for workload in bookinfo.WORKLOADS:
+    for workload in bookinfo.workloads(options.subnet):
         proxy_url = f"http://{workload.address}:15001"
         specs.append(ProcessSpec(
             f"{workload.name}-app", bookinfo.app_argv(_python(), workload),
@@ -167,7 +178,8 @@ def workloads(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
 
 def identities(options: MeshOptions) -> list[tuple[str, str, str]]:
     """(proxy name, namespace, service account) of every proxy that needs a token."""
-    found = [(w.name, "default", w.service_account) for w in bookinfo.WORKLOADS] if options.app == "bookinfo" else []
+    found = ([(w.name, "default", w.service_account) for w in bookinfo.workloads(options.subnet)]
+             if options.app == "bookinfo" else [])
     found += [(name, "istio-system", f"{name}-service-account")
               for name in ("istio-ingressgateway", "istio-egressgateway")]
     return found

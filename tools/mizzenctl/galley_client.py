@@ -9,14 +9,26 @@ from typing import Any
 
 import httpx
 
+from tools.localmesh.state import MeshState
+
+DEFAULT_GALLEY = "http://127.0.0.1:15019"
+
 
 class GalleyUnreachable(Exception):
     pass
 
 
+def galley_url(args: argparse.Namespace) -> str:
+    if args.galley:
+        return str(args.galley)
+    state = MeshState.read(Path(args.state_dir))
+    return state.galley if state is not None else DEFAULT_GALLEY
+
+
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--galley", default=os.environ.get("MIZZEN_GALLEY_URL", "http://127.0.0.1:15019"),
-                        help="galley's API URL [env MIZZEN_GALLEY_URL]")
+    parser.add_argument("--galley", default=os.environ.get("MIZZEN_GALLEY_URL"),
+                        help="galley's API URL [env MIZZEN_GALLEY_URL; default: the local mesh's, else "
+                             f"{DEFAULT_GALLEY}]")
     parser.add_argument("--state-dir", default=os.environ.get("MIZZEN_STATE_DIR", ".mizzen"),
                         help="local mesh state dir, where the API token is found [env MIZZEN_STATE_DIR]")
     parser.add_argument("--token", default=os.environ.get("MIZZEN_TOKEN"), help="API token [env MIZZEN_TOKEN]")
@@ -35,6 +47,7 @@ def request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> 
     if token:
         headers["authorization"] = f"Bearer {token}"
     try:
-        return httpx.request(method, f"{args.galley.rstrip('/')}{path}", headers=headers, timeout=30.0, **kwargs)
+        return httpx.request(method, f"{galley_url(args).rstrip('/')}{path}", headers=headers, timeout=30.0,
+                             **kwargs)
     except httpx.HTTPError as exc:
-        raise GalleyUnreachable(f"cannot reach galley at {args.galley}: {exc} (is the mesh up?)") from exc
+        raise GalleyUnreachable(f"cannot reach galley at {galley_url(args)}: {exc} (is the mesh up?)") from exc

@@ -22,7 +22,7 @@ Row = tuple[str, ...]
 
 def _options(args: argparse.Namespace) -> MeshOptions:
     return MeshOptions(state_dir=Path(args.state_dir).resolve(), app=args.app, ingress_address=args.ingress_address,
-                       capture=args.capture)
+                       capture=args.capture, subnet=args.subnet)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -47,7 +47,7 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "logs" / "mesh.log"
     argv = [sys.executable, "-m", "tools.mizzenctl", "up", "--state-dir", str(state_dir), "--app", args.app,
-            "--ingress-address", args.ingress_address, "--capture", args.capture]
+            "--ingress-address", args.ingress_address, "--capture", args.capture, "--subnet", str(args.subnet)]
     with log_path.open("ab") as output:
         child = subprocess.Popen(argv, stdout=output, stderr=output, stdin=subprocess.DEVNULL, start_new_session=True)
     started = time.monotonic()
@@ -148,6 +148,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--capture", choices=("proxy", "iptables"), default="proxy",
                         help="apps reach their sidecar as an HTTP proxy, or (root) by iptables capture")
     parser.add_argument("-d", "--detach", action="store_true", help="return once every proxy is SYNCED")
+    parser.add_argument("--subnet", type=int, default=0, choices=range(256), metavar="N",
+                        help="run in 127.N.0.0/16 (control plane 127.N.0.1, workloads 127.N.10.x), so two "
+                             "meshes can share a machine (default 0)")
     parser.set_defaults(run=up)
     for name, func, text in (("down", down, "stop the local mesh"), ("status", status, "processes and proxies")):
         sub = commands.add_parser(name, help=text)

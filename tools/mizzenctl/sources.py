@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tools.localmesh.state import MeshState
 
 DEFAULT_PILOT = "http://127.0.0.1:15014"
 
@@ -23,14 +26,22 @@ class SourceError(Exception):
 
 def add_pilot_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pilot", action="append", metavar="URL",
-                        help="pilot's monitoring URL; repeat for several replicas "
-                             f"[env MIZZEN_PILOT_URL, comma-separated; default {DEFAULT_PILOT}]")
+                        help="pilot's monitoring URL; repeat for several replicas [env MIZZEN_PILOT_URL, "
+                             f"comma-separated; default: the local mesh's, else {DEFAULT_PILOT}]")
+    if not any(action.dest == "state_dir" for action in parser._actions):
+        parser.add_argument("--state-dir", default=os.environ.get("MIZZEN_STATE_DIR", ".mizzen"),
+                            help="local mesh state dir, to find its pilot [env MIZZEN_STATE_DIR]")
 
 
 def pilot_urls(args: argparse.Namespace, environ: dict[str, str] | None = None) -> list[str]:
     if args.pilot:
         return [url.rstrip("/") for url in args.pilot]
-    value = (os.environ if environ is None else environ).get("MIZZEN_PILOT_URL", DEFAULT_PILOT)
+    env = os.environ if environ is None else environ
+    if "MIZZEN_PILOT_URL" not in env:
+        state = MeshState.read(Path(getattr(args, "state_dir", ".mizzen")))
+        if state is not None:
+            return [state.pilot]
+    value = env.get("MIZZEN_PILOT_URL", DEFAULT_PILOT)
     return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
 
 

@@ -1,0 +1,91 @@
+"""The local mesh as users run it: `mizzenctl up -d`, `apply`, `down`, driven as commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.harness.kv import config_revision
+from tests.harness.waiting import wait_until
+from tools.localmesh.state import MeshState
+
+
+@dataclass
+class LocalMesh:
+    state_dir: Path
+    subnet: int
+
+    @property
+    def ingress(self) -> str:
+        return f"http://127.{self.subnet}.1.1:8080"
+
+    @property
+    def control(self) -> str:
+        return f"127.{self.subnet}.0.1"
+
+    def address_of(self, workload: str) -> str:
+        order = ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"]
+        return f"127.{self.subnet}.10.{order.index(workload) + 1}"
+
+    def mizzenctl(self, *args: str, stdin: str | None = None, check: bool = True,
+                  timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "tools.mizzenctl", *args, "--state-dir", str(self.state_dir)],
+                                input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"mizzenctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n"
+                                 f"{result.stderr}")
+        return result
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tools.mizzenctl", "up", "-d", "--state-dir", str(self.state_dir),
+                               "--subnet", str(self.subnet), "--ingress-address", f"127.{self.subnet}.1.1", *extra],
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        return self.mizzenctl("down", check=False)
+
+    def state(self) -> MeshState:
+        state = MeshState.read(self.state_dir)
+        assert state is not None, "the mesh is not running"
+        return state
+
+    def apply(self, *files: Path) -> None:
+        args = [arg for f in files for arg in ("-f", str(f))]
+        self.mizzenctl("apply", *args)
+        self.sync()
+
+    def delete(self, *files: Path) -> None:
+        args = [arg for f in files for arg in ("-f", str(f))]
+        self.mizzenctl("delete", *args, check=False)
+        self.sync()
+
+    def sync(self, timeout: float = 30) -> None:
+        """Until pilot serves the latest mesh-config revision and every proxy ACKed it."""
+        state = self.state()
+        revision = config_revision(f"nats://{self.control}:14222")
+
+        def converged() -> bool:
+            syncz = httpx.get(f"{state.pilot}/debug/syncz", timeout=3).json()
+            version = syncz.get("version") or "0"
+            if int(version.split(".")[0]) < revision:
+                return False
+            proxies = {p["proxy"].split("~")[2]: p for p in syncz["proxies"]}
+            return all(name in proxies and proxies[name]["version"] == version
+                       and not any(t["awaiting_ack"] for t in proxies[name]["types"].values())
+                       for name in state.proxies)
+
+        wait_until(converged, timeout=timeout, what=f"every proxy to ACK revision {revision}")
+
+    def productpage(self, **headers: str) -> tuple[int, str]:
+        response = httpx.get(f"{self.ingress}/productpage", headers=headers, timeout=30)
+        return response.status_code, response.text
+
+
+def reviews_version(html: str) -> str | None:
+    found = re.search(r'id="reviews-version">(v\d)<', html)
+    return found.group(1) if found else None
