@@ -55,6 +55,26 @@ def app_argv(python: str, workload: Workload) -> list[str]:
     return argv
 
 
+def egress_gateway_service(address: str) -> str:
+    """The egress gateway's Service: port 80 to the gateway's 8080, as Istio installs it."""
+    return f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: istio-egressgateway
+  namespace: istio-system
+spec:
+  hosts: [istio-egressgateway.istio-system.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}, {{number: 443, name: https, protocol: HTTPS}}]
+  endpoints:
+  - address: {address}
+    ports: {{http: 8080, https: 8443}}
+    labels: {{istio: egressgateway}}
+"""
+
+
 def platform_config(namespace: str = "default") -> str:
     """One ServiceEntry per Bookinfo service, as Kubernetes Services would be."""
     documents = []

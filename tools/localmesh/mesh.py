@@ -36,6 +36,8 @@ def prepare(options: MeshOptions) -> None:
     if not token.exists():
         token.write_text(new_token() + "\n")
         token.chmod(0o600)
+    (options.config_dir / "egress-gateway-service.yaml").write_text(
+        bookinfo.egress_gateway_service(options.egress_address))
     if options.app == "bookinfo":
         (options.config_dir / "bookinfo-platform.yaml").write_text(bookinfo.platform_config())
         (options.config_dir / "bookinfo-gateway.yaml").write_text(
