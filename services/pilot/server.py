@@ -49,11 +49,16 @@ class Pilot:
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
         self.readiness.require("nats-connected", "config-synced", "workloads-synced")
-        self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s, self.push)
+        self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s,
+                                   lambda: self.push("config"))
+        # Endpoints move on their own, shorter clock: a workload coming or going should
+        # not wait behind a burst of config edits (Istio's users saw EDS held up to 10 s).
+        self.endpoint_debouncer = Debouncer(settings.endpoint_debounce_quiet_s, settings.endpoint_debounce_max_s,
+                                            lambda: self.push("endpoints"))
         self.watcher: ConfigWatcher | None = None
         self.workloads: WorkloadWatcher | None = None
 
-    def push(self) -> None:
+    def push(self, trigger: str = "config") -> None:
         assert self.watcher is not None and self.workloads is not None
         changed_at, changes = self.history.take_pending()
         initial = self.history.last is None
@@ -65,15 +70,19 @@ class Pilot:
         self.metrics.config_revision.set(self.watcher.revision)
         log.info("push", version=push.version, proxies=len(self.ads.connections))
         self.history.add(PushRecord(
-            version=push.version, trigger="initial" if initial else "config", changes=changes,
+            version=push.version, trigger="initial" if initial else trigger, changes=changes,
             changed_at=None if initial else changed_at, started_at=started, duration_s=time.monotonic() - started,
             proxies=len(self.ads.connections)))
         self.ads.push_all()
 
     def _changed(self) -> None:
-        """A KV event (config or registry) arrived: note when, then debounce the push."""
+        """A config event arrived: note when, then debounce the push."""
         self.history.changed()
         self.debouncer.trigger()
+
+    def _endpoints_changed(self) -> None:
+        self.history.changed()
+        self.endpoint_debouncer.trigger()
 
     def _synced(self) -> None:
         """Serve only once config and registry are both loaded: an early, partial answer
@@ -92,10 +101,11 @@ class Pilot:
         ttl = self.settings.workload_ttl_s
         registry = await bus.kv(MESH_WORKLOADS, ttl_s=ttl, expiry_markers_s=ttl)
         self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self._changed)
-        self.workloads = WorkloadWatcher(registry, on_synced=self._synced, on_change=self._changed)
+        self.workloads = WorkloadWatcher(registry, on_synced=self._synced, on_change=self._endpoints_changed)
         supervisor.start("config-watch", self.watcher.run)
         supervisor.start("workloads-watch", self.workloads.run)
         supervisor.start("debounce", self.debouncer.run)
+        supervisor.start("debounce-endpoints", self.endpoint_debouncer.run)
 
 
 def _instance_id() -> str:

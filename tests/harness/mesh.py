@@ -90,7 +90,8 @@ class Mesh:
         port, xds = free_port(), free_port()
         process = self.group.python(name, "services.pilot", *self._common(), "--xds-address", "127.0.0.1",
                                     "--xds-port", str(xds), "--monitoring-address", "127.0.0.1",
-                                    "--monitoring-port", str(port), "--debounce-quiet-s", "0", *extra)
+                                    "--monitoring-port", str(port), "--debounce-quiet-s", "0",
+                                    "--endpoint-debounce-quiet-s", "0", *extra)
         service = PilotService(process, port, xds)
         wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service

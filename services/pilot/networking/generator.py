@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
@@ -12,34 +15,61 @@ from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
+from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import clusters as cluster_builder
 from services.pilot.networking import gateway, mtls, sidecar_inbound, sidecar_outbound
+from services.pilot.networking.memo import TranslationMemo
 
 
 class InconsistentConfig(Exception):
     """Generated config names something it does not define; serving it would break traffic."""
 
 
+Part = dict[str, Message]
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
+    """A proxy's resources, per type as a tuple of parts: shared parts (the same dict
+    objects for every proxy with the same inputs) and the proxy's own."""
+
     version: str
-    # type URL -> resource name -> resource
-    resources: dict[str, dict[str, Message]]
-    # listener or route configuration name -> clusters it routes to
-    references: dict[str, frozenset[str]]
+    parts: dict[str, tuple[Part, ...]]
+    # Per part: listener or route configuration name -> clusters it routes to.
+    reference_parts: tuple[dict[str, frozenset[str]], ...]
     warnings: tuple[str, ...]
+    # What Envoy subscribes to once it applied this config's CDS and LDS.
+    eds_clusters: frozenset[str] = frozenset()
+    route_names: frozenset[str] = frozenset()
 
-    @property
-    def eds_clusters(self) -> frozenset[str]:
-        return frozenset(self.resources[ENDPOINT_TYPE])
+    @classmethod
+    def from_resources(cls, version: str, resources: dict[str, Part],
+                       references: dict[str, frozenset[str]] | None = None,
+                       warnings: tuple[str, ...] = ()) -> ProxyConfig:
+        """One part per type (tests and simple callers)."""
+        return cls(version, {t: (part,) for t, part in resources.items()}, (references or {},), warnings,
+                   eds_clusters=frozenset(resources.get(ENDPOINT_TYPE, {})),
+                   route_names=_rds_names(resources.get(LISTENER_TYPE, {})))
 
-    @property
-    def route_names(self) -> frozenset[str]:
-        """RDS names the listeners subscribe to."""
-        return frozenset(_rds_names(self.resources[LISTENER_TYPE]))
+    @cached_property
+    def resources(self) -> dict[str, Part]:
+        merged: dict[str, Part] = {}
+        for type_url, parts in self.parts.items():
+            combined: Part = {}
+            for part in parts:
+                combined.update(part)
+            merged[type_url] = combined
+        return merged
+
+    @cached_property
+    def references(self) -> dict[str, frozenset[str]]:
+        merged: dict[str, frozenset[str]] = {}
+        for part in self.reference_parts:
+            merged.update(part)
+        return merged
 
 
-def _rds_names(listeners: dict[str, Message]) -> set[str]:
+def _rds_names(listeners: Part) -> frozenset[str]:
     found: set[str] = set()
     for listener in listeners.values():
         for chain in [*listener.filter_chains, listener.default_filter_chain]:
@@ -49,68 +79,139 @@ def _rds_names(listeners: dict[str, Message]) -> set[str]:
                     network_filter.typed_config.Unpack(manager)
                     if manager.HasField("rds"):
                         found.add(manager.rds.route_config_name)
-    return found
+    return frozenset(found)
 
 
-def check_consistency(config: ProxyConfig) -> None:
+def _eds_names(clusters: Part) -> frozenset[str]:
+    return frozenset(name for name, c in clusters.items() if c.type == cluster_pb2.Cluster.EDS)
+
+
+def _names(parts: tuple[Part, ...]) -> set[str]:
+    names: set[str] = set()
+    for part in parts:
+        names.update(part)
+    return names
+
+
+def check_consistency(config: ProxyConfig, memo: TranslationMemo) -> None:
     """go-control-plane's rule: every EDS cluster has endpoints, every RDS name a route
-    configuration, every routed-to cluster exists."""
-    clusters = config.resources[CLUSTER_TYPE]
-    endpoints = config.resources[ENDPOINT_TYPE]
-    for name, cluster in clusters.items():
-        if cluster.type == cluster_pb2.Cluster.EDS and name not in endpoints:
-            raise InconsistentConfig(f"EDS cluster {name} has no load assignment")
-    for name in endpoints:
-        if name not in clusters:
-            raise InconsistentConfig(f"load assignment {name} has no cluster")
-    for name in _rds_names(config.resources[LISTENER_TYPE]):
-        if name not in config.resources[ROUTE_TYPE]:
-            raise InconsistentConfig(f"a listener names route configuration {name}, which is not generated")
-    for owner, referenced in config.references.items():
-        missing = sorted(referenced - clusters.keys())
+    configuration, every routed-to cluster exists.  Facts about shared parts are
+    computed once per push (memo), so checking a thousand proxies stays cheap."""
+    clusters = _names(config.parts[CLUSTER_TYPE])
+    endpoints = _names(config.parts[ENDPOINT_TYPE])
+    routes = _names(config.parts[ROUTE_TYPE])
+    for part in config.parts[CLUSTER_TYPE]:
+        missing = memo.of(part, "eds-names", lambda p=part: _eds_names(p)) - endpoints  # type: ignore[misc]
         if missing:
-            raise InconsistentConfig(f"{owner} routes to undefined cluster(s) {', '.join(missing)}")
+            raise InconsistentConfig(f"EDS cluster {sorted(missing)[0]} has no load assignment")
+    if endpoints - clusters:
+        raise InconsistentConfig(f"load assignment {sorted(endpoints - clusters)[0]} has no cluster")
+    missing_routes = config.route_names - routes
+    if missing_routes:
+        raise InconsistentConfig(f"a listener names route configuration {sorted(missing_routes)[0]}, "
+                                 "which is not generated")
+    for part in config.reference_parts:
+        for owner, referenced in part.items():
+            if not referenced <= clusters:
+                dangling = ", ".join(sorted(referenced - clusters))
+                raise InconsistentConfig(f"{owner} routes to undefined cluster(s) {dangling}")
 
 
-def generate(proxy: Proxy, push: PushContext) -> ProxyConfig:
-    clusters: dict[str, Message] = {}
-    endpoints: dict[str, Message] = {}
-    scope = ProxyScope.build(proxy, push)
+def _cluster_key(push: PushContext, service: Service, port: ServicePort, subset: dict[str, Any] | None,
+                 identity: bool) -> tuple[Any, ...]:
+    """Everything a cluster (and its load assignment) is built from."""
+    rule = push.destination_rule(service.hostname)
+    return ("cluster", service, port, json.dumps(subset, sort_keys=True) if subset else "",
+            rule.to_json() if rule else b"", identity, push.mesh,
+            push.endpoints.get((service.hostname, port.number), ()))
+
+
+def outbound_clusters(push: PushContext, services: list[Service], identity: bool,
+                      memo: TranslationMemo) -> tuple[Part, Part]:
+    """(clusters, load assignments) for `services`; each cluster reused from earlier pushes
+    when none of its inputs changed."""
+    clusters: Part = {}
+    endpoints: Part = {}
+    for service in services:
+        rule = push.destination_rule(service.hostname)
+        subsets: list[dict[str, Any] | None] = [None, *(rule.spec.get("subsets", []) if rule else [])]
+        for port in service.ports:
+            for subset in subsets:
+                def build(service: Service = service, port: ServicePort = port,
+                          subset: dict[str, Any] | None = subset) -> cluster_builder.OutboundCluster:
+                    built = (cluster_builder.build_cluster(push, service, port) if subset is None else
+                             cluster_builder.build_cluster(push, service, port, subset["name"],
+                                                           subset.get("labels", {}), subset.get("trafficPolicy")))
+                    if identity:
+                        mtls.secure_cluster(built.cluster, push)
+                    return built
+
+                built = memo.lasting(_cluster_key(push, service, port, subset, identity), build)
+                clusters[built.cluster.name] = built.cluster
+                if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
+                    endpoints[built.cluster.name] = built.assignment
+    for special in (cluster_builder.blackhole_cluster(push), cluster_builder.passthrough_cluster(push)):
+        clusters[special.name] = special
+    return clusters, endpoints
+
+
+def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
+    memo = memo or TranslationMemo()
+    scope = memo.per_push(("scope", proxy.type, proxy.namespace, proxy.labels),
+                          lambda: ProxyScope.build(proxy, push))
     # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
     services = scope.services() if proxy.type == NodeType.SIDECAR else sorted(
         push.services.values(), key=lambda s: s.hostname)
-    for built in cluster_builder.outbound_clusters(push, services):
-        if proxy.identity:
-            mtls.secure_cluster(built.cluster, push)
-        clusters[built.cluster.name] = built.cluster
-        if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
-            endpoints[built.cluster.name] = built.assignment
-    for special in (cluster_builder.blackhole_cluster(push), cluster_builder.passthrough_cluster(push)):
-        clusters[special.name] = special
-    listeners: dict[str, Message] = {}
-    routes: dict[str, Message] = {}
-    references: dict[str, frozenset[str]] = {}
+    shared_clusters, shared_endpoints = memo.per_push(
+        ("outbound-clusters", tuple(s.hostname for s in services), proxy.identity),
+        lambda: outbound_clusters(push, services, proxy.identity, memo))
+    cluster_parts: list[Part] = [shared_clusters]
+    listener_parts: list[Part] = []
+    route_parts: list[Part] = []
+    reference_parts: list[dict[str, frozenset[str]]] = []
     warnings: list[str] = []
     if proxy.type == NodeType.ROUTER:
-        out = gateway.build(proxy, push)
-        listeners.update((listener.name, listener) for listener in out.listeners)
-        routes.update((route.name, route) for route in out.routes)
-        references.update((name, frozenset(refs)) for name, refs in out.references.items())
-        warnings.extend(out.warnings)
+        out = memo.per_push(("gateway", proxy.namespace, proxy.labels, proxy.bind_address, proxy.identity),
+                            lambda: _gateway_parts(proxy, push))
     else:
         inbound = sidecar_inbound.build(proxy, push, scope)
-        clusters.update((c.name, c) for c in inbound.clusters)
-        listeners.update((listener.name, listener) for listener in inbound.listeners)
-        outbound = sidecar_outbound.build(scope)
-        listeners.update((listener.name, listener) for listener in outbound.listeners)
-        routes.update((route.name, route) for route in outbound.routes)
-        references.update((name, frozenset(refs)) for name, refs in outbound.references.items())
-        warnings.extend(outbound.warnings)
+        cluster_parts.append({c.name: c for c in inbound.clusters})
+        listener_parts.append({listener.name: listener for listener in inbound.listeners})
+        # Captured sidecars of one namespace share their outbound config; in proxy mode
+        # the HTTP proxy listener binds the workload's own address.
+        out = memo.per_push(("sidecar-outbound", proxy.namespace, proxy.labels, proxy.identity,
+                             proxy.interception, proxy.bind_address),
+                            lambda: _outbound_parts(scope))
+    listener_parts.append(out[0])
+    route_parts.append(out[1])
+    reference_parts.append(out[2])
+    warnings.extend(out[3])
+    route_names: set[str] = set()
+    for part in listener_parts:
+        route_names.update(memo.of(part, "rds-names", lambda p=part: _rds_names(p)))  # type: ignore[misc]
     config = ProxyConfig(
         version=push.version,
-        resources={CLUSTER_TYPE: clusters, ENDPOINT_TYPE: endpoints, LISTENER_TYPE: listeners, ROUTE_TYPE: routes},
-        references=references,
+        parts={CLUSTER_TYPE: tuple(cluster_parts), ENDPOINT_TYPE: (shared_endpoints,),
+               LISTENER_TYPE: tuple(listener_parts), ROUTE_TYPE: tuple(route_parts)},
+        reference_parts=tuple(reference_parts),
         warnings=tuple(warnings),
+        eds_clusters=memo.of(shared_endpoints, "eds-set", lambda: frozenset(shared_endpoints)),
+        route_names=frozenset(route_names),
     )
-    check_consistency(config)
+    check_consistency(config, memo)
     return config
+
+
+GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]
+
+
+def _gateway_parts(proxy: Proxy, push: PushContext) -> GeneratedParts:
+    out = gateway.build(proxy, push)
+    return ({listener.name: listener for listener in out.listeners}, {route.name: route for route in out.routes},
+            {name: frozenset(refs) for name, refs in out.references.items()}, tuple(out.warnings))
+
+
+def _outbound_parts(scope: ProxyScope) -> GeneratedParts:
+    out = sidecar_outbound.build(scope)
+    return ({listener.name: listener for listener in out.listeners}, {route.name: route for route in out.routes},
+            {name: frozenset(refs) for name, refs in out.references.items()}, tuple(out.warnings))

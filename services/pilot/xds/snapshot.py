@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from libs.envoy import pack
 from services.pilot.networking.generator import ProxyConfig
+from services.pilot.networking.memo import TranslationMemo
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +46,27 @@ class Snapshot:
     route_names: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: ProxyConfig) -> Snapshot:
+    def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None) -> Snapshot:
+        """Encode `config`: each shared part once per push, each message once while it lives."""
+        memo = memo or TranslationMemo()
+
+        def encode_part(part: dict[str, Message]) -> dict[str, EncodedResource]:
+            return {name: memo.of(resource, "encoded", partial(encode, name, resource), lasting=True)
+                    for name, resource in part.items()}
+
+        resources: dict[str, dict[str, EncodedResource]] = {}
+        for type_url, parts in config.parts.items():
+            encoded = [memo.of(part, "encoded-part", partial(encode_part, part)) for part in parts]
+            if len(encoded) == 1:
+                resources[type_url] = encoded[0]
+            else:
+                merged: dict[str, EncodedResource] = {}
+                for part_encoded in encoded:
+                    merged.update(part_encoded)
+                resources[type_url] = merged
         return cls(
             version=config.version,
-            resources={
-                type_url: {name: encode(name, resource) for name, resource in sorted(by_name.items())}
-                for type_url, by_name in config.resources.items()
-            },
+            resources=resources,
             references=config.references,
             warnings=config.warnings,
             eds_clusters=config.eds_clusters,
@@ -60,7 +76,7 @@ class Snapshot:
     def select(self, type_url: str, names: frozenset[str] | None) -> list[EncodedResource]:
         available = self.resources.get(type_url, {})
         if names is None:
-            return list(available.values())
+            return [available[name] for name in sorted(available)]
         return [available[name] for name in sorted(names) if name in available]
 
 

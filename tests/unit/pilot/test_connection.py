@@ -31,7 +31,7 @@ def snapshot(version: str, clusters: list[str], route_to: str, *, endpoints_port
         for name in clusters:
             endpoint = resources[ENDPOINT_TYPE][name].endpoints.add().lb_endpoints.add().endpoint
             endpoint.address.socket_address.port_value = endpoints_port
-    return Snapshot.from_config(ProxyConfig(version, resources, {"r": frozenset({route_to})}, ()))
+    return Snapshot.from_config(ProxyConfig.from_resources(version, resources, {"r": frozenset({route_to})}, ()))
 
 
 def decode(raw: list[bytes]) -> list[discovery_pb2.DiscoveryResponse]:

@@ -46,7 +46,7 @@ def snapshot(version: str, route_to: str) -> Snapshot:
         ROUTE_TYPE: {"r": route_pb2.RouteConfiguration(name="r", virtual_hosts=[{"name": route_to,
                                                                                   "domains": ["*"]}])},
     }
-    return Snapshot.from_config(ProxyConfig(version, resources, {"r": frozenset({"a"})}, ()))
+    return Snapshot.from_config(ProxyConfig.from_resources(version, resources, {"r": frozenset({"a"})}, ()))
 
 
 def request(type_url: str, *, nonce: str = "", version: str = "", names: tuple[str, ...] = (),
