@@ -1,6 +1,9 @@
 """The monitoring HTTP server each service runs: /healthz, /readyz, /metrics.
 
-Built on FastAPI and uvicorn; a service may mount extra routes (pilot's /debug/*).
+uvicorn serves a small ASGI app for the three probes; a service that needs more routes
+(pilot's /debug/*, galley's API) passes FastAPI routers, mounted behind the probes.
+FastAPI is imported only then: it costs a fifth of a second at start, and the agent
+beside every Envoy, which only needs the probes, should not pay it.
 uvicorn's own signal handling is switched off: the service's Supervisor owns signals.
 """
 
@@ -8,21 +11,63 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from libs.runtime._readiness import Readiness
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _ProbesApp:
+    """/healthz, /readyz and /metrics; everything else goes to `fallback` (or 404)."""
+
+    def __init__(self, readiness: Readiness, registry: CollectorRegistry, fallback: Asgi | None) -> None:
+        self.readiness = readiness
+        self.registry = registry
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD"):
+            if path == "/healthz":
+                await _respond(send, 200, b"ok\n", "text/plain; charset=utf-8")
+                return
+            if path == "/readyz":
+                pending = self.readiness.pending()
+                body = json.dumps({"ready": not pending, "pending": pending}).encode()
+                await _respond(send, 503 if pending else 200, body, "application/json")
+                return
+            if path == "/metrics":
+                await _respond(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+                return
+        if self.fallback is not None:
+            await self.fallback(scope, receive, send)
+        elif scope["type"] == "http":
+            await _respond(send, 404, b"not found\n", "text/plain; charset=utf-8")
 
 
 class MonitoringServer:
@@ -41,28 +86,20 @@ class MonitoringServer:
     ) -> None:
         self.readiness = readiness
         self.registry = registry
-        self.app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-        self.app.add_api_route("/healthz", self._healthz, methods=["GET"])
-        self.app.add_api_route("/readyz", self._readyz, methods=["GET"])
-        self.app.add_api_route("/metrics", self._metrics, methods=["GET"])
-        for router in routers:
-            self.app.include_router(router)
-        self._config = uvicorn.Config(self.app, host=host, port=port, log_config=None,
-                                      access_log=False, lifespan="off", ssl_certfile=ssl_certfile,
-                                      ssl_keyfile=ssl_keyfile)
+        fallback: Asgi | None = None
+        if routers:
+            from fastapi import FastAPI
+
+            api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+            for router in routers:
+                api.include_router(router)
+            fallback = api
+        self.app = _ProbesApp(readiness, registry, fallback)
+        self._config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,
+                                      lifespan="off", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         self._server = _Server(self._config)
         self._started = asyncio.Event()
         self.bound_port: int | None = None
-
-    async def _healthz(self) -> PlainTextResponse:
-        return PlainTextResponse("ok\n")
-
-    async def _readyz(self) -> JSONResponse:
-        pending = self.readiness.pending()
-        return JSONResponse({"ready": not pending, "pending": pending}, status_code=200 if not pending else 503)
-
-    async def _metrics(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def serve(self) -> None:
         """Run until `stop()`; binds before returning control to the loop."""

@@ -84,9 +84,9 @@ class LocalMesh:
 
     async def start(self, say: Callable[[str], None]) -> None:
         prepare(self.options)
-        for index, stage in enumerate(self.plan.stages):
-            if index == len(self.plan.stages) - 1:
-                mint_tokens(self.options, self.identities)
+        # Tokens are signed with citadel's key, which the first of citadel or this creates.
+        mint_tokens(self.options, self.identities)
+        for stage in self.plan.stages:
             started = [ManagedProcess(spec, self.options.state_dir / "logs") for spec in stage]
             self.processes.extend(started)
             for process in started:

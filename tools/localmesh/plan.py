@@ -186,11 +186,13 @@ def identities(options: MeshOptions) -> list[tuple[str, str, str]]:
 
 
 def plan(options: MeshOptions) -> Plan:
-    stages = control_plane(options)
+    """NATS first (everything else needs it to start); then the rest at once: agents and
+    Envoys retry until pilot and citadel answer, and starting them together is what
+    keeps `up` short on two cores."""
+    (nats,), control = control_plane(options)
     workload_specs, workload_proxies = workloads(options)
     gateway_specs, gateway_proxies = gateways(options)
-    stages.append([*workload_specs, *gateway_specs])
-    return Plan(stages, [*workload_proxies, *gateway_proxies])
+    return Plan([[nats], [*control, *workload_specs, *gateway_specs]], [*workload_proxies, *gateway_proxies])
 
 
 def new_token() -> str:
