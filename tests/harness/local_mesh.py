@@ -24,10 +24,6 @@ class LocalMesh:
     def ingress(self) -> str:
         return f"http://127.{self.subnet}.1.1:8080"
 
-    @property
-    def control(self) -> str:
-        return f"127.{self.subnet}.0.1"
-
     def address_of(self, workload: str) -> str:
         order = ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"]
         return f"127.{self.subnet}.10.{order.index(workload) + 1}"
@@ -67,7 +63,7 @@ class LocalMesh:
     def sync(self, timeout: float = 30) -> None:
         """Until pilot serves the latest mesh-config revision and every proxy ACKed it."""
         state = self.state()
-        revision = config_revision(f"nats://{self.control}:14222")
+        revision = config_revision(state.nats)
 
         def converged() -> bool:
             syncz = httpx.get(f"{state.pilot}/debug/syncz", timeout=3).json()

@@ -4,6 +4,7 @@ select the workloads the agents register)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 APP_PORT_OFFSET = 10_000
@@ -42,14 +43,25 @@ _WORKLOADS = (
 )
 
 
-def workloads(subnet: int = 0) -> list[Workload]:
-    return [Workload(service, version, f"127.{subnet}.10.{n}", account)
+def workloads(subnet: int = 0, address: Callable[[int], str] | None = None) -> list[Workload]:
+    """Bookinfo's workloads, each on `address(n)` (default 127.<subnet>.10.<n>)."""
+    def loopback(n: int) -> str:
+        return f"127.{subnet}.10.{n}"
+
+    at = address or loopback
+    return [Workload(service, version, at(n), account)
             for n, (service, version, account) in enumerate(_WORKLOADS, start=1)]
 
 
-def app_argv(python: str, workload: Workload) -> list[str]:
-    argv = [python, "-m", "samples.bookinfo", workload.service, "--host", workload.address,
-            "--port", str(workload.app_port), "--podname", workload.name]
+def virtual_ips(subnet: int) -> dict[str, str]:
+    """Per service, the address cluster DNS would give it (used under iptables capture)."""
+    services = sorted({service for service, _, _ in _WORKLOADS})
+    return {service: f"240.240.{subnet}.{n}" for n, service in enumerate(services, start=1)}
+
+
+def app_argv(python: str, workload: Workload, *, port: int | None = None, host: str | None = None) -> list[str]:
+    argv = [python, "-m", "samples.bookinfo", workload.service, "--host", host or workload.address,
+            "--port", str(port or workload.app_port), "--podname", workload.name]
     if workload.service == "reviews":
         argv += ["--version", workload.version]
     return argv
@@ -75,10 +87,12 @@ spec:
 """
 
 
-def platform_config(namespace: str = "default") -> str:
-    """One ServiceEntry per Bookinfo service, as Kubernetes Services would be."""
+def platform_config(namespace: str = "default", vips: dict[str, str] | None = None) -> str:
+    """One ServiceEntry per Bookinfo service, as Kubernetes Services would be (with their
+    cluster IPs when `vips` gives them)."""
     documents = []
     for service in sorted({service for service, _, _ in _WORKLOADS}):
+        addresses = f"\n  addresses: [{vips[service]}]" if vips else ""
         documents.append(f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -87,7 +101,7 @@ metadata:
   namespace: {namespace}
   labels: {{app: {service}, service: {service}}}
 spec:
-  hosts: [{service}.{namespace}.svc.cluster.local]
+  hosts: [{service}.{namespace}.svc.cluster.local]{addresses}
   location: MESH_INTERNAL
   resolution: STATIC
   ports: [{{number: {SERVICE_PORT}, name: http, protocol: HTTP}}]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import time
@@ -15,9 +16,11 @@ from pathlib import Path
 import httpx
 import structlog
 
+from libs.capture import CaptureSettings
+from libs.capture.iptables import PROXY_UID
 from services.citadel.cli import mint_bootstrap_token
-from tools.localmesh import bookinfo
-from tools.localmesh.plan import MeshOptions, Plan, new_token, plan
+from tools.localmesh import bookinfo, netns
+from tools.localmesh.plan import MeshOptions, Plan, identities, netns_name, new_token, plan
 from tools.localmesh.processes import ManagedProcess, ProcessFailed
 from tools.localmesh.state import MeshState, ProcessState
 
@@ -39,7 +42,8 @@ def prepare(options: MeshOptions) -> None:
     (options.config_dir / "egress-gateway-service.yaml").write_text(
         bookinfo.egress_gateway_service(options.egress_address))
     if options.app == "bookinfo":
-        (options.config_dir / "bookinfo-platform.yaml").write_text(bookinfo.platform_config())
+        vips = bookinfo.virtual_ips(options.subnet) if options.iptables else None
+        (options.config_dir / "bookinfo-platform.yaml").write_text(bookinfo.platform_config(vips=vips))
         (options.config_dir / "bookinfo-gateway.yaml").write_text(
             (SAMPLES / "bookinfo" / "networking" / "bookinfo-gateway.yaml").read_text())
 
@@ -65,6 +69,46 @@ def proxies_synced(pilot_url: str, plan_: Plan) -> list[str]:
     return [p.name for p in plan_.proxies if f"{p.name}.{p.namespace}" not in synced]
 
 
+def _namespaces(options: MeshOptions) -> tuple[netns.Bridge, list[netns.Namespace]]:
+    bridge = netns.Bridge(f"mzbr{options.subnet}", options.bridge_address, prefix=24)
+    workloads = bookinfo.workloads(options.subnet, options.workload_address) if options.app == "bookinfo" else []
+    return bridge, [netns.Namespace(netns_name(options, w.name), w.address, bridge) for w in workloads]
+
+
+def create_namespaces(options: MeshOptions) -> None:
+    """A namespace per workload, on one bridge, with Istio's capture rules and a hosts file
+    naming the services' virtual IPs; the proxy user owns what its agent must write."""
+    bridge, namespaces = _namespaces(options)
+    bridge.create()
+    hosts = {f"{service} {service}.default {service}.default.svc {service}.default.svc.cluster.local": vip
+             for service, vip in bookinfo.virtual_ips(options.subnet).items()}
+    for namespace in namespaces:
+        namespace.create(hosts, CaptureSettings())
+    # The proxy user walks to its files: the state dir must be traversable.
+    for directory in (options.state_dir, options.state_dir / "proxies", options.state_dir / "tokens"):
+        directory.chmod(0o755)
+    for name, _, _ in identities(options):
+        (options.state_dir / "proxies" / name).mkdir(parents=True, exist_ok=True)
+        os.chown(options.state_dir / "proxies" / name, PROXY_UID, PROXY_UID)
+        os.chown(options.state_dir / "tokens" / name, PROXY_UID, PROXY_UID)
+
+
+def delete_namespaces(options: MeshOptions) -> None:
+    bridge, namespaces = _namespaces(options)
+    for namespace in namespaces:
+        namespace.delete()
+    bridge.delete()
+
+
+def publish_root(options: MeshOptions) -> None:
+    """A world-readable copy of citadel's root for agents running as the proxy user."""
+    target = options.state_dir / "ca" / "root-cert.pem"
+    target.parent.mkdir(exist_ok=True)
+    target.parent.chmod(0o755)
+    shutil.copyfile(options.state_dir / "citadel" / "root-cert.pem", target)
+    target.chmod(0o644)
+
+
 class LocalMesh:
     def __init__(self, options: MeshOptions, identities: list[tuple[str, str, str]]) -> None:
         self.options = options
@@ -80,13 +124,19 @@ class LocalMesh:
             galley=self.options.galley_url, pilot=self.options.pilot_url,
             processes=[ProcessState(p.spec.name, p.pid, str(p.log_path), p.restarts) for p in self.processes],
             proxies=[f"{p.name}.{p.namespace}" for p in self.plan.proxies],
+            app=self.options.app, capture=self.options.capture, subnet=self.options.subnet,
+            nats=self.options.nats_url,
         )
 
     async def start(self, say: Callable[[str], None]) -> None:
         prepare(self.options)
         # Tokens are signed with citadel's key, which the first of citadel or this creates.
         mint_tokens(self.options, self.identities)
-        for stage in self.plan.stages:
+        if self.options.iptables:
+            create_namespaces(self.options)
+        for index, stage in enumerate(self.plan.stages):
+            if self.options.iptables and index == len(self.plan.stages) - 1:
+                publish_root(self.options)
             started = [ManagedProcess(spec, self.options.state_dir / "logs") for spec in stage]
             self.processes.extend(started)
             for process in started:
@@ -117,15 +167,20 @@ class LocalMesh:
         for task in self._supervisors:
             task.cancel()
         await asyncio.gather(*self._supervisors, return_exceptions=True)
+        if self.options.iptables:
+            delete_namespaces(self.options)
         (self.options.state_dir / "mesh.json").unlink(missing_ok=True)
 
 
 def banner(options: MeshOptions) -> str:
     ingress = f"http://{options.ingress_address}:8080"
+    capture = ("each workload in its own network namespace, captured by iptables" if options.iptables
+               else "apps reaching their sidecars as HTTP proxy")
     if options.app != "bookinfo":
         return f"Mizzen is up (no demo app). Apply config with: mizzenctl apply -f FILE\nState: {options.state_dir}"
     return f"""
-Mizzen is up: Bookinfo with mutual TLS between sidecars, behind the ingress gateway.
+Mizzen is up: Bookinfo with mutual TLS between sidecars, behind the ingress gateway
+({capture}).
 
   open {ingress}/productpage          (or: curl -s {ingress}/productpage | grep -o 'reviews-v[0-9]')
 

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from libs.capture.iptables import PROXY_UID
 from libs.envoy.binaries import nats_server_binary
 from tools.localmesh import bookinfo
 from tools.localmesh.processes import ProcessSpec
@@ -49,8 +50,21 @@ class MeshOptions:
         return f"127.{self.subnet}.{third}.{fourth}"
 
     @property
+    def iptables(self) -> bool:
+        return self.capture == "iptables"
+
+    @property
+    def bridge_address(self) -> str:
+        """With iptables capture, workloads live on a bridge in 10.222.<subnet>.0/24."""
+        return f"10.222.{self.subnet}.1"
+
+    def workload_address(self, index: int) -> str:
+        return f"10.222.{self.subnet}.{10 + index}" if self.iptables else self.address(10, index)
+
+    @property
     def control(self) -> str:
-        return self.address(0, 1)
+        # Under capture the control plane must be reachable from inside every namespace.
+        return self.bridge_address if self.iptables else self.address(0, 1)
 
     @property
     def egress_address(self) -> str:
@@ -135,7 +149,14 @@ def agent_argv(options: MeshOptions, *, name: str, namespace: str, address: str,
     ]
     if node_type == "sidecar":
         argv += ["--registry-nats-url", options.nats_url]
-    if app_port is not None:
+    if options.iptables and node_type == "sidecar":
+        # Captured: listeners on 0.0.0.0 inside the namespace; Envoy runs as the proxy user.
+        argv[argv.index("--bind-address") + 1] = ""
+        argv[argv.index("--citadel-root-cert") + 1] = str(s / "ca" / "root-cert.pem")
+        # Admin stays on the namespace's loopback, out of the capture rules' way (as
+        # Istio's); the launcher watches readiness on the health port instead.
+        argv[argv.index("--admin-address") + 1] = "127.0.0.1"
+    elif app_port is not None:
         argv += ["--app-ports", f"{bookinfo.SERVICE_PORT}:{app_port}"]
     return argv
 
@@ -157,28 +178,42 @@ def gateways(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
     return specs, proxies
 
 
+def netns_name(options: MeshOptions, workload: str) -> str:
+    return f"mz{options.subnet}-{workload}"
+
+
 def workloads(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
     if options.app != "bookinfo":
         return [], []
     specs, proxies = [], []
-    for workload in bookinfo.workloads(options.subnet):
-        proxy_url = f"http://{workload.address}:15001"
-        specs.append(ProcessSpec(
-            f"{workload.name}-app", bookinfo.app_argv(_python(), workload),
-            env={"HTTP_PROXY": proxy_url, "http_proxy": proxy_url},
-            ready_url=f"http://{workload.address}:{workload.app_port}/health"))
+    for workload in bookinfo.workloads(options.subnet, options.workload_address):
         argv = agent_argv(options, name=workload.name, namespace="default", address=workload.address,
                           labels=workload.labels, service_account=workload.service_account,
                           app_port=workload.app_port)
-        specs.append(ProcessSpec(f"{workload.name}-proxy", argv, ready_url=_live(workload.address, options.ports),
-                                 ready_body="LIVE"))
+        if options.iptables:
+            # The app on its real port, reaching others by name through the capture rules.
+            ns = ["ip", "netns", "exec", netns_name(options, workload.name)]
+            app = [*ns, *bookinfo.app_argv(_python(), workload, port=bookinfo.SERVICE_PORT, host="0.0.0.0")]
+            specs.append(ProcessSpec(f"{workload.name}-app", app, env={"HTTP_PROXY": "", "http_proxy": ""},
+                                     ready_url=None))
+            argv = [*ns, "setpriv", f"--reuid={PROXY_UID}", f"--regid={PROXY_UID}", "--clear-groups", *argv]
+        else:
+            proxy_url = f"http://{workload.address}:15001"
+            specs.append(ProcessSpec(
+                f"{workload.name}-app", bookinfo.app_argv(_python(), workload),
+                env={"HTTP_PROXY": proxy_url, "http_proxy": proxy_url},
+                ready_url=f"http://{workload.address}:{workload.app_port}/health"))
+        ready = (f"http://{workload.address}:{options.ports.envoy_health}/healthz/ready" if options.iptables
+                 else _live(workload.address, options.ports))
+        specs.append(ProcessSpec(f"{workload.name}-proxy", argv, ready_url=ready, ready_body="LIVE"))
         proxies.append(Proxy(workload.name, "default", workload.address))
     return specs, proxies
 
 
 def identities(options: MeshOptions) -> list[tuple[str, str, str]]:
     """(proxy name, namespace, service account) of every proxy that needs a token."""
-    found = ([(w.name, "default", w.service_account) for w in bookinfo.workloads(options.subnet)]
+    found = ([(w.name, "default", w.service_account)
+              for w in bookinfo.workloads(options.subnet, options.workload_address)]
              if options.app == "bookinfo" else [])
     found += [(name, "istio-system", f"{name}-service-account")
               for name in ("istio-ingressgateway", "istio-egressgateway")]
@@ -192,7 +227,13 @@ def plan(options: MeshOptions) -> Plan:
     (nats,), control = control_plane(options)
     workload_specs, workload_proxies = workloads(options)
     gateway_specs, gateway_proxies = gateways(options)
-    return Plan([[nats], [*control, *workload_specs, *gateway_specs]], [*workload_proxies, *gateway_proxies])
+    if options.iptables:
+        # Captured workloads run as another user and read citadel's root from a copy the
+        # launcher makes once citadel has created it: they start after the control plane.
+        stages = [[nats], control, [*workload_specs, *gateway_specs]]
+    else:
+        stages = [[nats], [*control, *workload_specs, *gateway_specs]]
+    return Plan(stages, [*workload_proxies, *gateway_proxies])
 
 
 def new_token() -> str:

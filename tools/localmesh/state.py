@@ -29,6 +29,10 @@ class MeshState:
     pilot: str
     processes: list[ProcessState] = field(default_factory=list)
     proxies: list[str] = field(default_factory=list)
+    app: str = "bookinfo"
+    capture: str = "proxy"
+    subnet: int = 0
+    nats: str = ""
 
     def write(self, state_dir: Path) -> None:
         path = state_dir / STATE_FILE

@@ -32,9 +32,14 @@ def up(args: argparse.Namespace) -> int:
         print(f"a mesh is already running from {state_dir} (pid {existing.pid}); `mizzenctl down` stops it",
               file=sys.stderr)
         return 1
-    if args.capture == "iptables" and os.geteuid() != 0:
-        print("--capture iptables needs root (network namespaces and iptables); use --capture proxy", file=sys.stderr)
-        return 1
+    if args.capture == "iptables":
+        from tools.localmesh.netns import available
+
+        missing = available()
+        if missing:
+            print(f"--capture iptables {missing} (network namespaces, iptables, setpriv); use --capture proxy",
+                  file=sys.stderr)
+            return 1
     if args.detach:
         return _detach(args, state_dir)
     from tools.localmesh.mesh import run_foreground
@@ -63,7 +68,8 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
             print(f"the mesh did not become ready in 180 s; see {log_path}", file=sys.stderr)
             return 1
         time.sleep(0.1)
-    print(log_path.read_text(errors="replace").split("Mizzen is up", 1)[-1].join(("Mizzen is up", "")), end="")
+    log = log_path.read_text(errors="replace")
+    print(log[log.rfind("\nMizzen is up"):], end="")
     print(f"(running in the background as pid {child.pid}; `mizzenctl down --state-dir {args.state_dir}` stops it)")
     return 0
 
@@ -88,6 +94,11 @@ def down(args: argparse.Namespace) -> int:
     if alive(state.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(state.pid, signal.SIGKILL)
+    if state.capture == "iptables":
+        # The supervisor removes its namespaces when it stops; if it was killed, do it here.
+        from tools.localmesh.mesh import delete_namespaces
+
+        delete_namespaces(MeshOptions(state_dir=state_dir, app=state.app, capture="iptables", subnet=state.subnet))
     (state_dir / "mesh.json").unlink(missing_ok=True)
     print(f"mesh stopped ({len(state.processes)} processes)")
     return 0

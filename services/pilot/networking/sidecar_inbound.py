@@ -70,11 +70,19 @@ def inbound_ports(proxy: Proxy, push: PushContext, scope: ProxyScope) -> list[In
     return [seen[p] for p in sorted(seen)]
 
 
+# Envoy reaches the app from this address under iptables capture: the capture rules
+# leave it alone, so the connection is not redirected back into Envoy.
+INBOUND_SOURCE = "127.0.0.6"
+
+
 def _cluster(proxy: Proxy, push: PushContext, port: int, target: tuple[str, int]) -> cluster_pb2.Cluster:
     cluster = cluster_pb2.Cluster(
         name=names.inbound_cluster(port), type=cluster_pb2.Cluster.STATIC,
         connect_timeout=duration(push.mesh.connect_timeout_s),
     )
+    if proxy.interception != "NONE":
+        cluster.upstream_bind_config.source_address.address = INBOUND_SOURCE
+        cluster.upstream_bind_config.source_address.port_value = 0
     cluster.load_assignment.cluster_name = cluster.name
     endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
     endpoint.address.CopyFrom(socket_address(*target))
@@ -164,6 +172,8 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
             name=names.INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,
             lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=duration(push.mesh.connect_timeout_s),
         )
+        original.upstream_bind_config.source_address.address = INBOUND_SOURCE
+        original.upstream_bind_config.source_address.port_value = 0
         out.clusters.append(original)
         return out
     for port in ports:
