@@ -135,7 +135,7 @@ def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
         _static_cluster(XDS_CLUSTER, pilot_host, int(pilot_port), http2=True),
         _static_cluster(ADMIN_CLUSTER, settings.admin_address, settings.admin_port),
     ])
-    if settings.identity_enabled:
+    if settings.sds_enabled:
         # Istio's sds-grpc: the agent's SDS server on a Unix socket, HTTP/2.
         pipe = address_pb2.Address(pipe=address_pb2.Pipe(path=str(settings.sds_socket_path.absolute())))
         bootstrap.static_resources.clusters.append(_cluster(SDS_CLUSTER, pipe, cluster_pb2.Cluster.STATIC,

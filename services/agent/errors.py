@@ -1,4 +1,4 @@
-"""The agent's errors: one root, a class per way identity or bootstrap can fail."""
+"""The agent's errors: one root, a class per way identity, bootstrap or a credential can fail."""
 
 from __future__ import annotations
 
@@ -35,3 +35,29 @@ class CitadelUnavailable(IdentityError):
 
 class InvalidCertificateResponse(IdentityError):
     """Citadel answered, but not with a chain for our key and identity."""
+
+
+class CredentialError(AgentError):
+    """A secret Envoy asked for cannot be served (yet); the request stays pending."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason
+
+
+class CredentialNotFound(CredentialError):
+    """Missing or unreadable: the secret, its files, or the source to read it from."""
+
+
+class InvalidCredential(CredentialError):
+    """Present but unusable: garbage PEM, a key that is not the certificate's, missing keys."""
+
+
+class InvalidSecretName(CredentialError):
+    """An SDS resource name the agent does not understand or will not serve to this proxy."""
+
+
+class CredentialRefused(CredentialError):
+    """A secret this proxy may not have (a sidecar asking for a gateway credential, another
+    namespace's secret)."""

@@ -1,8 +1,10 @@
-"""Istio's node agent inside the agent: the workload identity (key, CSR, rotation), the
-trust bundle watch and the SDS server, wired together and run under the supervisor.
+"""Istio's node agent inside the agent: the workload identity (key, CSR, rotation) and the
+trust bundle watch, feeding `default` and `ROOTCA` into the SDS server's secret store, run
+under the supervisor.
 
-The SDS socket is bound before Envoy starts, so Envoy's first SDS request is answered as
-soon as the certificate is in (no reconnect backoff); the CSR then runs while Envoy boots.
+The SDS socket (`sds_setup`) is bound before Envoy starts, so Envoy's first SDS request is
+answered as soon as the certificate is in (no reconnect backoff); the CSR then runs while
+Envoy boots.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from services.agent.citadel_client import CitadelClient
 from services.agent.errors import ConfigurationError
 from services.agent.identity import WorkloadCert
 from services.agent.rotation import IdentityManager, IdentityMetrics, RotationPolicy
-from services.agent.sds import SdsMetrics, SdsServer
 from services.agent.sds_secrets import SecretStore
 from services.agent.settings import AgentSettings
-from services.agent.trust import TrustBundle, watch_trust_bundle
+from services.agent.trust import watch_trust_bundle
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,8 @@ CERT_READY = "workload-cert"
 
 
 class NodeAgent:
-    def __init__(self, settings: AgentSettings, registry: CollectorRegistry, readiness: Readiness) -> None:
+    def __init__(self, settings: AgentSettings, registry: CollectorRegistry, readiness: Readiness,
+                 store: SecretStore) -> None:
         """Check the identity settings and build the parts; raises ConfigurationError."""
         self.settings = settings
         self.readiness = readiness
@@ -45,8 +47,7 @@ class NodeAgent:
         except (PkiError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self.client = CitadelClient.from_settings(settings)
-        self.store = SecretStore(TrustBundle(settings.root_retention_s))
-        self.sds = SdsServer(self.store, settings.sds_socket_path, SdsMetrics(registry))
+        self.store = store
         self.manager = IdentityManager(
             self.identity, self.client, policy, self._on_certificate, metrics=IdentityMetrics(registry),
             metadata={"WorkloadName": settings.pod_name, "WorkloadIP": settings.instance_ip})
@@ -74,11 +75,6 @@ class NodeAgent:
                 await asyncio.wait_for(self._trust_changed.wait(), timeout=timeout)
             self._trust_changed.clear()
             self.store.prune()
-
-    async def start_sds(self, supervisor: Supervisor) -> None:
-        """Bind the SDS socket; Envoy may start once this returns."""
-        await self.sds.start()
-        supervisor.on_stop("sds", self.sds.stop)
 
     async def start(self, supervisor: Supervisor) -> None:
         supervisor.on_stop("citadel-client", self.client.close)

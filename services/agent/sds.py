@@ -2,7 +2,10 @@
 (state of the world) on a Unix socket in the agent's state dir, readable by this user only.
 
 Each stream runs two scoped tasks: one reads Envoy's requests into a queue, the other
-answers them and pushes changed secrets; the stream ends when Envoy closes it.
+answers them and pushes changed secrets; the stream ends when Envoy closes it.  Before a
+request is answered the store learns the names it asks for (`SecretStore.want`), so that
+credentials and certificate files are looked up on demand; a name that cannot be served is
+simply left out of the answers, which keeps Envoy waiting for it rather than rejecting it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                 tasks.create_task(self._answer(stream, events, context), name=f"{stream.id}-answer")
         finally:
             self.store.unsubscribe(changed)
+            self.store.release(stream.id)
             self.metrics.streams.dec()
             log.debug("SDS stream closed", stream=stream.id, node=stream.node)
 
@@ -83,6 +87,8 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                 response = stream.on_change(self.store.resources)
             else:
                 acks, nacked = stream.acks, stream.last_nack
+                # Resolve what can be at once, so that the answer carries it.
+                self.store.want(stream.id, frozenset(event.resource_names))
                 response = stream.on_request(event, self.store.resources)
                 if stream.acks > acks:
                     self.metrics.acks.inc()
@@ -94,8 +100,12 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
 
     async def FetchSecrets(self, request: discovery_pb2.DiscoveryRequest,
                            context: grpc.aio.ServicerContext) -> discovery_pb2.DiscoveryResponse:
-        stream = SdsStream("fetch")
-        response = stream.on_request(request, self.store.resources)
+        stream = SdsStream(f"fetch-{next(self._ids)}")
+        self.store.want(stream.id, frozenset(request.resource_names))
+        try:
+            response = stream.on_request(request, self.store.resources)
+        finally:
+            self.store.release(stream.id)
         if response is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the requested secrets are not available yet")
         return response

@@ -1,5 +1,7 @@
-"""The secrets the SDS server offers, Istio's names: `default` (the workload's chain and
-key) and `ROOTCA` (the trust bundle), each built once per change with a content version."""
+"""The secrets the SDS server offers, each built once per change with a content version:
+`default` (the workload's chain and key) and `ROOTCA` (the trust bundle) from the identity,
+and the names streams ask for beyond those (credentials, certificate files), which the
+store hands to whoever resolves them (`sds_credentials`) through `on_wanted`."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from google.protobuf import any_pb2
 
 from libs.envoy import SECRET_TYPE
 from services.agent.identity import WorkloadCert
+from services.agent.sds_names import DEFAULT, ROOTCA
 from services.agent.trust import TrustBundle
 
-log = structlog.get_logger(__name__)
+__all__ = ["DEFAULT", "ROOTCA", "SecretResource", "SecretStore", "certificate_secret", "tls_certificate",
+           "validation_context"]
 
-DEFAULT = "default"
-ROOTCA = "ROOTCA"
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +41,17 @@ def _resource(secret: secret_pb2.Secret) -> SecretResource:
 
 
 def tls_certificate(cert: WorkloadCert) -> SecretResource:
-    return _resource(secret_pb2.Secret(name=DEFAULT, tls_certificate=common_pb2.TlsCertificate(
-        certificate_chain=base_pb2.DataSource(inline_bytes=cert.chain_pem()),
-        private_key=base_pb2.DataSource(inline_bytes=cert.key_pem))))
+    return certificate_secret(DEFAULT, cert.chain_pem(), cert.key_pem)
 
 
-def validation_context(bundle_pem: bytes) -> SecretResource:
-    return _resource(secret_pb2.Secret(name=ROOTCA, validation_context=common_pb2.CertificateValidationContext(
+def certificate_secret(name: str, chain_pem: bytes, key_pem: bytes) -> SecretResource:
+    return _resource(secret_pb2.Secret(name=name, tls_certificate=common_pb2.TlsCertificate(
+        certificate_chain=base_pb2.DataSource(inline_bytes=chain_pem),
+        private_key=base_pb2.DataSource(inline_bytes=key_pem))))
+
+
+def validation_context(bundle_pem: bytes, name: str = ROOTCA) -> SecretResource:
+    return _resource(secret_pb2.Secret(name=name, validation_context=common_pb2.CertificateValidationContext(
         trusted_ca=base_pb2.DataSource(inline_bytes=bundle_pem))))
 
 
@@ -57,12 +64,47 @@ class SecretStore:
         self.resources: dict[str, SecretResource] = {}
         self._clock = clock
         self._listeners: set[Callable[[], None]] = set()
+        # Names each stream asks for, and who resolves the ones beyond default/ROOTCA.
+        self._wanted: dict[str, frozenset[str]] = {}
+        self._on_wanted: Callable[[frozenset[str]], None] | None = None
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.add(listener)
 
     def unsubscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.discard(listener)
+
+    def on_wanted(self, callback: Callable[[frozenset[str]], None]) -> None:
+        """`callback(names)` with every name some stream asks for, whenever that set changes."""
+        self._on_wanted = callback
+
+    def want(self, stream: str, names: frozenset[str]) -> None:
+        """What `stream` asks for now (called before answering it, so that what can be
+        resolved at once is in `resources` for the answer)."""
+        if self._wanted.get(stream) != names:
+            self._wanted[stream] = names
+            self._wanted_changed()
+
+    def release(self, stream: str) -> None:
+        if self._wanted.pop(stream, None) is not None:
+            self._wanted_changed()
+
+    def _wanted_changed(self) -> None:
+        if self._on_wanted is not None:
+            self._on_wanted(frozenset().union(*self._wanted.values()))
+
+    def put(self, resource: SecretResource) -> bool:
+        """Serve `resource` under its name; True (and streams told) if its content changed."""
+        current = self.resources.get(resource.name)
+        if current is not None and current.version == resource.version:
+            return False
+        self.resources[resource.name] = resource
+        self._notify()
+        return True
+
+    def drop(self, name: str) -> None:
+        """Stop offering `name` (no stream asks for it any more); Envoy is not told."""
+        self.resources.pop(name, None)
 
     def set_certificate(self, cert: WorkloadCert) -> None:
         self.cert = cert

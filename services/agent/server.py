@@ -1,9 +1,10 @@
-"""The agent's run(): bootstrap, identity and SDS (when enabled), Envoy under supervision,
-readiness from Envoy's admin."""
+"""The agent's run(): bootstrap, the SDS server (credentials, certificate files, and the
+workload identity when enabled), Envoy under supervision, readiness from Envoy's admin."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import httpx
 import structlog
@@ -15,6 +16,7 @@ from services.agent.envoy_process import EnvoyProcess
 from services.agent.errors import ConfigurationError
 from services.agent.node_agent import NodeAgent
 from services.agent.registration import Registrar
+from services.agent.sds_setup import Sds, build_sds, check_settings
 from services.agent.settings import AgentSettings
 
 log = structlog.get_logger(__name__)
@@ -36,7 +38,7 @@ async def watch_envoy_ready(settings: AgentSettings, readiness: Readiness, live:
             await asyncio.sleep(interval_s)
 
 
-async def run(settings: AgentSettings) -> None:
+async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None) -> None:
     supervisor = Supervisor("agent", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
     registry = CollectorRegistry()
@@ -45,12 +47,15 @@ async def run(settings: AgentSettings) -> None:
     readiness.require("envoy-live")
     state_dir = settings.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    if settings.identity_enabled:
-        # The SDS socket in here hands out the workload's private key.
+    if settings.sds_enabled:
+        # The SDS socket in here hands out private keys.
         state_dir.chmod(0o700)
     try:
+        check_settings(settings)
         config = bootstrap_json(settings)
-        node_agent = NodeAgent(settings, registry, readiness) if settings.identity_enabled else None
+        sds: Sds | None = build_sds(settings, registry, environ or {}) if settings.sds_enabled else None
+        node_agent = (NodeAgent(settings, registry, readiness, sds.secrets)
+                      if sds is not None and settings.identity_enabled else None)
     except ConfigurationError as exc:
         raise FatalServiceError("configure", exc) from exc
     bootstrap = state_dir / "envoy-bootstrap.json"
@@ -60,9 +65,9 @@ async def run(settings: AgentSettings) -> None:
                          grace_s=settings.shutdown_grace_s, log_path=state_dir / "envoy.log")
     monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
                                   readiness=readiness, registry=registry)
-    if node_agent is not None:
+    if sds is not None:
         try:
-            await node_agent.start_sds(supervisor)
+            await sds.start(supervisor)
         except ConfigurationError as exc:
             await supervisor.shutdown()
             raise FatalServiceError("sds", exc) from exc

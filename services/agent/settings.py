@@ -65,6 +65,19 @@ class AgentSettings:
     root_retention_s: float = knob(86400.0, "seconds a root dropped from the trust bundle stays trusted, so "
                                             "peers whose certificates it signed keep working until they renew")
     sds_socket: Path | None = knob(None, "Unix socket of the SDS server (default: <state_dir>/sds.sock)")
+    sds_enabled: bool = knob(True, "run the SDS server on sds_socket and put the sds-grpc cluster in the bootstrap: "
+                                   "Envoy takes the workload certificate, gateway credentials and every TLS file "
+                                   "pilot names (file-cert:, file-root:) from it; identity_enabled needs it")
+    # -- credentials (Istio's credentialName), served over SDS to router proxies ------------
+    credentials_dir: Path | None = knob(None, "directory of gateway credentials: <dir>/<namespace>/<name>/ holds "
+                                              "tls.crt, tls.key, ca.crt (or cert, key, cacert), served as "
+                                              "kubernetes://<name>")
+    credentials_from_kubernetes: bool = knob(False, "serve kubernetes://<name> from the Secrets of the proxy's "
+                                                    "namespace (needs list and watch on secrets there)")
+    kubeconfig: Path | None = knob(None, "kubeconfig for credentials_from_kubernetes (unset: the pod's service "
+                                         "account)")
+    credentials_poll_interval_s: float = knob(0.5, "seconds between checks of credential and certificate files "
+                                                   "for changes")
 
     @property
     def label_map(self) -> dict[str, str]:

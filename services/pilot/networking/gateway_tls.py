@@ -1,20 +1,20 @@
 """A Gateway server's `tls` block -> Envoy's DownstreamTlsContext (Istio's
-BuildListenerTLSContext): certificates from files, from the agent's SDS (`credentialName`,
-ISTIO_MUTUAL), client validation for MUTUAL and OPTIONAL_MUTUAL, protocol versions and
-cipher suites."""
+BuildListenerTLSContext): certificates from the agent's SDS, whether files (`file-cert:`,
+`file-root:`), `credentialName` secrets or the workload's own (ISTIO_MUTUAL); client
+validation for MUTUAL and OPTIONAL_MUTUAL, protocol versions and cipher suites."""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
-from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 
 from libs.config.validation.tls import CIPHER_SUITES
-from libs.envoy import duration
 from services.pilot.networking import names
+from services.pilot.networking.sds_secrets import file_certificate, file_root, sds_secret_config
 
 # ALPN an HTTPS server offers (Istio's ALPNHttp).
 HTTP_ALPN = ("h2", "http/1.1")
@@ -46,28 +46,6 @@ def credential_resource_name(credential: str) -> str:
     return KUBERNETES_SECRET + credential
 
 
-def sds_secret_config(name: str, *, wait_forever: bool = False) -> secret_pb2.SdsSecretConfig:
-    """A secret the agent serves over the static `sds-grpc` cluster.
-
-    Istio waits without limit for the workload's own `default`/`ROOTCA`, but keeps the default
-    fetch timeout for credentials, which may name secrets that do not exist: the listener
-    must not stay warming forever because of one missing credential.
-    """
-    source = config_source_pb2.ConfigSource(
-        resource_api_version=config_source_pb2.V3,
-        api_config_source=config_source_pb2.ApiConfigSource(
-            api_type=config_source_pb2.ApiConfigSource.GRPC,
-            transport_api_version=config_source_pb2.V3,
-            set_node_on_first_message_only=True,
-            grpc_services=[grpc_service_pb2.GrpcService(
-                envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=names.SDS_CLUSTER))],
-        ),
-    )
-    if wait_forever:
-        source.initial_fetch_timeout.CopyFrom(duration(0))
-    return secret_pb2.SdsSecretConfig(name=name, sds_config=source)
-
-
 def _file(path: str) -> base_pb2.DataSource:
     return base_pb2.DataSource(filename=path)
 
@@ -97,11 +75,11 @@ def _peer_checks(tls: dict[str, Any]) -> common_pb2.CertificateValidationContext
 
 
 def _certificates_from_files(common: tls_pb2.CommonTlsContext, tls: dict[str, Any]) -> str:
-    """Fills certificates (and the client CA) from file paths; returns the CA bundle path."""
+    """Asks the agent for the certificate files (`file-cert:`); returns the CA bundle path."""
     pairs = [(tls["serverCertificate"], tls["privateKey"])] if tls.get("serverCertificate") else []
     pairs += [(c["serverCertificate"], c["privateKey"]) for c in tls.get("tlsCertificates", [])]
     for chain, key in pairs:
-        common.tls_certificates.add(certificate_chain=_file(chain), private_key=_file(key))
+        common.tls_certificate_sds_secret_configs.append(file_certificate(str(chain), str(key)))
     ca = str(tls.get("caCertificates", ""))
     if not ca:
         ca = next((str(c["caCertificates"]) for c in tls.get("tlsCertificates", []) if c.get("caCertificates")), "")
@@ -162,7 +140,7 @@ def downstream_tls_context(tls: dict[str, Any], *, http: bool, where: str,
                 sds_secret_config(credential_resource_name(credentials[0] + CA_SUFFIX)))
     else:
         ca = _certificates_from_files(common, tls)
-        if not common.tls_certificates:
+        if not common.tls_certificate_sds_secret_configs:
             warnings.append(f"{where}: {mode} TLS names no certificate; the server is skipped")
             return None
         if validate_client:
@@ -170,11 +148,12 @@ def downstream_tls_context(tls: dict[str, Any], *, http: bool, where: str,
                 warnings.append(f"{where}: {mode} TLS names no caCertificates to verify clients with; "
                                 "the server is skipped")
                 return None
-            validation = common.validation_context
-            validation.CopyFrom(_peer_checks(tls))
-            validation.trusted_ca.CopyFrom(_file(ca))
+            combined = common.combined_validation_context
+            combined.default_validation_context.CopyFrom(_peer_checks(tls))
+            # The CA from the agent (`file-root:`); the CRL stays a file, as in Istio.
+            combined.validation_context_sds_secret_config.CopyFrom(file_root(ca))
             if tls.get("caCrl"):
-                validation.crl.CopyFrom(_file(str(tls["caCrl"])))
+                combined.default_validation_context.crl.CopyFrom(_file(str(tls["caCrl"])))
     if not validate_client and (tls.get("subjectAltNames") or tls.get("verifyCertificateSpki")
                                 or tls.get("verifyCertificateHash")):
         warnings.append(f"{where}: {mode} TLS does not ask clients for certificates; subjectAltNames and "

@@ -22,6 +22,7 @@ from tests.harness.ports import free_port
 from tests.harness.stream_servers import StreamEchoServer, exchange
 from tests.harness.tls_certs import Issued, TestCA
 from tests.harness.upstreams import Workload, service_entry
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -123,9 +124,22 @@ class Answer:
     peer_cert: bytes
 
 
+def connect(port: int) -> socket.socket:
+    """Envoy ACKs a TLS listener before it has the certificates (from the agent, over SDS) and
+    opens the port once it has them: a refused connection is retried until then."""
+
+    def attempt() -> socket.socket | None:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+        except ConnectionRefusedError:
+            return None
+
+    return wait_until(attempt, timeout=10, what=f"the gateway to open port {port}")
+
+
 def https_get(port: int, sni: str, context: ssl.SSLContext, path: str = "/") -> Answer:
     """GET over a TLS connection to the gateway that offers `sni` and sends it as Host."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw = connect(port)
     tls = context.wrap_socket(raw, server_hostname=sni)
     connection = http.client.HTTPConnection(sni, port, timeout=10)
     connection.sock = tls

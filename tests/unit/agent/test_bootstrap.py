@@ -1,4 +1,4 @@
-"""The bootstrap gains sds-grpc with identity on, and merges an override file."""
+"""The bootstrap has sds-grpc unless SDS is turned off, and merges an override file."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from services.agent.settings import AgentSettings
 from tests.harness.identity import write_override
 
 
-def test_no_sds_cluster_without_identity() -> None:
-    bootstrap = build_bootstrap(AgentSettings())
+def test_sds_cluster_without_identity_unless_sds_is_off() -> None:
+    # Gateways' credentials and every TLS file pilot names come over SDS, identity or not.
+    assert SDS_CLUSTER in {c.name for c in build_bootstrap(AgentSettings()).static_resources.clusters}
+    bootstrap = build_bootstrap(AgentSettings(sds_enabled=False))
     assert SDS_CLUSTER not in {c.name for c in bootstrap.static_resources.clusters}
 
 

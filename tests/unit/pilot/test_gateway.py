@@ -167,12 +167,13 @@ def test_simple_https_terminates_with_files_for_its_sni_hosts() -> None:
     chain = built.filter_chains[0]
     assert list(chain.filter_chain_match.server_names) == ["a.example.com"]
     context = tls_context(chain)
-    certificate = context.common_tls_context.tls_certificates[0]
-    assert (certificate.certificate_chain.filename, certificate.private_key.filename) == ("/certs/a.pem",
-                                                                                          "/certs/a.key")
+    # Files come from the agent's SDS (Istio's file-cert:), never as Envoy `filename`s.
+    assert [_sds_target(c) for c in context.common_tls_context.tls_certificate_sds_secret_configs] == [
+        ("file-cert:/certs/a.pem~/certs/a.key", "sds-grpc", False)]
+    assert not context.common_tls_context.tls_certificates
     assert list(context.common_tls_context.alpn_protocols) == ["h2", "http/1.1"]
     assert not context.require_client_certificate.value
-    assert not context.common_tls_context.HasField("validation_context")
+    assert context.common_tls_context.WhichOneof("validation_context_type") is None
     route = next(r for r in out.routes if r.name == "https.443.https-a.gw.default")
     assert [list(v.domains) for v in route.virtual_hosts] == [["a.example.com", "a.example.com:*"]]
     assert out.references["https.443.https-a.gw.default"] == {"outbound|80||web.default.svc.cluster.local"}
@@ -193,8 +194,10 @@ def test_mutual_requires_and_verifies_client_certificates() -> None:
     }, http=True, where="server", warnings=warnings)
     assert context is not None
     assert context.require_client_certificate.value
-    validation = context.common_tls_context.validation_context
-    assert (validation.trusted_ca.filename, validation.crl.filename) == ("/ca.pem", "/crl.pem")
+    combined = context.common_tls_context.combined_validation_context
+    assert _sds_target(combined.validation_context_sds_secret_config) == ("file-root:/ca.pem", "sds-grpc", False)
+    validation = combined.default_validation_context
+    assert (validation.HasField("trusted_ca"), validation.crl.filename) == (False, "/crl.pem")
     assert list(validation.verify_certificate_spki) == ["spki"]
     assert {(m.san_type, m.matcher.exact) for m in validation.match_typed_subject_alt_names} == {
         (common_pb2.SubjectAltNameMatcher.DNS, "spiffe://td/ns/a/sa/b"),
@@ -212,7 +215,8 @@ def test_optional_mutual_verifies_without_requiring() -> None:
                                      http=True, where="server", warnings=[])
     assert context is not None
     assert not context.require_client_certificate.value
-    assert context.common_tls_context.validation_context.trusted_ca.filename == "/ca.pem"
+    assert context.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name == (
+        "file-root:/ca.pem")
 
 
 def test_simple_ignores_client_checks_with_a_warning() -> None:
@@ -220,7 +224,7 @@ def test_simple_ignores_client_checks_with_a_warning() -> None:
     context = downstream_tls_context({"mode": "SIMPLE", "serverCertificate": "/c.pem", "privateKey": "/c.key",
                                       "subjectAltNames": ["x"]}, http=False, where="server", warnings=warnings)
     assert context is not None
-    assert not context.common_tls_context.HasField("validation_context")
+    assert context.common_tls_context.WhichOneof("validation_context_type") is None
     assert list(context.common_tls_context.alpn_protocols) == []
     assert warnings == ["server: SIMPLE TLS does not ask clients for certificates; subjectAltNames and certificate "
                         "pins are ignored"]
@@ -361,7 +365,8 @@ def test_tls_terminated_tcp_forwards_decrypted_bytes() -> None:
 """), vs_doc("tcp", "  tcp: [{route: [{destination: {host: db}}]}]\n", hosts="[db.example.com]")))
     chain = listener(out, 5433).filter_chains[0]
     assert list(chain.filter_chain_match.server_names) == ["db.example.com"]
-    assert tls_context(chain).common_tls_context.tls_certificates[0].certificate_chain.filename == "/c.pem"
+    assert tls_context(chain).common_tls_context.tls_certificate_sds_secret_configs[0].name == (
+        "file-cert:/c.pem~/c.key")
     assert tcp_proxy(chain).cluster == "outbound|5432||db.default.svc.cluster.local"
 
 
