@@ -39,6 +39,9 @@ class Proxy:
     interception: str = "REDIRECT"
     # The agent serves this proxy a workload certificate over SDS (mTLS possible).
     identity: bool = False
+    # A gRPC library's xDS client rather than Envoy (Istio's proxyless gRPC): it gets API
+    # listeners and only the resources it names.
+    proxyless: bool = False
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -49,11 +52,18 @@ class Proxy:
     def class_key(self) -> tuple[Any, ...]:
         """Everything translation reads about a proxy: proxies with equal keys get equal config."""
         return (self.type, self.namespace, self.labels, self.ip, self.bind_address, self.interception,
-                self.service_account, self.identity, self.metadata.get("APP_PORTS", ""))
+                self.service_account, self.identity, self.metadata.get("APP_PORTS", ""), self.proxyless)
 
     def matches(self, selector: dict[str, str]) -> bool:
         labels = self.label_map
         return all(labels.get(key) == value for key, value in selector.items())
+
+
+def is_proxyless(node: base_pb2.Node, metadata: dict[str, Any]) -> bool:
+    """Istio's bootstrap for gRPC says `GENERATOR: grpc`; a bootstrap that does not is still
+    recognised by the user agent every gRPC xDS client sends ("gRPC C-core ...", "gRPC Go",
+    "gRPC Java")."""
+    return str(metadata.get("GENERATOR", "")).lower() == "grpc" or node.user_agent_name.startswith("gRPC")
 
 
 def parse_node(node: base_pb2.Node) -> Proxy:
@@ -85,5 +95,6 @@ def parse_node(node: base_pb2.Node) -> Proxy:
         bind_address=str(metadata.get("MIZZEN_BIND_ADDRESS", "0.0.0.0")),
         interception=str(metadata.get("INTERCEPTION_MODE", "REDIRECT")),
         identity=str(metadata.get("MIZZEN_IDENTITY", "")).lower() == "true",
+        proxyless=is_proxyless(node, metadata),
         metadata=metadata,
     )

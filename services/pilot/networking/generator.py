@@ -17,7 +17,7 @@ from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
 from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import clusters as cluster_builder
-from services.pilot.networking import gateway, mtls, sidecar_inbound, sidecar_outbound
+from services.pilot.networking import gateway, grpc_proxyless, mtls, sidecar_inbound, sidecar_outbound
 from services.pilot.networking.memo import TranslationMemo
 
 
@@ -159,6 +159,8 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
     memo = memo or TranslationMemo()
     scope = memo.per_push(("scope", proxy.type, proxy.namespace, proxy.labels),
                           lambda: ProxyScope.build(proxy, push))
+    if proxy.proxyless:
+        return _proxyless(scope, push, memo)
     # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
     services = scope.services() if proxy.type == NodeType.SIDECAR else sorted(
         push.services.values(), key=lambda s: s.hostname)
@@ -197,6 +199,22 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         warnings=tuple(warnings),
         eds_clusters=memo.of(shared_endpoints, "eds-set", lambda: frozenset(shared_endpoints)),
         route_names=frozenset(route_names),
+    )
+    check_consistency(config, memo)
+    return config
+
+
+def _proxyless(scope: ProxyScope, push: PushContext, memo: TranslationMemo) -> ProxyConfig:
+    """A gRPC library's xDS client: API listeners and what they lead to, nothing of Envoy's."""
+    out = grpc_proxyless.build(scope, memo)
+    config = ProxyConfig(
+        version=push.version,
+        parts={CLUSTER_TYPE: (out.clusters,), ENDPOINT_TYPE: (out.endpoints,), LISTENER_TYPE: (out.listeners,),
+               ROUTE_TYPE: (out.routes,)},
+        reference_parts=(out.references,),
+        warnings=out.warnings,
+        eds_clusters=frozenset(out.endpoints),
+        route_names=out.route_names,
     )
     check_consistency(config, memo)
     return config

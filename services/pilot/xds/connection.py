@@ -111,10 +111,13 @@ class Connection:
         if request.response_nonce:
             self._ack(watch, request)
             out: list[bytes] = []
-            if names != watch.names and watch.type_url not in WILDCARD_TYPES:
+            if names != watch.names and (watch.type_url not in WILDCARD_TYPES or names is not None):
                 watch.names = names
+                # Envoy may have been sent these ahead of asking; a client that names everything
+                # it uses (proxyless gRPC) was not, and forgets what it unsubscribed from.
                 already_sent = names is not None and names <= watch.sent.keys() and \
-                    snapshot is not None and watch.version_sent == snapshot.version
+                    snapshot is not None and watch.version_sent == snapshot.version and \
+                    not self._names_what_it_uses(watch.type_url)
                 if snapshot is not None and not already_sent:
                     out.extend(self._send(watch, snapshot, trigger="subscription", force=True))
             if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE) and snapshot is not None:
@@ -132,8 +135,16 @@ class Connection:
     def _names(self, request: discovery_pb2.DiscoveryRequest) -> frozenset[str] | None:
         names = frozenset(request.resource_names)
         if request.type_url in WILDCARD_TYPES and (not names or names == {"*"}):
-            return None
+            # Wildcard, unless the client named resources before: then it now wants none.
+            return frozenset() if not names and self._names_what_it_uses(request.type_url) else None
         return names
+
+    def _names_what_it_uses(self, type_url: str) -> bool:
+        """Whether the client subscribes to listeners and clusters by name (proxyless gRPC;
+        Envoy's are wildcard), and so to all it needs of their routes and endpoints."""
+        parent = {ENDPOINT_TYPE: CLUSTER_TYPE, ROUTE_TYPE: LISTENER_TYPE}.get(type_url, type_url)
+        watch = self.watches.get(parent)
+        return watch is not None and watch.subscribed and watch.names is not None
 
     def _ack(self, watch: Watch, request: discovery_pb2.DiscoveryRequest) -> None:
         if not watch.awaiting_ack:
@@ -193,7 +204,7 @@ class Connection:
         return {name: previous[name] for name in still_used - desired.keys() if name in previous}
 
     def _targets(self, watch: Watch, snapshot: Snapshot, after_parent: bool) -> frozenset[str] | None:
-        if watch.type_url in WILDCARD_TYPES or not after_parent:
+        if watch.type_url in WILDCARD_TYPES or not after_parent or self._names_what_it_uses(watch.type_url):
             return watch.names
         return snapshot.eds_clusters if watch.type_url == ENDPOINT_TYPE else snapshot.route_names
 
