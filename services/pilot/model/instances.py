@@ -22,10 +22,4 @@ class ServiceInstance:
 
 
 def service_instances(proxy: Proxy, push: PushContext) -> list[ServiceInstance]:
-    found: list[ServiceInstance] = []
-    for service in sorted(push.services.values(), key=lambda s: s.hostname):
-        for port in service.ports:
-            for endpoint in push.endpoints.get((service.hostname, port.number), ()):
-                if endpoint.address == proxy.ip:
-                    found.append(ServiceInstance(service, port, endpoint))
-    return found
+    return [ServiceInstance(service, port, endpoint) for service, port, endpoint in push.endpoints_at(proxy.ip)]

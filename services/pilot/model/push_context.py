@@ -6,20 +6,24 @@ is what Envoy sees as `version_info`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from libs.config import Resource
 from services.pilot.model import serviceentry
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, resolve_host
 from services.pilot.model.serviceentry import WorkloadInstance
-from services.pilot.model.services import Endpoint, Service
+from services.pilot.model.services import Endpoint, Service, ServicePort
 
 
 def make_version(config_revision: int, registry_version: str) -> str:
     """The KV revision of the config, and the registry's version when workloads are registered."""
     return str(config_revision) if not registry_version else f"{config_revision}.{registry_version}"
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class PushContext:
     workloads: tuple[WorkloadInstance, ...] = ()
     _gateways: dict[str, Resource] = field(init=False, repr=False, compare=False)
     _destination_rules: dict[str, Resource] = field(init=False, repr=False, compare=False)
+    _source_selectors: tuple[tuple[tuple[str, str], ...], ...] = field(init=False, repr=False, compare=False)
+    # Facts derived from this push that many proxies ask for (see `derived`).
+    _derived: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         gateways = {f"{g.namespace}/{g.name}": g for g in self.config.of_kind("Gateway")}
@@ -42,6 +49,7 @@ class PushContext:
             # first in (namespace, name) order wins.
             rules.setdefault(host, rule)
         object.__setattr__(self, "_gateways", gateways)
+        object.__setattr__(self, "_source_selectors", _source_selectors(self.config.of_kind("VirtualService")))
         object.__setattr__(self, "_destination_rules", rules)
 
     @classmethod
@@ -79,5 +87,42 @@ class PushContext:
     def virtual_services(self) -> list[Resource]:
         return self.config.of_kind("VirtualService")
 
+    def source_selectors(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """Every distinct `sourceLabels` of a VirtualService match: the only way a sidecar's
+        labels reach its outbound routes, so proxies matching the same ones share them."""
+        return self._source_selectors
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`, computed once per push for `key`: the push is immutable, so what a
+        thousand proxies in one namespace each derive from it is derived once."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return cast(T, self._derived[key])
+
+    def endpoints_at(self, address: str) -> list[tuple[Service, ServicePort, Endpoint]]:
+        """Every (service, port, endpoint) whose endpoint has this address, by hostname:
+        indexed once per push, since each of a thousand sidecars asks for its own."""
+        return self.derived("endpoints-by-address", self._index_addresses).get(address, [])
+
+    def _index_addresses(self) -> dict[str, list[tuple[Service, ServicePort, Endpoint]]]:
+        index: dict[str, list[tuple[Service, ServicePort, Endpoint]]] = {}
+        for service in sorted(self.services.values(), key=lambda s: s.hostname):
+            for port in service.ports:
+                for endpoint in self.endpoints.get((service.hostname, port.number), ()):
+                    index.setdefault(endpoint.address, []).append((service, port, endpoint))
+        return index
+
     def service(self, host: str, namespace: str) -> Service | None:
         return self.services.get(resolve_host(host, namespace, self.mesh))
+
+
+def _source_selectors(virtual_services: Iterable[Resource]) -> tuple[tuple[tuple[str, str], ...], ...]:
+    found: set[tuple[tuple[str, str], ...]] = set()
+    for vs in virtual_services:
+        for section in ("http", "tcp", "tls"):
+            for rule in vs.spec.get(section) or ():
+                for match in rule.get("match") or ():
+                    labels = match.get("sourceLabels")
+                    if isinstance(labels, dict) and labels:
+                        found.add(tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+    return tuple(sorted(found))

@@ -85,6 +85,10 @@ class ProxyScope:
         return self.egress is None or any(e.matches(namespace, host) for e in self.egress)
 
     def services(self) -> list[Service]:
+        sidecar = self.sidecar.key if self.sidecar is not None else None
+        return self.push.derived(("visible-services", self.proxy.namespace, sidecar), self._visible)
+
+    def _visible(self) -> list[Service]:
         visible = [
             s for s in self.push.services.values()
             if exported_to(s.export_to, s.namespace, self.proxy.namespace)

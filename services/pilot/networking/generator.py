@@ -181,8 +181,8 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         listener_parts.append({listener.name: listener for listener in inbound.listeners})
         # Captured sidecars of one namespace share their outbound config; in proxy mode
         # the HTTP proxy listener binds the workload's own address.
-        out = memo.per_push(("sidecar-outbound", proxy.namespace, proxy.labels, proxy.identity,
-                             proxy.interception, proxy.bind_address),
+        out = memo.per_push(("sidecar-outbound", proxy.namespace, _sidecar_key(scope), _source_matches(proxy, push),
+                             proxy.identity, proxy.interception, proxy.bind_address),
                             lambda: _outbound_parts(scope))
     listener_parts.append(out[0])
     route_parts.append(out[1])
@@ -218,6 +218,16 @@ def _proxyless(scope: ProxyScope, push: PushContext, memo: TranslationMemo) -> P
     )
     check_consistency(config, memo)
     return config
+
+
+def _sidecar_key(scope: ProxyScope) -> str | None:
+    return scope.sidecar.key if scope.sidecar is not None else None
+
+
+def _source_matches(proxy: Proxy, push: PushContext) -> tuple[bool, ...]:
+    """A sidecar's labels matter to its outbound config only through the Sidecar resource
+    selecting it and VirtualServices' `sourceLabels`: sidecars alike in those share it."""
+    return tuple(proxy.matches(dict(selector)) for selector in push.source_selectors())
 
 
 GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]

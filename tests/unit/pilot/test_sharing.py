@@ -1,0 +1,128 @@
+"""What proxies share at scale, pure: sidecars alike in what their outbound config reads
+get the same generated part (one build, one encoding), and the per-push indexes give the
+same answers a scan would."""
+
+from __future__ import annotations
+
+from envoy.config.route.v3 import route_pb2
+
+from libs.config import parse_text
+from libs.envoy import LISTENER_TYPE, ROUTE_TYPE
+from services.pilot.model.config import ConfigSnapshot
+from services.pilot.model.instances import service_instances
+from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.proxy import NodeType, Proxy
+from services.pilot.model.push_context import PushContext
+from services.pilot.model.serviceentry import WorkloadInstance
+from services.pilot.networking import generator
+from services.pilot.networking.memo import TranslationMemo
+
+SERVICES = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews, tier: backend}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: ratings}}
+"""
+
+SOURCE_LABELS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceLabels: {app: reviews}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - route: [{destination: {host: ratings}}]
+"""
+
+
+def workload(name: str, address: str, **labels: str) -> WorkloadInstance:
+    return WorkloadInstance(name=name, namespace="default", address=address,
+                            labels=tuple(sorted(labels.items())), sidecar=True)
+
+
+WORKLOADS = (
+    workload("reviews-1", "10.0.0.1", app="reviews", tier="backend"),
+    workload("reviews-2", "10.0.0.2", app="reviews", tier="frontend"),
+    workload("ratings-1", "10.0.0.3", app="ratings"),
+    workload("other", "10.0.0.4", app="reviews", tier="backend", extra="x"),
+)
+
+
+def push_of(*documents: str) -> PushContext:
+    result = parse_text("---\n".join([SERVICES, *documents]), "test")
+    assert result.ok, result.errors()
+    return PushContext.build(ConfigSnapshot(1, {r.key: r for _, r in result.resources}), MeshConfig(),
+                             workloads=WORKLOADS)
+
+
+def sidecar(ip: str, **labels: str) -> Proxy:
+    return Proxy(id=f"sidecar~{ip}~pod.default~default.svc.cluster.local", type=NodeType.SIDECAR, ip=ip,
+                 pod="pod", namespace="default", dns_domain="default.svc.cluster.local",
+                 labels=tuple(sorted(labels.items())))
+
+
+def outbound_route(config: generator.ProxyConfig, name: str) -> route_pb2.RouteConfiguration:
+    for part in config.parts[ROUTE_TYPE]:
+        if name in part:
+            route = part[name]
+            assert isinstance(route, route_pb2.RouteConfiguration)
+            return route
+    raise AssertionError(f"no route configuration {name}")
+
+
+def has_fault(route: route_pb2.RouteConfiguration, host: str) -> bool:
+    vhost = next(v for v in route.virtual_hosts if host in v.domains)
+    return any("envoy.filters.http.fault" in r.typed_per_filter_config for r in vhost.routes)
+
+
+def test_sidecars_with_different_labels_share_outbound_config_when_nothing_reads_their_labels() -> None:
+    push, memo = push_of(), TranslationMemo()
+    first = generator.generate(sidecar("10.0.0.1", app="reviews", tier="backend"), push, memo)
+    second = generator.generate(sidecar("10.0.0.3", app="ratings"), push, memo)
+    # The outbound listeners and routes are the very same generated part.
+    assert first.parts[ROUTE_TYPE][0] is second.parts[ROUTE_TYPE][0]
+    assert any(a is b for a in first.parts[LISTENER_TYPE] for b in second.parts[LISTENER_TYPE])
+
+
+def test_source_labels_split_sharing_by_whether_a_sidecar_matches() -> None:
+    push, memo = push_of(SOURCE_LABELS), TranslationMemo()
+    reviews = generator.generate(sidecar("10.0.0.1", app="reviews", tier="backend"), push, memo)
+    reviews_too = generator.generate(sidecar("10.0.0.2", app="reviews", tier="frontend"), push, memo)
+    ratings = generator.generate(sidecar("10.0.0.3", app="ratings"), push, memo)
+    assert has_fault(outbound_route(reviews, "9080"), "ratings")
+    assert not has_fault(outbound_route(ratings, "9080"), "ratings")
+    # Both reviews sidecars match the same sourceLabels: one part between them.
+    assert reviews.parts[ROUTE_TYPE][0] is reviews_too.parts[ROUTE_TYPE][0]
+    assert reviews.parts[ROUTE_TYPE][0] is not ratings.parts[ROUTE_TYPE][0]
+
+
+def test_workload_selectors_pick_every_label_and_only_their_namespace() -> None:
+    push = push_of()
+    reviews = {e.address for e in push.endpoints[("reviews.default.svc.cluster.local", 9080)]}
+    assert reviews == {"10.0.0.1", "10.0.0.4"}
+    assert {e.address for e in push.endpoints[("ratings.default.svc.cluster.local", 9080)]} == {"10.0.0.3"}
+
+
+def test_service_instances_are_found_by_the_proxy_address() -> None:
+    push = push_of()
+    instances = service_instances(sidecar("10.0.0.1", app="reviews", tier="backend"), push)
+    assert [(i.service.hostname, i.port.number) for i in instances] == [("reviews.default.svc.cluster.local", 9080)]
+    assert service_instances(sidecar("10.0.0.9"), push) == []
