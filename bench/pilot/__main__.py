@@ -1,6 +1,9 @@
-"""`python -m bench pilot`: pilot's convergence baseline, before the scale work.
+"""`python -m bench pilot`: issue 7's figures, each printed beside its goal.
 
-10 real Envoy gateways (agent + Envoy each, on 127.0.1.1-10) on one pilot; 100
+Two parts.  The scale part (`scale_run`): a generated mesh of 1,000 ServiceEntry services x
+3 registered endpoints in NATS, pilot as a real process, and 1,000 simulated sidecars from
+the load tool (`load`), timed to full sync, then through VirtualService and endpoint
+changes.  The Envoy part: 10 real Envoy gateways (agent + Envoy each, on 127.0.1.1-10) on one pilot; 100
 ServiceEntry services (two endpoints each, over 4 shared in-process echo upstreams).  Each
 change moves the Gateway to a fresh port and points its VirtualService at another
 service, with a response header naming the change; the figure is the time from the write
@@ -29,6 +32,8 @@ import httpx
 from bench.pilot.config import GATEWAY_LABELS, ConfigWriter, service_entries
 from bench.pilot.measure import sample
 from bench.pilot.phases import Target, run_series
+from bench.pilot.scale_run import ScaleSetup
+from bench.pilot.scale_run import run as run_scale
 from samples.echo import EchoServer
 from tests.harness.mesh import Mesh, PilotService
 from tests.harness.nats import start_nats
@@ -101,27 +106,8 @@ async def _measure(group: ProcessGroup, work: Path, nats_url: str, pilot: PilotS
     }
 
 
-def _print(results: dict[str, Any]) -> None:
-    rows: list[tuple[str, object]] = []
-    for key, label in (("direct_kv", "KV write"), ("through_galley_files", "galley file write")):
-        figures = results[key]
-        traffic = figures["route_in_traffic_on_all_envoys_ms"]
-        gateways = results["setup"]["gateways"]
-        rows += [(f"{label} -> new route in traffic on all {gateways} Envoys, p50 (ms)", traffic["p50"]),
-                 (f"{label} -> new route in traffic on all {gateways} Envoys, p99 (ms)", traffic["p99"]),
-                 (f"{label} -> pilot-measured convergence, mean (ms)", figures["pilot_measured_convergence_mean_ms"]),
-                 (f"{label}: pilot CPU per push (ms)", figures["pilot_cpu_ms_per_push"])]
-    memory = results["pilot_memory_mb"]
-    setup = results["setup"]
-    rows += [(f"pilot RSS with {setup['services']} services and {setup['gateways']} gateways (MB)",
-              memory["after_loading_services"]),
-             ("pilot RSS after all changes / peak (MB)", f"{memory['after_all_changes']} / {memory['peak']}")]
-    print(f"{'figure':72} {'result':>14} {'goal':>10}")
-    for label, value in rows:
-        print(f"{label:72} {value!s:>14} {'baseline':>10}")
-
-
-def main() -> int:
+def _envoys() -> dict[str, Any]:
+    """10 real Envoys on one pilot: KV write -> new route in traffic (see the module doc)."""
     gateways = int(os.environ.get("BENCH_GATEWAYS", "10"))
     services = int(os.environ.get("BENCH_SERVICES", "100"))
     changes = int(os.environ.get("BENCH_CHANGES", "30"))
@@ -149,20 +135,75 @@ def main() -> int:
         for upstream in upstreams:
             upstream.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-    results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    return {
         "setup": {"gateways": gateways, "services": services, "endpoints_per_service": 2, "upstreams": UPSTREAMS,
                   "changes": changes, "warmup_changes": WARMUP, "poll_interval_ms": POLL_INTERVAL_S * 1000,
                   "change": "Gateway moved to a new port + VirtualService to another service (LDS + RDS)",
                   "pilot": "default settings (debounce quiet 0.1 s, max 10 s)",
                   "galley": "default settings (file scan every 0.2 s)"},
         **measured,
-        "goals": "baseline",
+    }
+
+
+def _scale() -> dict[str, Any]:
+    """The load tool's simulated sidecars at issue 7's scale (see bench/pilot/scale_run.py)."""
+    import uvloop
+
+    setup = ScaleSetup(services=int(os.environ.get("BENCH_SCALE_SERVICES", "1000")),
+                       proxies=int(os.environ.get("BENCH_SCALE_PROXIES", "1000")),
+                       vs_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")),
+                       endpoint_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")))
+    return uvloop.run(run_scale(setup))
+
+
+def goals(envoys: dict[str, Any], scale: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 7's table: each figure beside its goal (None: report only)."""
+    sync = scale["initial_sync"]
+    vs = scale["virtual_service_changes"]
+    eds = scale["endpoint_changes"]
+    setup = scale["setup"]
+    at = f"{setup['services']} services x {setup['endpoints']} endpoints, {setup['proxies']} proxies"
+
+    def row(figure: str, result: float, goal: float | None, unit: str) -> dict[str, Any]:
+        return {"figure": figure, "result": result, "goal": goal, "unit": unit,
+                "met": None if goal is None else result < goal}
+
+    return [
+        row(f"{at}, no Sidecar scoping: initial sync of all", sync["all_acked_s"], 10.0, "s"),
+        row("one VirtualService change: last ACK after the KV write, debounce excluded, p99",
+            vs["last_ack_after_write_minus_debounce_ms"]["p99"], 1000.0, "ms"),
+        row("  (its debounce, p99, reported separately)", vs["debounce_ms"]["p99"], None, "ms"),
+        row("one endpoint change: last EDS ACK after the KV write, p99",
+            eds["last_ack_after_write_ms"]["p99"], 300.0, "ms"),
+        row("pilot RSS at that scale (peak)", scale["pilot_rss_mb_peak"], 600.0, "MB"),
+        row("pilot CPU per VirtualService change", vs["pilot_cpu_ms_per_change"], None, "ms"),
+        row("pilot CPU per endpoint change", eds["pilot_cpu_ms_per_change"], None, "ms"),
+        row(f"{envoys['setup']['gateways']} real Envoys: KV write to new route in effect in traffic, p99",
+            envoys["direct_kv"]["route_in_traffic_on_all_envoys_ms"]["p99"], 500.0, "ms"),
+    ]
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    print(f"{'figure':96} {'result':>10} {'goal':>10}  met")
+    for r in rows:
+        goal = "report" if r["goal"] is None else f"< {r['goal']:g}"
+        met = "" if r["met"] is None else ("yes" if r["met"] else "MISSED")
+        print(f"{r['figure']:96} {r['result']:>8g} {r['unit']:2} {goal:>10}  {met}")
+
+
+def main() -> int:
+    envoys = _envoys()
+    scale = _scale()
+    rows = goals(envoys, scale)
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "goals": rows,
+        "envoys": envoys,
+        "scale": scale,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    _print(results)
+    _print(rows)
     print(f"wrote {RESULTS}")
     return 0
 

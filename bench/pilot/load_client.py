@@ -1,0 +1,310 @@
+"""One simulated sidecar: an ADS client that asks, parses and ACKs the way Envoy 1.40 does.
+
+State of the world (SotW), on one `StreamAggregatedResources` stream:
+- the first request is CDS, wildcard (empty `resource_names`), and alone carries the node;
+- each response is parsed with Envoy's protos and ACKed with its `version_info` and
+  `nonce` and the type's current resource names (empty for the wildcard types);
+- after a CDS response, the ACK goes first, then (if they changed) an EDS request for the
+  EDS clusters received, carrying the last EDS version and nonce, as Envoy's paused EDS
+  resumes after the CDS update;
+- LDS is requested once every EDS cluster has its load assignment (cluster manager
+  initialised), and after each LDS response the RDS names its HTTP connection managers
+  name are requested the same way;
+- a response that does not parse is NACKed (`error_detail`, the last accepted version);
+- a stream that ends is reopened after 0.5 s, re-requesting every type with its last
+  accepted version and an empty nonce, as Envoy reconnects.
+
+Each response is reported to `record` with the monotonic times it arrived and its ACK was
+written, so the parent can time convergence across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import struct_pb2
+from google.protobuf.message import DecodeError, Message
+from google.rpc import status_pb2
+
+from bench.pilot.ledger import Delivery
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
+
+ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+HCM_TYPE = f"type.googleapis.com/{hcm.HttpConnectionManager.DESCRIPTOR.full_name}"
+RECONNECT_S = 0.5
+# Envoy's gRPC client takes any size pilot sends; a full SotW CDS at scale is megabytes.
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    # One HTTP/2 connection per proxy, as each Envoy has its own (grpc would share one).
+    ("grpc.use_local_subchannel_pool", 1),
+)
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """A sidecar as its bootstrap describes it (Istio's node id and metadata keys)."""
+
+    index: int
+    pod: str
+    namespace: str
+    ip: str
+    labels: tuple[tuple[str, str], ...]
+    service_account: str = "default"
+    interception: str = "REDIRECT"
+
+    @property
+    def node_id(self) -> str:
+        return f"sidecar~{self.ip}~{self.pod}.{self.namespace}~{self.namespace}.svc.cluster.local"
+
+    def node(self) -> base_pb2.Node:
+        labels = dict(self.labels)
+        metadata = struct_pb2.Struct()
+        metadata.update({
+            "NAMESPACE": self.namespace, "LABELS": labels, "INSTANCE_IPS": self.ip,
+            "SERVICE_ACCOUNT": self.service_account, "WORKLOAD_NAME": self.pod,
+            "INTERCEPTION_MODE": self.interception, "MESH_ID": "cluster.local", "CLUSTER_ID": "Kubernetes",
+        })
+        node = base_pb2.Node(id=self.node_id, cluster=f"{labels.get('app', self.pod)}.{self.namespace}",
+                             metadata=metadata, user_agent_name="envoy")
+        version = node.user_agent_build_version.version
+        version.major_number, version.minor_number, version.patch = 1, 40, 0
+        return node
+
+
+class BadResponse(ValueError):
+    """A response this client (like Envoy) rejects."""
+
+
+# -- parsing: what Envoy learns from each type ---------------------------------------------
+
+
+def rds_names(listeners: list[listener_pb2.Listener]) -> frozenset[str]:
+    found: set[str] = set()
+    for listener in listeners:
+        chains = [*listener.filter_chains]
+        if listener.HasField("default_filter_chain"):
+            chains.append(listener.default_filter_chain)
+        for chain in chains:
+            for network_filter in chain.filters:
+                if network_filter.typed_config.type_url == HCM_TYPE:
+                    manager = hcm.HttpConnectionManager.FromString(network_filter.typed_config.value)
+                    if manager.HasField("rds"):
+                        found.add(manager.rds.route_config_name)
+    return frozenset(found)
+
+
+_MESSAGES: dict[str, type[Message]] = {
+    CLUSTER_TYPE: cluster_pb2.Cluster, ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
+    LISTENER_TYPE: listener_pb2.Listener, ROUTE_TYPE: route_pb2.RouteConfiguration,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What Envoy's subscriptions need from one resource."""
+
+    name: str
+    # An EDS cluster's service name (CDS), or the route configurations it names (LDS).
+    eds: str | None = None
+    rds: frozenset[str] = frozenset()
+
+
+def facts(type_url: str, value: bytes) -> Facts:
+    message_type = _MESSAGES.get(type_url)
+    if message_type is None:
+        raise BadResponse(f"unexpected type {type_url}")
+    message = message_type.FromString(value)
+    if type_url == CLUSTER_TYPE:
+        eds = message.eds_cluster_config.service_name or message.name if message.type == cluster_pb2.Cluster.EDS \
+            else None
+        return Facts(message.name, eds=eds)
+    if type_url == LISTENER_TYPE:
+        return Facts(message.name, rds=rds_names([message]))
+    if type_url == ENDPOINT_TYPE:
+        return Facts(message.cluster_name)
+    return Facts(message.name)
+
+
+class ParseCache:
+    """Facts by resource content, shared by the proxies of one worker process.
+
+    Most resources reach hundreds of proxies byte for byte.  Envoy parses every copy, but
+    the load generator shares two cores with pilot, so each distinct resource is parsed
+    (with Envoy's protos) once per worker and its facts reused, keyed by a digest of its
+    bytes.  The cache is emptied when it grows past `limit` entries."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._entries: dict[tuple[str, bytes], Facts] = {}
+        self._limit = limit
+        self.parsed = 0
+
+    def facts(self, type_url: str, value: bytes) -> Facts:
+        key = (type_url, hashlib.blake2b(value, digest_size=16).digest())
+        found = self._entries.get(key)
+        if found is None:
+            found = facts(type_url, value)
+            self.parsed += 1
+            if len(self._entries) >= self._limit:
+                self._entries.clear()
+            self._entries[key] = found
+        return found
+
+
+def parse_response(response: discovery_pb2.DiscoveryResponse, cache: ParseCache) -> list[Facts]:
+    parsed: list[Facts] = []
+    for packed in response.resources:
+        if packed.type_url != response.type_url:
+            raise BadResponse(f"resource of type {packed.type_url} in a {short_type(response.type_url)} response")
+        try:
+            parsed.append(cache.facts(response.type_url, packed.value))
+        except DecodeError as exc:
+            raise BadResponse(f"cannot parse a {short_type(response.type_url)} resource: {exc}") from exc
+    if len({f.name for f in parsed}) != len(parsed):
+        raise BadResponse("a resource name appears twice")
+    return parsed
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+@dataclass
+class TypeState:
+    type_url: str
+    # None: wildcard (CDS, LDS).
+    names: frozenset[str] | None
+    requested: bool = False
+    version: str = ""
+    nonce: str = ""
+    received: set[str] = field(default_factory=set)
+
+
+Recorder = Callable[[Delivery], None]
+
+
+class SotwClient:
+    """One proxy's ADS stream, reopened until `stop` is set."""
+
+    def __init__(self, spec: ProxySpec, target: str, record: Recorder, cache: ParseCache) -> None:
+        self.spec = spec
+        self.target = target
+        self._record = record
+        self._cache = cache
+        self.types = {CLUSTER_TYPE: TypeState(CLUSTER_TYPE, None), ENDPOINT_TYPE: TypeState(ENDPOINT_TYPE, frozenset()),
+                      LISTENER_TYPE: TypeState(LISTENER_TYPE, None), ROUTE_TYPE: TypeState(ROUTE_TYPE, frozenset())}
+        self.streams = 0
+        self.errors: list[str] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
+            # Responses come as bytes: their size is known and their arrival stamped before parsing.
+            method = channel.stream_stream(ADS_METHOD,
+                                           request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+                                           response_deserializer=None)
+            while not stop.is_set():
+                try:
+                    await self._stream(method)
+                except grpc.aio.AioRpcError as exc:
+                    if stop.is_set():
+                        return
+                    self.errors.append(f"{exc.code().name}: {exc.details()}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RECONNECT_S)
+
+    async def _stream(self, method: grpc.aio.StreamStreamMultiCallable) -> None:
+        call = method(wait_for_ready=True)
+        self.streams += 1
+        try:
+            await self._open(call)
+            while True:
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    return
+                await self._handle(call, response)
+        finally:
+            call.cancel()
+
+    async def _open(self, call: grpc.aio.StreamStreamCall) -> None:
+        """A fresh stream: CDS with the node; on a reconnect, every other type Envoy watches,
+        with its last accepted version and no nonce."""
+        cds = self.types[CLUSTER_TYPE]
+        cds.requested, cds.nonce = True, ""
+        await call.write(discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE, version_info=cds.version,
+                                                        node=self.spec.node()))
+        for state in (self.types[t] for t in (ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)):
+            if state.requested:
+                state.nonce = ""
+                await call.write(self._request(state))
+
+    def _request(self, state: TypeState, error: str | None = None) -> discovery_pb2.DiscoveryRequest:
+        request = discovery_pb2.DiscoveryRequest(type_url=state.type_url, version_info=state.version,
+                                                 response_nonce=state.nonce,
+                                                 resource_names=sorted(state.names or ()))
+        if error is not None:
+            request.error_detail.CopyFrom(status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                                                            message=error))
+        return request
+
+    async def _handle(self, call: grpc.aio.StreamStreamCall, raw: bytes) -> None:
+        arrived = time.monotonic()
+        response = discovery_pb2.DiscoveryResponse.FromString(raw)
+        state = self.types.get(response.type_url)
+        if state is None:
+            return
+        state.nonce = response.nonce
+        try:
+            resources = parse_response(response, self._cache)
+        except BadResponse as exc:
+            # NACK: the last accepted version, this response's nonce, and why.
+            await call.write(self._request(state, error=str(exc)))
+            self._report(response, arrived, len(response.resources), len(raw), nacked=True)
+            return
+        state.version = response.version_info
+        await call.write(self._request(state))
+        self._report(response, arrived, len(resources), len(raw))
+        if response.type_url == CLUSTER_TYPE:
+            await self._subscribe(call, ENDPOINT_TYPE, frozenset(f.eds for f in resources if f.eds is not None))
+            if not self.types[ENDPOINT_TYPE].names:
+                await self._request_listeners(call)
+        elif response.type_url == ENDPOINT_TYPE:
+            state.received.update(f.name for f in resources)
+            if state.names is not None and state.names <= state.received:
+                await self._request_listeners(call)
+        elif response.type_url == LISTENER_TYPE:
+            await self._subscribe(call, ROUTE_TYPE, frozenset().union(*(f.rds for f in resources)))
+
+    def _report(self, response: discovery_pb2.DiscoveryResponse, arrived: float, resources: int, size: int, *,
+                nacked: bool = False) -> None:
+        self._record(Delivery(self.spec.index, short_type(response.type_url), response.version_info, arrived,
+                              time.monotonic(), resources, size, nacked))
+
+    async def _subscribe(self, call: grpc.aio.StreamStreamCall, type_url: str, names: frozenset[str]) -> None:
+        """Watch exactly `names` of `type_url` (EDS after CDS, RDS after LDS), as Envoy's
+        resumed mux does: one request with the type's last version and nonce."""
+        state = self.types[type_url]
+        if state.requested and names == state.names:
+            return
+        state.names = names
+        if not names and not state.requested:
+            return
+        state.requested = True
+        await call.write(self._request(state))
+
+    async def _request_listeners(self, call: grpc.aio.StreamStreamCall) -> None:
+        state = self.types[LISTENER_TYPE]
+        if not state.requested:
+            state.requested = True
+            await call.write(self._request(state))

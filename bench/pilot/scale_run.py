@@ -1,0 +1,152 @@
+"""The scale benchmark's run: a generated mesh in NATS, pilot as a real process with its
+default settings, and the load tool's simulated sidecars, all on this machine.
+
+Order: nats-server; the whole mesh written (ServiceEntries into mesh-config, registrations
+into mesh-workloads, refreshed from then on as agents do); pilot started (so it loads the
+mesh as after a restart); the load workers spawned; every stream opened at once and timed to
+full sync; then VirtualService changes and endpoint changes, one at a time; pilot's memory
+sampled after the sync and at the end (peak).  Every process is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.pilot import scale
+from bench.pilot.load import LoadGenerator
+from bench.pilot.measure import sample
+from bench.pilot.scale_mesh import MeshScale, MeshWriter
+from tests.harness.mesh import PilotService
+from tests.harness.nats import start_nats
+from tests.harness.ports import free_port
+from tests.harness.processes import ProcessGroup
+from tests.harness.waiting import wait_until
+
+
+@dataclass(frozen=True)
+class ScaleSetup:
+    services: int = 1000
+    endpoints: int = 3
+    namespaces: int = 10
+    proxies: int = 1000
+    processes: int = 4
+    vs_changes: int = 30
+    endpoint_changes: int = 30
+    timeout_s: float = 120.0
+    # Extra pilot flags (e.g. `--debounce-quiet-s 0`); none: pilot's defaults.
+    pilot_args: tuple[str, ...] = ()
+    # Run pilot under `py-spy record` into this file (speedscope JSON), if set.
+    profile: Path | None = None
+
+
+def _ready(port: int) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+
+
+def start_pilot(group: ProcessGroup, nats_url: str, extra: tuple[str, ...], profile: Path | None) -> PilotService:
+    port, xds = free_port(), free_port()
+    argv = ["--nats-url", nats_url, "--log-json", "--log-level", "warning", "--xds-address", "127.0.0.1",
+            "--xds-port", str(xds), "--monitoring-address", "127.0.0.1", "--monitoring-port", str(port), *extra]
+    if profile is None:
+        process = group.python("pilot", "services.pilot", *argv)
+    else:
+        import sys
+
+        spy = Path(sys.executable).with_name("py-spy")
+        process = group.start("pilot", [str(spy), "record", "--format", "speedscope", "--output", str(profile),
+                                        "--rate", "100", "--", sys.executable, "-m", "services.pilot", *argv])
+    wait_until(lambda: _ready(port), timeout=120, interval=0.05, what="pilot ready")
+    return PilotService(process, port, xds)
+
+
+def pilot_pid(service: PilotService) -> int:
+    """Pilot's own pid (under py-spy, the child of the py-spy process)."""
+    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
+    if children.exists():
+        found = children.read_text().split()
+        if found:
+            return int(found[0])
+    return service.process.pid
+
+
+async def run(setup: ScaleSetup) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="mzb-scale-", dir="/tmp"))
+    group = ProcessGroup(work)
+    mesh = MeshScale(services=setup.services, endpoints=setup.endpoints, namespaces=setup.namespaces)
+    results: dict[str, Any] = {"setup": {k: v for k, v in asdict(setup).items() if k != "profile"}}
+    writer: MeshWriter | None = None
+    pilot: PilotService | None = None
+    try:
+        nats = start_nats(group, work / "nats")
+        writer = await MeshWriter.connect(nats.url)
+        began = time.monotonic()
+        revision = await writer.write_mesh(mesh)
+        writer.start_refreshing()
+        results["mesh_written_s"] = round(time.monotonic() - began, 2)
+        results["config_revision"] = revision
+        began = time.monotonic()
+        pilot = start_pilot(group, nats.url, setup.pilot_args, setup.profile)
+        pid = pilot_pid(pilot)
+        results["pilot_start_to_ready_s"] = round(time.monotonic() - began, 2)
+        results["pilot_rss_mb_loaded"] = round(sample(pid).rss_kb / 1024, 1)
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            probe = scale.PilotProbe(client, pilot.monitoring, pid)
+            load = LoadGenerator(pilot.address, mesh.proxies(setup.proxies), processes=setup.processes)
+            await load.start()
+            try:
+                cpu = sample(pid).cpu_s
+                results["initial_sync"] = await scale.initial_sync(load, timeout_s=setup.timeout_s)
+                after_sync = sample(pid)
+                results["initial_sync"]["pilot_cpu_s"] = round(after_sync.cpu_s - cpu, 2)
+                results["pilot_rss_mb_synced"] = round(after_sync.rss_kb / 1024, 1)
+                if setup.vs_changes:
+                    results["virtual_service_changes"] = await scale.virtual_service_changes(
+                        load, writer, mesh, setup.vs_changes, probe=probe, timeout_s=setup.timeout_s)
+                if setup.endpoint_changes:
+                    results["endpoint_changes"] = await scale.endpoint_changes(
+                        load, writer, mesh, setup.endpoint_changes, probe=probe, timeout_s=setup.timeout_s)
+                end = sample(pid)
+                results["pilot_rss_mb_end"] = round(end.rss_kb / 1024, 1)
+                results["pilot_rss_mb_peak"] = round(end.peak_rss_kb / 1024, 1)
+                results["nacks"] = load.ledger.nacks
+                results["final_versions"] = load.ledger.latest()
+            finally:
+                results["streams"] = await load.stop()
+        results["registry_refreshes"] = writer.refreshes
+        return results
+    except BaseException:
+        print(group.logs()[-5000:])
+        raise
+    finally:
+        if writer is not None:
+            await writer.close()
+        if setup.profile is not None and pilot is not None:
+            # py-spy writes its profile on SIGINT; the group's SIGTERM would lose it.
+            os.kill(pilot.process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                pilot.process.popen.wait(timeout=60)
+        group.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    import uvloop
+
+    # `python -m bench.pilot.scale_run services=100 proxies=100 ...`: a one-off run at another scale.
+    fields: dict[str, Any] = {k: int(v) for k, v in (a.split("=") for a in sys.argv[1:])}
+    fields.setdefault("timeout_s", float(os.environ.get("T", "300")))
+    print(json.dumps(uvloop.run(run(ScaleSetup(**fields))), indent=2))
