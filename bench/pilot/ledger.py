@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import takewhile
 
 # The xDS types a sidecar subscribes to, in Envoy's order, by their short names.
 TYPES = ("CDS", "EDS", "LDS", "RDS")
@@ -149,3 +150,9 @@ class Ledger:
         """Types any proxy received a response of at or after `since`."""
         return {t for t, per_proxy in self._by_type.items()
                 if any(h and h[-1].arrived >= since for h in per_proxy.values())}
+
+    def largest_since(self, type_: str, since: float) -> int:
+        """The most resources any one response of `type_` carried at or after `since`: an
+        endpoint change should move one load assignment, not every one."""
+        return max((d.resources for per_proxy in self._by_type.get(type_, {}).values()
+                    for d in takewhile(lambda d: d.arrived >= since, reversed(per_proxy))), default=0)

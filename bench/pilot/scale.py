@@ -79,6 +79,8 @@ class _Change:
     version: str
     types: list[str]
     push: dict[str, float] | None
+    # The most resources of the watched type one response carried.
+    largest: int
 
     @property
     def last_ack_s(self) -> float:
@@ -109,12 +111,14 @@ async def _series(load: LoadGenerator, probe: PilotProbe | None, count: int, wat
         version = next(iter(converged.versions[watch]))
         push = await probe.push(version) if probe is not None else None
         if n >= WARMUP:
-            measured.append(_Change(wrote, converged, version, sorted(ledger.types_since(wrote)), push))
+            measured.append(_Change(wrote, converged, version, sorted(ledger.types_since(wrote)), push,
+                                    ledger.largest_since(watch, wrote)))
     if probe is not None and probe.pid is not None:
         cpu_after, finished = sample(probe.pid).cpu_s, time.monotonic()
     result: dict[str, Any] = {
         "changes": len(measured), "warmup_changes": WARMUP,
         "types_sent": sorted({t for c in measured for t in c.types}),
+        "most_resources_in_one_response": max((c.largest for c in measured), default=0),
         "last_ack_after_write_ms": summary([c.last_ack_s for c in measured]),
         "first_arrival_after_write_ms": summary([c.converged.first_arrival - c.wrote for c in measured]),
         "arrival_spread_ms": summary([c.converged.last_arrival - c.converged.first_arrival for c in measured]),

@@ -1,0 +1,35 @@
+"""The load tool and the scale benchmark's run, small: simulated sidecars over worker
+processes on a real pilot and NATS converge, and each kind of change reaches them as the
+targeted push it should be (a VirtualService change as RDS only, an endpoint change as
+EDS only), with no NACKs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import uvloop
+
+from bench.pilot.scale_run import ScaleSetup, run
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, Any]:
+    return uvloop.run(run(ScaleSetup(services=30, endpoints=2, namespaces=3, proxies=40, processes=2,
+                                     vs_changes=1, endpoint_changes=2, timeout_s=60)))
+
+
+def test_every_simulated_proxy_syncs_to_one_version(results: dict[str, Any]) -> None:
+    sync = results["initial_sync"]
+    assert sync["same_version"], sync["versions"]
+    assert all(sum(per_version.values()) == 40 for per_version in sync["versions"].values())
+    assert results["nacks"] == 0
+    assert results["streams"]["errors"] == []
+
+
+def test_a_virtual_service_change_is_pushed_as_routes_only(results: dict[str, Any]) -> None:
+    assert results["virtual_service_changes"]["types_sent"] == ["RDS"]
+
+
+def test_an_endpoint_change_is_pushed_as_endpoints_only(results: dict[str, Any]) -> None:
+    assert results["endpoint_changes"]["types_sent"] == ["EDS"]
