@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,19 @@ from tests.harness.nats import NatsServer, start_nats
 from tests.harness.processes import ProcessGroup
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "istio"
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: absent without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `-n`, keep each test file on one worker (xdist's `--dist loadfile`) unless another
+    distribution was asked for.  Integration modules start their control plane, proxies and
+    apps once per module, some on fixed addresses (127.0.30.x:19080 in test_sidecar): split
+    across workers, a module runs twice at once and collides with itself."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    return LoadFileScheduling(config, log)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -29,8 +29,8 @@ from google.protobuf import any_pb2, json_format
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
 from services.pilot.networking.names import parse_outbound_cluster
 from services.pilot.push_status import PushHistory, PushRecord, convergence_s, wall
-from services.pilot.xds.connection import Connection, Watch
 from services.pilot.xds.server import AdsServer
+from services.pilot.xds.stream_state import AnyConnection, Watch
 
 ADMIN_TYPE = "type.googleapis.com/envoy.admin.v3."
 # Istio's SyncStatus field prefixes per type.
@@ -46,12 +46,12 @@ def _iso(monotonic_s: float) -> str | None:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
-def proxy_name(connection: Connection) -> str:
+def proxy_name(connection: AnyConnection) -> str:
     """Istio's proxy ID: `<pod>.<namespace>`."""
     return f"{connection.proxy.pod}.{connection.proxy.namespace}"
 
 
-def find_connection(server: AdsServer, proxy_id: str | None) -> Connection:
+def find_connection(server: AdsServer, proxy_id: str | None) -> AnyConnection:
     if not proxy_id:
         raise HTTPException(400, "You must provide a proxyID in the query string")
     connections = server.connections
@@ -87,7 +87,7 @@ def _type_state(watch: Watch) -> dict[str, Any]:
     }
 
 
-def sync_row(connection: Connection, history: PushHistory, instance: str) -> dict[str, Any]:
+def sync_row(connection: AnyConnection, history: PushHistory, instance: str) -> dict[str, Any]:
     proxy = connection.proxy
     synced = connection.synced_version
     converged = convergence_s(history.find(synced), connection.connected_at, connection.synced_at) if synced else None
@@ -99,6 +99,8 @@ def sync_row(connection: Connection, history: PushHistory, instance: str) -> dic
         "proxy_version": connection.client_version,
         "pilot": instance,
         "connection": connection.id,
+        # GRPC (state of the world) or DELTA_GRPC: which ADS method the proxy streams on.
+        "xds_api": connection.api,
         "connected_at": _iso(connection.connected_at),
         # The newest push this stream has processed (sent, or found unchanged).
         "version": connection.snapshot_version,
@@ -111,7 +113,7 @@ def sync_row(connection: Connection, history: PushHistory, instance: str) -> dic
     }
 
 
-def istio_sync_status(connection: Connection) -> dict[str, str]:
+def istio_sync_status(connection: AnyConnection) -> dict[str, str]:
     """Istio's `SyncStatus` (pilot/pkg/xds/debug.go), empty fields omitted as Istio does."""
     row = {"cluster_id": str(connection.proxy.metadata.get("CLUSTER_ID", "")), "proxy": proxy_name(connection),
            "proxy_type": connection.proxy.type.value, "proxy_version": connection.client_version}
@@ -136,7 +138,7 @@ def _as_dict(packed: any_pb2.Any) -> dict[str, Any]:
     return json_format.MessageToDict(packed, preserving_proto_field_name=True)
 
 
-def config_dump(connection: Connection, *, include_eds: bool) -> dict[str, Any]:
+def config_dump(connection: AnyConnection, *, include_eds: bool) -> dict[str, Any]:
     """An Envoy admin `ConfigDump` of what pilot last sent this proxy: per type, the
     version sent and the resources of that response."""
     watches = connection.watches
@@ -161,7 +163,7 @@ def config_dump(connection: Connection, *, include_eds: bool) -> dict[str, Any]:
     return {"configs": configs}
 
 
-def config_origins(server: AdsServer, connection: Connection) -> dict[str, Any]:
+def config_origins(server: AdsServer, connection: AnyConnection) -> dict[str, Any]:
     push = server.cache.push_context
     body: dict[str, Any] = {"proxy": connection.proxy.id, "version": push.version if push else None,
                             "destination_rules": {}, "warnings": []}

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from libs.envoy import short_type
 from services.pilot.model.proxy import Proxy
 from services.pilot.push_status import PushHistory, convergence_s
-from services.pilot.xds.connection import Observer
+from services.pilot.xds.stream_state import Observer
 
 # Istio's buckets for pilot_proxy_convergence_time start at 0.1 s; a Python pilot on one
 # host converges in milliseconds, so finer buckets come first.

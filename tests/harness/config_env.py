@@ -36,14 +36,17 @@ class ConfigEnv:
         wait_until(lambda: self._published(expected), timeout=15, what=f"galley to publish {name}")
         self.sync()
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, *, sync: bool = True) -> None:
+        """Delete `name`.yaml and wait until galley deleted its resources and (unless `sync`
+        is false: pilot may be down) every proxy ACKed that."""
         path = self.config_dir / f"{name}.yaml"
         keys = {r.key for _, r in parse_text(path.read_bytes(), name).resources}
         path.unlink()
         self._written.discard(path)
         wait_until(lambda: not keys & config_entries(self.mesh.nats.url).keys(), timeout=15,
                    what=f"galley to delete {name}")
-        self.sync()
+        if sync:
+            self.sync()
 
     def checkpoint(self) -> frozenset[Path]:
         """The config files written so far (a fixture's config, kept by `clear`)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +14,18 @@ from tests.harness.nats import NatsServer
 from tests.harness.ports import free_port
 from tests.harness.processes import Process, ProcessGroup
 from tests.harness.waiting import wait_until
+
+XDS_APIS = ("GRPC", "DELTA_GRPC")
+
+
+def xds_api_under_test(environ: Mapping[str, str]) -> str:
+    """The ADS protocol test proxies speak: MIZZEN_TEST_XDS_API=DELTA_GRPC runs a test suite
+    against pilot's delta xDS, GRPC (the default) against state of the world."""
+    api = environ.get("MIZZEN_TEST_XDS_API", "GRPC")
+    if api not in XDS_APIS:
+        # The agent would quietly fall back to GRPC, and a delta run would test nothing new.
+        raise ValueError(f"MIZZEN_TEST_XDS_API={api!r}: expected one of {', '.join(XDS_APIS)}")
+    return api
 
 
 def _ready(port: int) -> bool:
@@ -86,8 +100,9 @@ class Mesh:
             wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service
 
-    def pilot(self, *extra: str, name: str = "pilot") -> PilotService:
-        port, xds = free_port(), free_port()
+    def pilot(self, *extra: str, name: str = "pilot", xds_port: int | None = None) -> PilotService:
+        """A pilot; `xds_port` given (a stopped pilot's): proxies configured for it reconnect."""
+        port, xds = free_port(), xds_port or free_port()
         process = self.group.python(name, "services.pilot", *self._common(), "--xds-address", "127.0.0.1",
                                     "--xds-port", str(xds), "--monitoring-address", "127.0.0.1",
                                     "--monitoring-port", str(port), "--debounce-quiet-s", "0",
@@ -110,7 +125,9 @@ class Mesh:
         app_ports: dict[int, int] | None = None,
         extra: tuple[str, ...] = (),
         wait_live: bool = True,
+        xds_api: str | None = None,
     ) -> Proxy:
+        """An agent and its Envoy; `xds_api` None: the protocol MIZZEN_TEST_XDS_API names."""
         admin_port, monitoring_port = free_port(), free_port()
         label_arg = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
         process = self.group.python(
@@ -122,7 +139,8 @@ class Mesh:
             "--app-ports", ",".join(f"{k}:{v}" for k, v in (app_ports or {}).items()),
             "--admin-port", str(admin_port), "--stats-port", "0", "--health-port", "0",
             "--monitoring-port", str(monitoring_port), "--state-dir", str(self.work_dir / name),
-            "--envoy-log-level", "info", "--envoy-concurrency", "1", *extra,
+            "--envoy-log-level", "info", "--envoy-concurrency", "1",
+            "--xds-api", xds_api or xds_api_under_test(os.environ), *extra,
         )
         admin = EnvoyAdmin("127.0.0.1", admin_port)
         if wait_live:

@@ -13,82 +13,18 @@ protocol rules are unit-tested without a network.  The rules (see XDS-NOTES):
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import structlog
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
-from services.pilot.model.proxy import Proxy
 from services.pilot.xds.snapshot import EncodedResource, Snapshot, content_digest, response_bytes
+from services.pilot.xds.stream_state import WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
-log = structlog.get_logger(__name__)
-
-WILDCARD_TYPES = (CLUSTER_TYPE, LISTENER_TYPE)
-
-
-@dataclass(frozen=True)
-class Nack:
-    version: str
-    nonce: str
-    message: str
-    at: float
+# Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
+__all__ = ["WILDCARD_TYPES", "Connection", "Nack", "Observer", "Watch"]
 
 
-@dataclass
-class Watch:
-    type_url: str
-    subscribed: bool = False
-    # None: every resource of the type (wildcard).
-    names: frozenset[str] | None = None
-    nonce: str = ""
-    version_sent: str = ""
-    version_acked: str = ""
-    digest_sent: tuple[tuple[str, bytes], ...] | None = None
-    sent: dict[str, EncodedResource] = field(default_factory=dict)
-    refs_sent: dict[str, frozenset[str]] = field(default_factory=dict)
-    refs_acked: dict[str, frozenset[str]] = field(default_factory=dict)
-    # Clusters named by every response sent since the last ACK: Envoy may be using any of
-    # them (it applies responses in order), so none may go yet.
-    refs_in_flight: set[str] = field(default_factory=set)
-    awaiting_ack: bool = False
-    last_nack: Nack | None = None
-    sent_at: float = 0.0
-    acked_at: float = 0.0
-    sends: int = 0
-
-
-class Observer:
-    """What a connection reports: pushes, ACKs, NACKs (pilot wires metrics here)."""
-
-    def sent(self, proxy: Proxy, type_url: str, version: str, trigger: str) -> None: ...
-
-    def acked(self, proxy: Proxy, type_url: str, version: str, latency_s: float) -> None: ...
-
-    def nacked(self, proxy: Proxy, type_url: str, version: str, message: str) -> None: ...
-
-    def synced(self, proxy: Proxy, version: str, connected_at: float, at: float) -> None:
-        """The stream ACKed everything its snapshot `version` sent it (see `note_sync`)."""
-
-
-class Connection:
-    def __init__(self, conn_id: str, proxy: Proxy, *, observer: Observer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.id = conn_id
-        self.proxy = proxy
-        self.connected_at = clock()
-        self.watches: dict[str, Watch] = {t: Watch(t) for t in PUSH_ORDER}
-        self.snapshot_version = ""
-        self._observer = observer or Observer()
-        self._clock = clock
-        self._nonce = 0
-        self._log = log.bind(proxy=proxy.id, conn=conn_id)
-        # Sync status, for /debug/syncz and convergence (see `note_sync`).
-        self.client_version = ""
-        self.synced_version = ""
-        self.synced_at = 0.0
+class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
+    api = "GRPC"
 
     # -- requests -------------------------------------------------------------------
 
@@ -226,8 +162,7 @@ class Connection:
         if (not force and watch.last_nack is not None and watch.last_nack.version == snapshot.version
                 and watch.version_sent == snapshot.version):
             return []
-        self._nonce += 1
-        nonce = f"{self.id}-{self._nonce}"
+        nonce = self._next_nonce()
         watch.nonce = nonce
         watch.version_sent = snapshot.version
         watch.digest_sent = digest
@@ -250,24 +185,3 @@ class Connection:
         if not set(clusters.sent) - snapshot.resources.get(CLUSTER_TYPE, {}).keys():
             return []
         return self._send(clusters, snapshot, trigger="cleanup", force=False)
-
-    # -- sync status ----------------------------------------------------------------
-
-    def in_sync(self) -> bool:
-        """CDS and LDS are subscribed, and every type's latest response is ACKed (none
-        awaiting an answer, none NACKed)."""
-        if not all(self.watches[t].subscribed for t in WILDCARD_TYPES):
-            return False
-        return all(not w.awaiting_ack and w.version_acked == w.version_sent
-                   for w in self.watches.values() if w.subscribed and w.version_sent)
-
-    def note_sync(self) -> bool:
-        """Called after each request or push: records (once per snapshot version) the moment
-        the stream has ACKed everything that version sent, and tells the observer."""
-        version = self.snapshot_version
-        if not version or version == self.synced_version or not self.in_sync():
-            return False
-        self.synced_version = version
-        self.synced_at = self._clock()
-        self._observer.synced(self.proxy, version, self.connected_at, self.synced_at)
-        return True

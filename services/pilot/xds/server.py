@@ -1,14 +1,18 @@
 """The ADS gRPC service: one async stream handler per Envoy, sending shared bytes.
 
-The handler is registered with a generic handler whose response serializer is None, so
-grpc.aio sends the pre-built response bytes untouched.
+Both ADS methods, `StreamAggregatedResources` (state of the world) and
+`DeltaAggregatedResources` (incremental), run the same stream loop around their own
+protocol state (`Connection`, `DeltaConnection`).  They are registered with a generic
+handler whose response serializer is None, so grpc.aio sends the pre-built response bytes
+untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -19,8 +23,10 @@ from envoy.service.discovery.v3 import discovery_pb2
 from services.pilot.model.proxy import InvalidNode, Proxy, parse_node
 from services.pilot.networking.generator import InconsistentConfig
 from services.pilot.xds.cache import SnapshotCache
-from services.pilot.xds.connection import Connection, Observer
+from services.pilot.xds.connection import Connection
+from services.pilot.xds.delta import DeltaConnection
 from services.pilot.xds.snapshot import Snapshot
+from services.pilot.xds.stream_state import AnyConnection, Observer
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +38,7 @@ _CLOSED = object()
 class _Stream:
     """A live stream: its connection state and a one-slot push queue."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: AnyConnection) -> None:
         self.connection = connection
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.push_queued = False
@@ -53,16 +59,22 @@ class AdsServer:
         self._ids = itertools.count(1)
 
     @property
-    def connections(self) -> list[Connection]:
+    def connections(self) -> list[AnyConnection]:
         return [s.connection for s in self._streams.values()]
 
     def handler(self) -> grpc.GenericRpcHandler:
-        method = grpc.stream_stream_rpc_method_handler(
-            self._stream,
+        sotw = grpc.stream_stream_rpc_method_handler(
+            self._stream_sotw,
             request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
             response_serializer=None,
         )
-        return grpc.method_handlers_generic_handler(ADS_SERVICE, {"StreamAggregatedResources": method})
+        delta = grpc.stream_stream_rpc_method_handler(
+            self._stream_delta,
+            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            response_serializer=None,
+        )
+        return grpc.method_handlers_generic_handler(
+            ADS_SERVICE, {"StreamAggregatedResources": sotw, "DeltaAggregatedResources": delta})
 
     def push_all(self) -> None:
         """A new push context is in the cache: wake every stream."""
@@ -81,9 +93,25 @@ class AdsServer:
             log.exception("generating config failed", proxy=proxy.id)
             return None
 
-    async def _stream(
+    async def _stream_sotw(
         self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
+        # aclosing: a cancelled stream unregisters now, not whenever the generator is collected.
+        async with contextlib.aclosing(self._stream(requests, context, Connection)) as responses:
+            async for response in responses:
+                yield response
+
+    async def _stream_delta(
+        self, requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(self._stream(requests, context, DeltaConnection)) as responses:
+            async for response in responses:
+                yield response
+
+    async def _stream(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,
+        make_connection: type[AnyConnection],
+    ) -> AsyncGenerator[bytes, None]:
         if not self.ready:
             # Answering before config is loaded would tell Envoy to delete everything.
             await context.abort(grpc.StatusCode.UNAVAILABLE, "pilot has not loaded its config yet")
@@ -97,10 +125,10 @@ class AdsServer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return
         conn_id = str(next(self._ids))
-        stream = _Stream(Connection(conn_id, proxy, observer=self.observer))
+        stream = _Stream(make_connection(conn_id, proxy, observer=self.observer))
         stream.connection.client_version = _client_version(first.node)
         self._streams[conn_id] = stream
-        log.info("proxy connected", proxy=proxy.id, conn=conn_id, peer=context.peer())
+        log.info("proxy connected", proxy=proxy.id, conn=conn_id, peer=context.peer(), api=stream.connection.api)
         reader = asyncio.create_task(self._read(requests, stream), name=f"ads-read-{conn_id}")
         try:
             for response in stream.connection.handle_request(first, self._snapshot(proxy)):
@@ -124,7 +152,7 @@ class AdsServer:
             del self._streams[conn_id]
             log.info("proxy disconnected", proxy=proxy.id, conn=conn_id)
 
-    async def _read(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], stream: _Stream) -> None:
+    async def _read(self, requests: AsyncIterator[Any], stream: _Stream) -> None:
         try:
             async for request in requests:
                 stream.events.put_nowait(request)

@@ -3,13 +3,15 @@
 A SotW response is the concatenation of a header (version, type), the pre-encoded
 `resources` entries it carries, and a per-send nonce: protobuf merges concatenated
 messages, appending repeated fields, so no response is ever re-serialised per stream.
+A delta response is built the same way from `DeltaDiscoveryResponse.resources` entries,
+each a `Resource` (name, version, Any) whose Any is the SotW entry's bytes as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -19,6 +21,10 @@ from libs.envoy import pack
 from services.pilot.networking.generator import ProxyConfig
 from services.pilot.networking.memo import TranslationMemo
 
+# Tag bytes of length-delimited fields: `DeltaDiscoveryResponse.resources` (2) and
+# `Resource.resource` (2) share the tag of `DiscoveryResponse.resources` (2).
+_RESOURCES_TAG = b"\x12"
+
 
 @dataclass(frozen=True, slots=True)
 class EncodedResource:
@@ -26,6 +32,29 @@ class EncodedResource:
     # `DiscoveryResponse.resources` entry: field tag, length, packed Any.
     field_bytes: bytes
     digest: bytes
+    # The head of this resource's `DeltaDiscoveryResponse.resources` entry, made on first
+    # use: SotW-only pilots never pay for it, delta streams share it (see `delta_entry`).
+    _delta_head: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def version(self) -> str:
+        """The resource's version in delta xDS: its content digest, so equal content is
+        recognised across streams, reconnects and pilot restarts."""
+        return self.digest.hex()
+
+    def delta_entry(self) -> list[bytes]:
+        """The `DeltaDiscoveryResponse.resources` entry for this resource, in two pieces
+        (head, then the packed Any already in `field_bytes`) so the Any is never copied
+        into a second long-lived buffer."""
+        head = self._delta_head
+        if head is None:
+            # Resource{version (1), name (3)} then `field_bytes`, which is field 2 (the Any)
+            # of Resource as much as of DiscoveryResponse; the entry wraps all three.
+            named = discovery_pb2.Resource(version=self.version, name=self.name).SerializeToString(deterministic=True)
+            head = _RESOURCES_TAG + _varint(len(named) + len(self.field_bytes)) + named
+            # Frozen for everyone else; this one lazily filled cache slot is the exception.
+            object.__setattr__(self, "_delta_head", head)
+        return [head, self.field_bytes]
 
 
 def encode(name: str, resource: Message) -> EncodedResource:
@@ -88,3 +117,25 @@ def response_bytes(version: str, type_url: str, resources: Iterable[EncodedResou
 
 def content_digest(resources: Iterable[EncodedResource]) -> tuple[tuple[str, bytes], ...]:
     return tuple((r.name, r.digest) for r in resources)
+
+
+def delta_response_bytes(system_version: str, type_url: str, resources: Iterable[EncodedResource],
+                         removed: Iterable[str], nonce: str) -> bytes:
+    """A `DeltaDiscoveryResponse`: shared resource entries between a per-send head and tail."""
+    head = discovery_pb2.DeltaDiscoveryResponse(system_version_info=system_version, type_url=type_url,
+                                                removed_resources=sorted(removed)).SerializeToString()
+    tail = discovery_pb2.DeltaDiscoveryResponse(nonce=nonce).SerializeToString()
+    pieces = [head]
+    for resource in resources:
+        pieces.extend(resource.delta_entry())
+    pieces.append(tail)
+    return b"".join(pieces)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

@@ -1,0 +1,304 @@
+"""One delta ADS stream (incremental xDS): what the proxy holds, and what to send it next.
+
+Pure bookkeeping like `connection.py`: requests and snapshots in, response bytes out, no
+I/O.  The rules (Envoy's incremental xDS protocol, and XDS-NOTES):
+- subscriptions per type: CDS and LDS are wildcard when their first request names nothing
+  (the legacy form Envoy sends) or names `*`; EDS and RDS follow `resource_names_subscribe`
+  and `resource_names_unsubscribe`.  An unsubscribed resource is forgotten, as Envoy forgets
+  it: subscribing again sends it again;
+- a resource's version is its content digest; a response carries only the resources whose
+  version differs from what the proxy holds and, for wildcard subscriptions, the names of
+  those it holds that are gone (`removed_resources`);
+- a reconnect's `initial_resource_versions` is what the proxy holds: resources it has in
+  the current version are not resent, wildcard resources that are gone are removed;
+- EDS and RDS resources are never removed explicitly: Envoy ignores such removals (with an
+  error log for RDS, envoyproxy/envoy#32823), and unsubscribes them itself once the cluster
+  or listener that named them is gone;
+- the first request of each type is answered even when there is nothing to send: Envoy's
+  initialisation waits for that answer;
+- a request with the latest nonce ACKs it, or NACKs it with `error_detail`: the rejection is
+  recorded and the rejected resources are not resent until their content changes.  An
+  older nonce is stale: its ACK/NACK is ignored, its subscription changes still apply;
+- CDS -> EDS -> LDS -> RDS.  Clusters that CDS updated get their EDS again even when it did
+  not change (an updated cluster warms until it has endpoints, Envoy #13009), and clusters
+  it added get theirs before Envoy subscribes (routes to a warming cluster answer 503);
+- make before break, as in SotW: a cluster that ACKed (or in-flight) listeners and routes
+  still name is removed only once they are replaced and the replacement is ACKed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
+from services.pilot.model.proxy import Proxy
+from services.pilot.xds.snapshot import EncodedResource, Snapshot, delta_response_bytes
+from services.pilot.xds.stream_state import WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
+
+__all__ = ["WILDCARD", "DeltaConnection", "DeltaWatch"]
+
+WILDCARD = "*"
+# Types whose resources name the clusters traffic is routed to (see `Snapshot.references`).
+ROUTING_TYPES = (LISTENER_TYPE, ROUTE_TYPE)
+
+
+@dataclass
+class DeltaWatch(Watch):
+    """A `Watch` (what debug endpoints read: `sent` is everything the proxy holds) plus the
+    per-resource state delta needs."""
+
+    wildcard: bool = False
+    # Resources subscribed by name (beside the wildcard, if any).
+    resource_names: set[str] = field(default_factory=set)
+    # What the proxy holds: name -> content digest (b"" for a version pilot cannot read).
+    held: dict[str, bytes] = field(default_factory=dict)
+    # Listeners and routes a reconnecting proxy reported, with the digest it reported, until
+    # pilot replaces them: which clusters they name is known only if that digest is current.
+    refs_unknown: dict[str, bytes] = field(default_factory=dict)
+    # How the responses since the last ACK change `refs_acked` (None: the resource goes).
+    refs_pending: dict[str, frozenset[str] | None] = field(default_factory=dict)
+
+
+class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
+    api = "DELTA_GRPC"
+
+    def __init__(self, conn_id: str, proxy: Proxy, *, observer: Observer | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(conn_id, proxy, observer=observer, clock=clock)
+        # The same watches, typed for delta; `watches` is what debug endpoints read.
+        self._watches: dict[str, DeltaWatch] = {t: DeltaWatch(t) for t in PUSH_ORDER}
+        self.watches = dict(self._watches)
+        # Clusters CDS updated whose endpoints go out with the next EDS response.
+        self._eds_refresh: set[str] = set()
+        # The proxy reconnected holding clusters: until it has said which listeners and
+        # routes it holds, any of them may be in use.
+        self._reconnected = False
+
+    # -- requests -------------------------------------------------------------------
+
+    def handle_request(self, request: discovery_pb2.DeltaDiscoveryRequest,
+                       snapshot: Snapshot | None) -> list[bytes]:
+        watch = self._watches.get(request.type_url)
+        if watch is None:
+            self._log.warning("request for an unsupported type", type_url=request.type_url)
+            watch = self._watches[request.type_url] = DeltaWatch(request.type_url)
+            self.watches[request.type_url] = watch
+        first = not watch.subscribed
+        if first and snapshot is not None:
+            self.snapshot_version = snapshot.version
+        nonce = request.response_nonce
+        if nonce and nonce != watch.nonce:
+            self._log.debug("stale nonce: only its subscription changes apply", type=short_type(watch.type_url),
+                            nonce=nonce)
+        elif nonce and request.HasField("error_detail"):
+            self._nack(watch, request)
+        elif nonce:
+            self._ack(watch)
+        subscribed_more = self._subscribe(watch, request, first)
+        if snapshot is None or watch.type_url not in PUSH_ORDER:
+            return []
+        out: list[bytes] = []
+        if first or subscribed_more:
+            out.extend(self._send(watch, snapshot, trigger="request" if first else "subscription"))
+            if watch.type_url == CLUSTER_TYPE and self._watches[ENDPOINT_TYPE].subscribed:
+                out.extend(self._send(self._watches[ENDPOINT_TYPE], snapshot, trigger="request"))
+        out.extend(self._release_unused_clusters(snapshot))
+        return out
+
+    def _subscribe(self, watch: DeltaWatch, request: discovery_pb2.DeltaDiscoveryRequest, first: bool) -> bool:
+        """Apply the request's subscription changes; whether it asks for anything new."""
+        subscribe = set(request.resource_names_subscribe)
+        unsubscribe = set(request.resource_names_unsubscribe)
+        more = False
+        if first:
+            watch.subscribed = True
+            watch.wildcard = not subscribe and watch.type_url in WILDCARD_TYPES
+            self._take_initial_versions(watch, request)
+        if WILDCARD in subscribe:
+            subscribe.discard(WILDCARD)
+            more = not watch.wildcard
+            watch.wildcard = True
+        if WILDCARD in unsubscribe:
+            unsubscribe.discard(WILDCARD)
+            watch.wildcard = False
+            # Envoy drops what it held through the wildcard alone.
+            for name in [n for n in watch.held if n not in watch.resource_names and n not in subscribe]:
+                self._forget(watch, name)
+        more = more or not subscribe <= watch.resource_names
+        watch.resource_names |= subscribe
+        watch.resource_names -= unsubscribe
+        if not watch.wildcard:
+            # Under a wildcard Envoy keeps an unsubscribed resource, and so does this record.
+            for name in unsubscribe:
+                self._forget(watch, name)
+        watch.names = None if watch.wildcard else frozenset(watch.resource_names)
+        return more
+
+    def _take_initial_versions(self, watch: DeltaWatch, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        """A reconnecting proxy's first request lists what it holds."""
+        for name, version in request.initial_resource_versions.items():
+            digest = _digest(version)
+            watch.held[name] = digest
+            if watch.type_url in ROUTING_TYPES:
+                watch.refs_unknown[name] = digest
+        if watch.type_url == CLUSTER_TYPE and watch.held:
+            self._reconnected = True
+
+    def _forget(self, watch: DeltaWatch, name: str) -> None:
+        watch.held.pop(name, None)
+        watch.sent.pop(name, None)
+        # What it named stays in `refs_in_flight` until the next ACK, like anything sent.
+        watch.refs_acked.pop(name, None)
+        watch.refs_pending.pop(name, None)
+        watch.refs_unknown.pop(name, None)
+
+    def _ack(self, watch: DeltaWatch) -> None:
+        if not watch.awaiting_ack:
+            return
+        watch.awaiting_ack = False
+        watch.version_acked = watch.version_sent
+        watch.acked_at = self._clock()
+        for name, refs in watch.refs_pending.items():
+            watch.refs_unknown.pop(name, None)
+            if refs is None:
+                watch.refs_acked.pop(name, None)
+            else:
+                watch.refs_acked[name] = refs
+        watch.refs_pending.clear()
+        watch.refs_in_flight.clear()
+        self._observer.acked(self.proxy, watch.type_url, watch.version_sent, watch.acked_at - watch.sent_at)
+
+    def _nack(self, watch: DeltaWatch, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        watch.awaiting_ack = False
+        # Envoy applies a delta response resource by resource and may have kept either form
+        # of each: until an ACK settles it, both may name clusters in use.
+        for name, refs in watch.refs_pending.items():
+            if refs is not None:
+                watch.refs_acked[name] = watch.refs_acked.get(name, frozenset()) | refs
+        watch.refs_pending.clear()
+        message = request.error_detail.message
+        watch.last_nack = Nack(watch.version_sent, request.response_nonce, message, self._clock())
+        # The rejected resources stay recorded as held, so they are not resent until they change.
+        self._log.warning("NACK", type=short_type(watch.type_url), version=watch.version_sent,
+                          nonce=request.response_nonce, error=message)
+        self._observer.nacked(self.proxy, watch.type_url, watch.version_sent, message)
+
+    # -- pushes ---------------------------------------------------------------------
+
+    def push(self, snapshot: Snapshot, trigger: str = "config") -> list[bytes]:
+        out: list[bytes] = []
+        for type_url in PUSH_ORDER:
+            watch = self._watches[type_url]
+            if watch.subscribed:
+                out.extend(self._send(watch, snapshot, trigger=trigger))
+        self.snapshot_version = snapshot.version
+        return out
+
+    def _send(self, watch: DeltaWatch, snapshot: Snapshot, *, trigger: str) -> list[bytes]:
+        available = snapshot.resources.get(watch.type_url, {})
+        held = watch.held
+        names: Iterable[str] = available if watch.wildcard else watch.resource_names & available.keys()
+        refresh: set[str] = set()
+        ahead: list[EncodedResource] = []
+        if watch.type_url == ENDPOINT_TYPE:
+            refresh, self._eds_refresh = self._eds_refresh, set()
+            if watch.sends and not watch.wildcard:
+                # Endpoints of clusters CDS just added go before Envoy asks, as in SotW: the
+                # new cluster registered its EDS watch when Envoy applied CDS, and routes that
+                # arrive while it still warms would answer 503.  They stay out of `held`, so
+                # Envoy's subscription gets them again: Envoy drops resources no watch wants
+                # (a rejected cluster has none), and pilot cannot tell.
+                ahead = [available[n] for n in refresh - watch.resource_names if n in available]
+        if not watch.sends and held:
+            # A reconnect: what the proxy holds in the current version is known content.
+            watch.sent.update({n: available[n] for n in names if held.get(n) == available[n].digest})
+        updates = [available[n] for n in names if held.get(n) != available[n].digest or n in refresh]
+        removed: list[str] = []
+        if watch.wildcard:
+            removed = [n for n in held if n not in available]
+            if removed and watch.type_url == CLUSTER_TYPE:
+                removed = self._removable(removed, snapshot)
+        if not updates and not removed and not ahead and watch.sends:
+            return []
+        updates.sort(key=lambda r: r.name)
+        ahead.sort(key=lambda r: r.name)
+        nonce = self._next_nonce()
+        watch.nonce = nonce
+        watch.version_sent = snapshot.version
+        watch.awaiting_ack = True
+        watch.sent_at = self._clock()
+        watch.sends += 1
+        for resource in updates:
+            held[resource.name] = resource.digest
+            watch.sent[resource.name] = resource
+        for name in removed:
+            del held[name]
+            watch.sent.pop(name, None)
+        if watch.type_url in ROUTING_TYPES:
+            self._note_refs(watch, snapshot, updates, removed)
+        if watch.type_url == CLUSTER_TYPE:
+            self._eds_refresh.update(r.name for r in updates)
+        self._observer.sent(self.proxy, watch.type_url, snapshot.version, trigger)
+        self._log.debug("sent", type=short_type(watch.type_url), version=snapshot.version, nonce=nonce,
+                        resources=len(updates) + len(ahead), removed=len(removed), trigger=trigger)
+        return [delta_response_bytes(snapshot.version, watch.type_url, [*updates, *ahead], removed, nonce)]
+
+    @staticmethod
+    def _note_refs(watch: DeltaWatch, snapshot: Snapshot, updates: list[EncodedResource],
+                   removed: list[str]) -> None:
+        for resource in updates:
+            refs = snapshot.references.get(resource.name, frozenset())
+            watch.refs_pending[resource.name] = refs
+            watch.refs_in_flight.update(refs)
+        for name in removed:
+            watch.refs_pending[name] = None
+
+    # -- make before break ----------------------------------------------------------
+
+    def _clusters_in_use(self, snapshot: Snapshot) -> set[str] | None:
+        """Clusters that listeners and routes the proxy may be using name: the ACKed ones
+        and those sent since (Envoy applies responses in order).  None: unknown, after a
+        reconnect, until the proxy has reported (and pilot has replaced) what it holds."""
+        listeners, routes = self._watches[LISTENER_TYPE], self._watches[ROUTE_TYPE]
+        if self._reconnected and not (listeners.subscribed and (routes.subscribed or not snapshot.route_names)):
+            return None
+        used: set[str] = set()
+        for watch in (listeners, routes):
+            used.update(watch.refs_in_flight)
+            for refs in watch.refs_acked.values():
+                used.update(refs)
+            available = snapshot.resources.get(watch.type_url, {})
+            for name, digest in watch.refs_unknown.items():
+                current = available.get(name)
+                if current is None or current.digest != digest:
+                    return None
+                used.update(snapshot.references.get(name, frozenset()))
+        return used
+
+    def _removable(self, gone: list[str], snapshot: Snapshot) -> list[str]:
+        used = self._clusters_in_use(snapshot)
+        return [] if used is None else [name for name in gone if name not in used]
+
+    def _release_unused_clusters(self, snapshot: Snapshot) -> list[bytes]:
+        """Once the new listeners and routes are ACKed (or old routes unsubscribed), drop the
+        clusters only the old ones used."""
+        clusters = self._watches[CLUSTER_TYPE]
+        if not clusters.subscribed or not clusters.wildcard or \
+                any(self._watches[t].awaiting_ack for t in ROUTING_TYPES):
+            return []
+        available = snapshot.resources.get(CLUSTER_TYPE, {})
+        if not self._removable([n for n in clusters.held if n not in available], snapshot):
+            return []
+        return self._send(clusters, snapshot, trigger="cleanup")
+
+
+def _digest(version: str) -> bytes:
+    """A version pilot sent (a hex digest) as the digest; b"" (never current) otherwise."""
+    try:
+        return bytes.fromhex(version)
+    except ValueError:
+        return b""
