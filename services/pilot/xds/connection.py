@@ -156,19 +156,32 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             kept = self._kept_clusters(snapshot)
             if kept:
                 selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
-        digest = content_digest(selected)
-        if not force and digest == watch.digest_sent:
-            return []
         if (not force and watch.last_nack is not None and watch.last_nack.version == snapshot.version
                 and watch.version_sent == snapshot.version):
             return []
+        if not force and watch.sent and watch.type_url not in WILDCARD_TYPES and not self.proxy.proxyless:
+            # Envoy applies an EDS or RDS response to the resources it carries and keeps the
+            # rest (unlike CDS/LDS, where absence means removal): one endpoint change moves
+            # one load assignment, not a thousand.  gRPC clients get every one, as before.
+            selected = self._changed(watch, selected)
+            if not selected:
+                return []
+            refs = dict(watch.refs_sent)
+        else:
+            digest = content_digest(selected)
+            if not force and digest == watch.digest_sent:
+                return []
+            watch.digest_sent = digest
+            watch.sent = {}
+            refs = {}
         nonce = self._next_nonce()
         watch.nonce = nonce
         watch.version_sent = snapshot.version
-        watch.digest_sent = digest
-        watch.sent = {r.name: r for r in selected}
-        watch.refs_sent = {r.name: snapshot.references.get(r.name, frozenset()) for r in selected}
-        watch.refs_in_flight.update(*watch.refs_sent.values())
+        watch.sent.update((r.name, r) for r in selected)
+        for r in selected:
+            refs[r.name] = used = snapshot.references.get(r.name, frozenset())
+            watch.refs_in_flight.update(used)
+        watch.refs_sent = refs
         watch.awaiting_ack = True
         watch.sent_at = self._clock()
         watch.sends += 1
@@ -176,6 +189,27 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         self._log.debug("sent", type=short_type(watch.type_url), version=snapshot.version, nonce=nonce,
                         resources=len(selected), trigger=trigger)
         return [response_bytes(snapshot.version, watch.type_url, selected, nonce)]
+
+    @staticmethod
+    def _changed(watch: Watch, selected: list[EncodedResource]) -> list[EncodedResource]:
+        """What of `selected` the proxy does not hold as it is now; forgets what it no
+        longer should (gone from the snapshot, or unsubscribed)."""
+        held = watch.sent
+        if len(held) > len(selected):
+            wanted = {r.name for r in selected}
+            for name in [n for n in held if n not in wanted]:
+                del held[name]
+            watch.refs_sent = {k: v for k, v in watch.refs_sent.items() if k in wanted}
+            # What is left no longer matches a full-response digest.
+            watch.digest_sent = None
+        changed = []
+        for resource in selected:
+            previous = held.get(resource.name)
+            if previous is not resource and (previous is None or previous.digest != resource.digest):
+                changed.append(resource)
+        if changed:
+            watch.digest_sent = None
+        return changed
 
     def _release_unused_clusters(self, snapshot: Snapshot) -> list[bytes]:
         """Once the new listeners and routes are ACKed, drop clusters only old ones used."""

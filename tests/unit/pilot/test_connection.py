@@ -180,3 +180,36 @@ def test_clusters_named_by_routes_in_flight_outlive_them() -> None:
         if type_url == ROUTE_TYPE:
             assert [r.type_url for r in cleanup] == [CLUSTER_TYPE]
             assert {cluster_pb2.Cluster.FromString(r.value).name for r in cleanup[0].resources} == {"c"}
+
+
+def test_an_endpoint_push_carries_only_the_load_assignments_that_changed() -> None:
+    conn = Connection("1", PROXY)
+    clusters = ("a", "b", "c")
+    subscribe_all(conn, snapshot("1", list(clusters), "a"), clusters)
+    before = snapshot("1", list(clusters), "a")
+    changed = dict(before.resources[ENDPOINT_TYPE])
+    changed["b"] = snapshot("2", ["b"], "a", endpoints_port=81).resources[ENDPOINT_TYPE]["b"]
+    after = Snapshot("2", {**before.resources, ENDPOINT_TYPE: changed}, before.references, ())
+    (eds,) = decode(conn.push(after))
+    assert eds.type_url == ENDPOINT_TYPE
+    assert [endpoint_pb2.ClusterLoadAssignment.FromString(r.value).cluster_name for r in eds.resources] == ["b"]
+    # Envoy keeps the rest; pilot knows it still holds all three, the new "b" among them.
+    assert conn.watches[ENDPOINT_TYPE].sent == changed
+    assert conn.push(after) == []
+
+
+def test_a_route_push_carries_only_the_route_configurations_that_changed() -> None:
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snapshot("1", ["a", "b"], "a"), ("a", "b"))
+    responses = decode(conn.push(snapshot("2", ["a", "b"], "b")))
+    assert [r.type_url for r in responses] == [ROUTE_TYPE]
+    # Clusters named by the new routes are in flight until Envoy ACKs them.
+    assert conn.watches[ROUTE_TYPE].refs_sent == {"r": frozenset({"b"})}
+
+
+def test_proxyless_clients_get_every_load_assignment_they_watch() -> None:
+    conn = Connection("1", Proxy(**{**PROXY.__dict__, "proxyless": True}))
+    clusters = ("a", "b")
+    subscribe_all(conn, snapshot("1", list(clusters), "a"), clusters)
+    (eds,) = decode(conn.push(snapshot("2", list(clusters), "a", endpoints_port=81)))
+    assert len(eds.resources) == 2
