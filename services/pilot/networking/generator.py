@@ -157,16 +157,10 @@ def outbound_clusters(push: PushContext, services: list[Service], identity: bool
 
 def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
     memo = memo or TranslationMemo()
-    scope = memo.per_push(("scope", proxy.type, proxy.namespace, proxy.labels),
-                          lambda: ProxyScope.build(proxy, push))
+    scope = _scope(proxy, push, memo)
     if proxy.proxyless:
         return _proxyless(scope, push, memo)
-    # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
-    services = scope.services() if proxy.type == NodeType.SIDECAR else sorted(
-        push.services.values(), key=lambda s: s.hostname)
-    shared_clusters, shared_endpoints = memo.per_push(
-        ("outbound-clusters", tuple(s.hostname for s in services), proxy.identity),
-        lambda: outbound_clusters(push, services, proxy.identity, memo))
+    shared_clusters, shared_endpoints = outbound_cluster_parts(proxy, push, memo)
     cluster_parts: list[Part] = [shared_clusters]
     listener_parts: list[Part] = []
     route_parts: list[Part] = []
@@ -202,6 +196,19 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
     )
     check_consistency(config, memo)
     return config
+
+
+def _scope(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> ProxyScope:
+    return memo.per_push(("scope", proxy.type, proxy.namespace, proxy.labels), lambda: ProxyScope.build(proxy, push))
+
+
+def outbound_cluster_parts(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> tuple[Part, Part]:
+    """The shared outbound clusters and load assignments `generate` gives an Envoy proxy."""
+    # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
+    services = _scope(proxy, push, memo).services() if proxy.type == NodeType.SIDECAR else sorted(
+        push.services.values(), key=lambda s: s.hostname)
+    return memo.per_push(("outbound-clusters", tuple(s.hostname for s in services), proxy.identity),
+                         lambda: outbound_clusters(push, services, proxy.identity, memo))
 
 
 def _proxyless(scope: ProxyScope, push: PushContext, memo: TranslationMemo) -> ProxyConfig:

@@ -1,17 +1,24 @@
 """Snapshots per proxy class for the current push: computed once, shared by every
-proxy with the same inputs."""
+proxy with the same inputs.
+
+When only the registry moved (the config revision is the one of the last push), a proxy's
+snapshot is the last one with new load assignments, provided its own workload's service
+instances and its clusters came out the same: an endpoint change then costs a lookup per
+proxy, not a translation, and streams see every other type as the very dict they sent.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import structlog
+from google.protobuf.message import Message
 
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
-from services.pilot.networking.generator import generate
+from services.pilot.networking.generator import generate, outbound_cluster_parts
 from services.pilot.networking.memo import TranslationMemo
-from services.pilot.xds.snapshot import Snapshot
+from services.pilot.xds.snapshot import Snapshot, encoded
 
 log = structlog.get_logger(__name__)
 
@@ -20,14 +27,26 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._push: PushContext | None = None
         self._by_class: dict[tuple[Any, ...], Snapshot] = {}
+        # The last push and its snapshots, while the current one differs only in endpoints.
+        self._before: tuple[PushContext, dict[tuple[Any, ...], Snapshot]] | None = None
         self.memo = TranslationMemo()
         self.builds = 0
+        self.carried = 0
 
     @property
     def push_context(self) -> PushContext | None:
         return self._push
 
     def set_push(self, push: PushContext) -> None:
+        before = self._push
+        endpoints_only = before is not None and before.config.revision == push.config.revision \
+            and before.mesh == push.mesh
+        if endpoints_only and before is not None:
+            # Snapshots not asked for during the last push are still carried from the one before.
+            previous = self._before[1] if self._before is not None and self._before[0] is before else {}
+            self._before = (before, {**previous, **self._by_class})
+        else:
+            self._before = None
         self._push = push
         self._by_class = {}
         self.memo.new_push()
@@ -42,10 +61,38 @@ class SnapshotCache:
         key = proxy.class_key
         snapshot = self._by_class.get(key)
         if snapshot is None:
-            config = generate(proxy, self._push, self.memo)
-            for warning in config.warnings:
-                log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
-            snapshot = Snapshot.from_config(config, self.memo)
+            snapshot = self._with_new_endpoints(proxy, key, self._push)
+            if snapshot is None:
+                config = generate(proxy, self._push, self.memo)
+                for warning in config.warnings:
+                    log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
+                snapshot = Snapshot.from_config(config, self.memo)
+                self.builds += 1
+            else:
+                self.carried += 1
             self._by_class[key] = snapshot
-            self.builds += 1
         return snapshot
+
+    def _with_new_endpoints(self, proxy: Proxy, key: tuple[Any, ...], push: PushContext) -> Snapshot | None:
+        if self._before is None or proxy.proxyless:
+            return None
+        before_push, before = self._before
+        old = before.get(key)
+        if old is None or old.cluster_part is None:
+            return None
+        # Its own workload's instances shape its inbound listeners and clusters.
+        if before_push.endpoints_at(proxy.ip) != push.endpoints_at(proxy.ip):
+            return None
+        clusters, endpoints = outbound_cluster_parts(proxy, push, self.memo)
+        old_clusters = old.cluster_part
+        if not self.memo.per_push(("same-clusters", id(clusters), id(old_clusters)),
+                                  lambda: self._same(clusters, old_clusters)):
+            return None
+        return old.with_endpoints(push.version, endpoints, self.memo)
+
+    def _same(self, new: dict[str, Message], old: dict[str, Message]) -> bool:
+        """Whether two cluster parts encode alike (auto-mTLS, for one, follows endpoints)."""
+        if new.keys() != old.keys():
+            return False
+        return all(new[name] is old[name] or encoded(name, new[name], self.memo).digest
+                   == encoded(name, old[name], self.memo).digest for name in new)

@@ -147,15 +147,23 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
     def _send(self, watch: Watch, snapshot: Snapshot, *, trigger: str, force: bool,
               after_parent: bool = False) -> list[bytes]:
         targets = self._targets(watch, snapshot, after_parent)
+        source = (snapshot.resources.get(watch.type_url), targets)
+        if not force and watch.sent_from is not None and watch.sent_from[0] is source[0] \
+                and watch.sent_from[1] == targets:
+            return []
         selected = snapshot.select(watch.type_url, targets)
         if not selected and watch.type_url not in WILDCARD_TYPES:
             # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
             # watches the type at all it ignores the response and never ACKs it.
             return []
+        # Recorded before the checks below: what they find unchanged stays unchanged.
+        watch.sent_from = source
         if watch.type_url == CLUSTER_TYPE:
             kept = self._kept_clusters(snapshot)
             if kept:
                 selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
+                # Kept clusters go once the routes are ACKed, whatever the snapshot.
+                watch.sent_from = None
         if (not force and watch.last_nack is not None and watch.last_nack.version == snapshot.version
                 and watch.version_sent == snapshot.version):
             return []

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
-from libs.envoy import pack
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack
 from services.pilot.networking.generator import ProxyConfig
 from services.pilot.networking.memo import TranslationMemo
 
@@ -73,19 +73,17 @@ class Snapshot:
     # What Envoy will subscribe to once it has applied this snapshot's CDS and LDS.
     eds_clusters: frozenset[str] = frozenset()
     route_names: frozenset[str] = frozenset()
+    # The first (shared) cluster part it was built from, so an endpoint-only push can tell
+    # whether its clusters are still what they were (see `SnapshotCache`).
+    cluster_part: dict[str, Message] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None) -> Snapshot:
         """Encode `config`: each shared part once per push, each message once while it lives."""
         memo = memo or TranslationMemo()
-
-        def encode_part(part: dict[str, Message]) -> dict[str, EncodedResource]:
-            return {name: memo.of(resource, "encoded", partial(encode, name, resource), lasting=True)
-                    for name, resource in part.items()}
-
         resources: dict[str, dict[str, EncodedResource]] = {}
         for type_url, parts in config.parts.items():
-            encoded = [memo.of(part, "encoded-part", partial(encode_part, part)) for part in parts]
+            encoded = [encode_part(part, memo) for part in parts]
             if len(encoded) == 1:
                 resources[type_url] = encoded[0]
             else:
@@ -100,13 +98,33 @@ class Snapshot:
             warnings=config.warnings,
             eds_clusters=config.eds_clusters,
             route_names=config.route_names,
+            cluster_part=config.parts[CLUSTER_TYPE][0] if config.parts.get(CLUSTER_TYPE) else None,
         )
+
+    def with_endpoints(self, version: str, endpoints: dict[str, Message], memo: TranslationMemo) -> Snapshot | None:
+        """This snapshot at `version` with new load assignments and everything else as it is
+        (the same dicts, which streams recognise as already sent); None if the assignments
+        are not for the same clusters."""
+        encoded = encode_part(endpoints, memo)
+        if encoded.keys() != self.resources.get(ENDPOINT_TYPE, {}).keys():
+            return None
+        return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded})
 
     def select(self, type_url: str, names: frozenset[str] | None) -> list[EncodedResource]:
         available = self.resources.get(type_url, {})
         if names is None:
             return [available[name] for name in sorted(available)]
         return [available[name] for name in sorted(names) if name in available]
+
+
+def encoded(name: str, resource: Message, memo: TranslationMemo) -> EncodedResource:
+    """`resource` encoded once while the message lives (lasting memo, keyed by identity)."""
+    return memo.of(resource, "encoded", partial(encode, name, resource), lasting=True)
+
+
+def encode_part(part: dict[str, Message], memo: TranslationMemo) -> dict[str, EncodedResource]:
+    """A part encoded once per push, however many proxies share it."""
+    return memo.of(part, "encoded-part", lambda: {name: encoded(name, r, memo) for name, r in part.items()})
 
 
 def response_bytes(version: str, type_url: str, resources: Iterable[EncodedResource], nonce: str) -> bytes:

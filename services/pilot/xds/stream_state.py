@@ -46,6 +46,9 @@ class Watch:
     version_sent: str = ""
     version_acked: str = ""
     digest_sent: tuple[tuple[str, bytes], ...] | None = None
+    # The snapshot dict (and the names) the last response of this type was drawn from: the
+    # same dict again means nothing to send, without looking at a thousand resources.
+    sent_from: tuple[object, frozenset[str] | None] | None = None
     # The resources the proxy holds as pilot sent them, by name (SotW: the last response).
     sent: dict[str, EncodedResource] = field(default_factory=dict)
     refs_sent: dict[str, frozenset[str]] = field(default_factory=dict)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from envoy.config.route.v3 import route_pb2
 
 from libs.config import parse_text
-from libs.envoy import LISTENER_TYPE, ROUTE_TYPE
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.instances import service_instances
 from services.pilot.model.mesh import MeshConfig
@@ -16,6 +16,7 @@ from services.pilot.model.push_context import PushContext
 from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.networking import generator
 from services.pilot.networking.memo import TranslationMemo
+from services.pilot.xds.cache import SnapshotCache
 
 SERVICES = """\
 apiVersion: networking.istio.io/v1
@@ -126,3 +127,40 @@ def test_service_instances_are_found_by_the_proxy_address() -> None:
     instances = service_instances(sidecar("10.0.0.1", app="reviews", tier="backend"), push)
     assert [(i.service.hostname, i.port.number) for i in instances] == [("reviews.default.svc.cluster.local", 9080)]
     assert service_instances(sidecar("10.0.0.9"), push) == []
+
+
+def push_with(workloads: tuple[WorkloadInstance, ...], revision: int = 1) -> PushContext:
+    result = parse_text(SERVICES, "test")
+    return PushContext.build(ConfigSnapshot(revision, {r.key: r for _, r in result.resources}), MeshConfig(),
+                             workloads=workloads, registry_version=str(len(workloads)))
+
+
+def test_an_endpoint_only_push_carries_snapshots_over_with_new_load_assignments() -> None:
+    cache = SnapshotCache()
+    proxy = sidecar("10.0.0.3", app="ratings")
+    cache.set_push(push_with(WORKLOADS))
+    before = cache.get(proxy)
+    assert before is not None and cache.builds == 1
+    cache.set_push(push_with((*WORKLOADS, workload("reviews-3", "10.0.0.5", app="reviews", tier="backend"))))
+    after = cache.get(proxy)
+    assert after is not None and (cache.builds, cache.carried) == (1, 1)
+    # Every other type is the very dict streams already sent; the assignments are new.
+    for type_url in (CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE):
+        assert after.resources[type_url] is before.resources[type_url]
+    reviews = "outbound|9080||reviews.default.svc.cluster.local"
+    assert after.resources[ENDPOINT_TYPE][reviews].digest != before.resources[ENDPOINT_TYPE][reviews].digest
+    assert after.version != before.version
+
+
+def test_a_proxy_whose_own_instances_changed_or_a_config_change_is_translated_again() -> None:
+    cache = SnapshotCache()
+    proxy = sidecar("10.0.0.9", app="reviews", tier="backend")
+    cache.set_push(push_with(WORKLOADS))
+    cache.get(proxy)
+    # Its own workload registers: it now serves reviews, so its inbound side changes.
+    cache.set_push(push_with((*WORKLOADS, workload("me", "10.0.0.9", app="reviews", tier="backend"))))
+    cache.get(proxy)
+    assert (cache.builds, cache.carried) == (2, 0)
+    cache.set_push(push_with(WORKLOADS, revision=2))
+    cache.get(proxy)
+    assert (cache.builds, cache.carried) == (3, 0)
