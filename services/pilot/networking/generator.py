@@ -205,9 +205,13 @@ def _scope(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> ProxyScope
 def outbound_cluster_parts(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> tuple[Part, Part]:
     """The shared outbound clusters and load assignments `generate` gives an Envoy proxy."""
     # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
-    services = _scope(proxy, push, memo).services() if proxy.type == NodeType.SIDECAR else sorted(
-        push.services.values(), key=lambda s: s.hostname)
-    return memo.per_push(("outbound-clusters", tuple(s.hostname for s in services), proxy.identity),
+    services = _scope(proxy, push, memo).services() if proxy.type == NodeType.SIDECAR else push.derived(
+        "all-services", lambda: sorted(push.services.values(), key=lambda s: s.hostname))
+    # Keyed by the list itself (derived once per push and held by it), not by a tuple of a
+    # thousand hostnames rebuilt and hashed for each proxy; lists alike still share by name.
+    token = memo.per_push(("services-token", id(services)), lambda: memo.per_push(
+        ("services-named", tuple(s.hostname for s in services)), object))
+    return memo.per_push(("outbound-clusters", token, proxy.identity),
                          lambda: outbound_clusters(push, services, proxy.identity, memo))
 
 

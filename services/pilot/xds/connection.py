@@ -13,6 +13,8 @@ protocol rules are unit-tested without a network.  The rules (see XDS-NOTES):
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
@@ -151,31 +153,33 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         if not force and watch.sent_from is not None and watch.sent_from[0] is source[0] \
                 and watch.sent_from[1] == targets:
             return []
-        selected = snapshot.select(watch.type_url, targets)
-        if not selected and watch.type_url not in WILDCARD_TYPES:
-            # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
-            # watches the type at all it ignores the response and never ACKs it.
-            return []
-        # Recorded before the checks below: what they find unchanged stays unchanged.
-        watch.sent_from = source
-        if watch.type_url == CLUSTER_TYPE:
-            kept = self._kept_clusters(snapshot)
-            if kept:
-                selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
-                # Kept clusters go once the routes are ACKed, whatever the snapshot.
-                watch.sent_from = None
-        if (not force and watch.last_nack is not None and watch.last_nack.version == snapshot.version
-                and watch.version_sent == snapshot.version):
-            return []
+        nacked = watch.last_nack is not None and watch.last_nack.version == snapshot.version \
+            and watch.version_sent == snapshot.version
         if not force and watch.sent and watch.type_url not in WILDCARD_TYPES and not self.proxy.proxyless:
             # Envoy applies an EDS or RDS response to the resources it carries and keeps the
             # rest (unlike CDS/LDS, where absence means removal): one endpoint change moves
             # one load assignment, not a thousand.  gRPC clients get every one, as before.
-            selected = self._changed(watch, selected)
-            if not selected:
+            watch.sent_from = source
+            selected = self._changed(watch, snapshot.resources.get(watch.type_url, {}), targets)
+            if not selected or nacked:
                 return []
             refs = dict(watch.refs_sent)
         else:
+            selected = snapshot.select(watch.type_url, targets)
+            if not selected and watch.type_url not in WILDCARD_TYPES:
+                # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
+                # watches the type at all it ignores the response and never ACKs it.
+                return []
+            # Recorded before the checks below: what they find unchanged stays unchanged.
+            watch.sent_from = source
+            if watch.type_url == CLUSTER_TYPE:
+                kept = self._kept_clusters(snapshot)
+                if kept:
+                    selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
+                    # Kept clusters go once the routes are ACKed, whatever the snapshot.
+                    watch.sent_from = None
+            if not force and nacked:
+                return []
             digest = content_digest(selected)
             if not force and digest == watch.digest_sent:
                 return []
@@ -186,9 +190,11 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         watch.nonce = nonce
         watch.version_sent = snapshot.version
         watch.sent.update((r.name, r) for r in selected)
-        for r in selected:
-            refs[r.name] = used = snapshot.references.get(r.name, frozenset())
-            watch.refs_in_flight.update(used)
+        if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE):
+            # Only listeners and routes name clusters (make before break).
+            for r in selected:
+                refs[r.name] = used = snapshot.references.get(r.name, frozenset())
+                watch.refs_in_flight.update(used)
         watch.refs_sent = refs
         watch.awaiting_ack = True
         watch.sent_at = self._clock()
@@ -199,24 +205,30 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         return [response_bytes(snapshot.version, watch.type_url, selected, nonce)]
 
     @staticmethod
-    def _changed(watch: Watch, selected: list[EncodedResource]) -> list[EncodedResource]:
-        """What of `selected` the proxy does not hold as it is now; forgets what it no
-        longer should (gone from the snapshot, or unsubscribed)."""
+    def _changed(watch: Watch, available: dict[str, EncodedResource],
+                 targets: frozenset[str] | None) -> list[EncodedResource]:
+        """What of `targets` in `available` the proxy does not hold as it is now (by name);
+        forgets what it no longer should (gone from the snapshot, or unsubscribed)."""
         held = watch.sent
-        if len(held) > len(selected):
-            wanted = {r.name for r in selected}
+        changed = []
+        present = 0
+        for name in available if targets is None else targets:
+            resource = available.get(name)
+            if resource is None:
+                continue
+            present += 1
+            previous = held.get(name)
+            if previous is not resource and (previous is None or previous.digest != resource.digest):
+                changed.append(resource)
+        if len(held) > present:
+            wanted = {n for n in (available if targets is None else targets) if n in available}
             for name in [n for n in held if n not in wanted]:
                 del held[name]
             watch.refs_sent = {k: v for k, v in watch.refs_sent.items() if k in wanted}
-            # What is left no longer matches a full-response digest.
+        if changed or len(held) > present:
+            # What the proxy holds no longer matches a full response's digest.
             watch.digest_sent = None
-        changed = []
-        for resource in selected:
-            previous = held.get(resource.name)
-            if previous is not resource and (previous is None or previous.digest != resource.digest):
-                changed.append(resource)
-        if changed:
-            watch.digest_sent = None
+        changed.sort(key=attrgetter("name"))
         return changed
 
     def _release_unused_clusters(self, snapshot: Snapshot) -> list[bytes]:
