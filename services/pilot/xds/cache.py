@@ -9,6 +9,7 @@ proxy, not a translation, and streams see every other type as the very dict they
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import structlog
@@ -30,6 +31,7 @@ class SnapshotCache:
         # The last push and its snapshots, while the current one differs only in endpoints.
         self._before: tuple[PushContext, dict[tuple[Any, ...], Snapshot]] | None = None
         self.memo = TranslationMemo()
+        self._shared: dict[Hashable, Any] = {}
         self.builds = 0
         self.carried = 0
 
@@ -49,6 +51,7 @@ class SnapshotCache:
             self._before = None
         self._push = push
         self._by_class = {}
+        self._shared = {}
         self.memo.new_push()
 
     def get(self, proxy: Proxy) -> Snapshot | None:
@@ -66,7 +69,7 @@ class SnapshotCache:
                 config = generate(proxy, self._push, self.memo)
                 for warning in config.warnings:
                     log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
-                snapshot = Snapshot.from_config(config, self.memo)
+                snapshot = Snapshot.from_config(config, self.memo, shared=self._shared)
                 self.builds += 1
             else:
                 self.carried += 1
@@ -88,7 +91,7 @@ class SnapshotCache:
         if not self.memo.per_push(("same-clusters", id(clusters), id(old_clusters)),
                                   lambda: self._same(clusters, old_clusters)):
             return None
-        return old.with_endpoints(push.version, endpoints, self.memo)
+        return old.with_endpoints(push.version, endpoints, self.memo, self._shared)
 
     def _same(self, new: dict[str, Message], old: dict[str, Message]) -> bool:
         """Whether two cluster parts encode alike (auto-mTLS, for one, follows endpoints)."""

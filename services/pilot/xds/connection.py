@@ -18,7 +18,7 @@ from operator import attrgetter
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
-from services.pilot.xds.snapshot import EncodedResource, Snapshot, content_digest, response_bytes
+from services.pilot.xds.snapshot import EncodedResource, Snapshot, content_digest, part_changes, response_bytes
 from services.pilot.xds.stream_state import WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
 # Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
@@ -159,8 +159,8 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             # Envoy applies an EDS or RDS response to the resources it carries and keeps the
             # rest (unlike CDS/LDS, where absence means removal): one endpoint change moves
             # one load assignment, not a thousand.  gRPC clients get every one, as before.
+            selected = self._changed(watch, snapshot, targets)
             watch.sent_from = source
-            selected = self._changed(watch, snapshot.resources.get(watch.type_url, {}), targets)
             if not selected or nacked:
                 return []
             refs = dict(watch.refs_sent)
@@ -205,27 +205,41 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         return [response_bytes(snapshot.version, watch.type_url, selected, nonce)]
 
     @staticmethod
-    def _changed(watch: Watch, available: dict[str, EncodedResource],
-                 targets: frozenset[str] | None) -> list[EncodedResource]:
-        """What of `targets` in `available` the proxy does not hold as it is now (by name);
+    def _changed(watch: Watch, snapshot: Snapshot, targets: frozenset[str] | None) -> list[EncodedResource]:
+        """What of `targets` the proxy does not hold as the snapshot has it (by name);
         forgets what it no longer should (gone from the snapshot, or unsubscribed)."""
+        available = snapshot.resources.get(watch.type_url, {})
         held = watch.sent
-        changed = []
-        present = 0
-        for name in available if targets is None else targets:
-            resource = available.get(name)
-            if resource is None:
-                continue
-            present += 1
-            previous = held.get(name)
-            if previous is not resource and (previous is None or previous.digest != resource.digest):
-                changed.append(resource)
-        if len(held) > present:
-            wanted = {n for n in (available if targets is None else targets) if n in available}
-            for name in [n for n in held if n not in wanted]:
-                del held[name]
-            watch.refs_sent = {k: v for k, v in watch.refs_sent.items() if k in wanted}
-        if changed or len(held) > present:
+        last = watch.sent_from
+        changed: list[EncodedResource] = []
+        if last is not None and isinstance(last[0], dict) and last[1] == targets:
+            # The proxy holds what the last part had for these names: only how the part
+            # changed matters, and that is worked out once for every stream that had it.
+            names, gone = part_changes(snapshot.shared, last[0], available)
+            for name in names:
+                resource = available[name]
+                if (targets is None or name in targets) and held.get(name) is not resource:
+                    changed.append(resource)
+            forget = [name for name in gone if name in held]
+        else:
+            present = 0
+            for name in available if targets is None else targets:
+                current = available.get(name)
+                if current is None:
+                    continue
+                present += 1
+                previous = held.get(name)
+                if previous is not current and (previous is None or previous.digest != current.digest):
+                    changed.append(current)
+            forget = []
+            if len(held) > present:
+                wanted = {n for n in (available if targets is None else targets) if n in available}
+                forget = [name for name in held if name not in wanted]
+        for name in forget:
+            del held[name]
+        if forget:
+            watch.refs_sent = {k: v for k, v in watch.refs_sent.items() if k in held}
+        if changed or forget:
             # What the proxy holds no longer matches a full response's digest.
             watch.digest_sent = None
         changed.sort(key=attrgetter("name"))

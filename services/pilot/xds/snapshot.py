@@ -10,9 +10,10 @@ each a `Resource` (name, version, Any) whose Any is the SotW entry's bytes as th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
@@ -76,9 +77,13 @@ class Snapshot:
     # The first (shared) cluster part it was built from, so an endpoint-only push can tell
     # whether its clusters are still what they were (see `SnapshotCache`).
     cluster_part: dict[str, Message] | None = field(default=None, compare=False, repr=False)
+    # One dict per push, shared by all its snapshots: what streams work out once for
+    # everyone (e.g. how one shared part differs from the last).
+    shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None) -> Snapshot:
+    def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None, *,
+                    shared: dict[Hashable, Any] | None = None) -> Snapshot:
         """Encode `config`: each shared part once per push, each message once while it lives."""
         memo = memo or TranslationMemo()
         resources: dict[str, dict[str, EncodedResource]] = {}
@@ -99,16 +104,18 @@ class Snapshot:
             eds_clusters=config.eds_clusters,
             route_names=config.route_names,
             cluster_part=config.parts[CLUSTER_TYPE][0] if config.parts.get(CLUSTER_TYPE) else None,
+            shared={} if shared is None else shared,
         )
 
-    def with_endpoints(self, version: str, endpoints: dict[str, Message], memo: TranslationMemo) -> Snapshot | None:
+    def with_endpoints(self, version: str, endpoints: dict[str, Message], memo: TranslationMemo,
+                       shared: dict[Hashable, Any]) -> Snapshot | None:
         """This snapshot at `version` with new load assignments and everything else as it is
         (the same dicts, which streams recognise as already sent); None if the assignments
         are not for the same clusters."""
         encoded = encode_part(endpoints, memo)
         if encoded.keys() != self.resources.get(ENDPOINT_TYPE, {}).keys():
             return None
-        return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded})
+        return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
 
     def select(self, type_url: str, names: frozenset[str] | None) -> list[EncodedResource]:
         available = self.resources.get(type_url, {})
@@ -125,6 +132,22 @@ def encoded(name: str, resource: Message, memo: TranslationMemo) -> EncodedResou
 def encode_part(part: dict[str, Message], memo: TranslationMemo) -> dict[str, EncodedResource]:
     """A part encoded once per push, however many proxies share it."""
     return memo.of(part, "encoded-part", lambda: {name: encoded(name, r, memo) for name, r in part.items()})
+
+
+def part_changes(shared: dict[Hashable, Any], old: dict[str, EncodedResource],
+                 new: dict[str, EncodedResource]) -> tuple[list[str], list[str]]:
+    """Names whose resource differs from `old` to `new`, and names gone: worked out once
+    per push for every stream that held `old` (the objects are kept with the answer, so a
+    reused id cannot return another pair's)."""
+    key = ("part-changes", id(old), id(new))
+    found = shared.get(key)
+    if found is not None and found[0] is old and found[1] is new:
+        return found[2]
+    changed = [name for name, resource in new.items()
+               if (before := old.get(name)) is not resource and (before is None or before.digest != resource.digest)]
+    gone = [name for name in old if name not in new]
+    shared[key] = (old, new, (changed, gone))
+    return changed, gone
 
 
 def response_bytes(version: str, type_url: str, resources: Iterable[EncodedResource], nonce: str) -> bytes:

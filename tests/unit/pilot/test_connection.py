@@ -213,3 +213,22 @@ def test_proxyless_clients_get_every_load_assignment_they_watch() -> None:
     subscribe_all(conn, snapshot("1", list(clusters), "a"), clusters)
     (eds,) = decode(conn.push(snapshot("2", list(clusters), "a", endpoints_port=81)))
     assert len(eds.resources) == 2
+
+
+def test_streams_holding_the_same_part_share_one_diff_of_it() -> None:
+    clusters = ("a", "b", "c")
+    before = snapshot("1", list(clusters), "a")
+    streams = [Connection(str(i), PROXY) for i in range(3)]
+    for conn in streams:
+        subscribe_all(conn, before, clusters)
+    changed = dict(before.resources[ENDPOINT_TYPE])
+    changed["c"] = snapshot("2", ["c"], "a", endpoints_port=81).resources[ENDPOINT_TYPE]["c"]
+    del changed["a"]
+    shared: dict[object, object] = {}
+    after = Snapshot("2", {**before.resources, ENDPOINT_TYPE: changed}, before.references, (), shared=shared)
+    for conn in streams:
+        (eds,) = decode(conn.push(after))
+        assert [endpoint_pb2.ClusterLoadAssignment.FromString(r.value).cluster_name for r in eds.resources] == ["c"]
+        # "a" is gone from the snapshot: the stream no longer counts it as held.
+        assert set(conn.watches[ENDPOINT_TYPE].sent) == {"b", "c"}
+    assert len(shared) == 1
