@@ -88,14 +88,7 @@ class Snapshot:
         memo = memo or TranslationMemo()
         resources: dict[str, dict[str, EncodedResource]] = {}
         for type_url, parts in config.parts.items():
-            encoded = [encode_part(part, memo) for part in parts]
-            if len(encoded) == 1:
-                resources[type_url] = encoded[0]
-            else:
-                merged: dict[str, EncodedResource] = {}
-                for part_encoded in encoded:
-                    merged.update(part_encoded)
-                resources[type_url] = merged
+            resources[type_url] = _stable(type_url, [encode_part(part, memo) for part in parts], memo)
         return cls(
             version=config.version,
             resources=resources,
@@ -112,7 +105,7 @@ class Snapshot:
         """This snapshot at `version` with new load assignments and everything else as it is
         (the same dicts, which streams recognise as already sent); None if the assignments
         are not for the same clusters."""
-        encoded = encode_part(endpoints, memo)
+        encoded = _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo)
         if encoded.keys() != self.resources.get(ENDPOINT_TYPE, {}).keys():
             return None
         return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
@@ -132,6 +125,29 @@ def encoded(name: str, resource: Message, memo: TranslationMemo) -> EncodedResou
 def encode_part(part: dict[str, Message], memo: TranslationMemo) -> dict[str, EncodedResource]:
     """A part encoded once per push, however many proxies share it."""
     return memo.of(part, "encoded-part", lambda: {name: encoded(name, r, memo) for name, r in part.items()})
+
+
+def _stable(type_url: str, parts: list[dict[str, EncodedResource]],
+            memo: TranslationMemo) -> dict[str, EncodedResource]:
+    """The parts merged, as the very dict an earlier push made of the same content, if one
+    did: a stream recognises a type it already sent by identity, with no look at its
+    thousand resources.  Each part's content is named once per push (shared parts once
+    for everyone)."""
+    tokens = tuple(memo.of(part, "content-token", partial(_content_token, part, memo)) for part in parts)
+
+    def merge() -> dict[str, EncodedResource]:
+        if len(parts) == 1:
+            return parts[0]
+        merged: dict[str, EncodedResource] = {}
+        for part in parts:
+            merged.update(part)
+        return merged
+
+    return memo.lasting(("resources", type_url, tokens), merge)
+
+
+def _content_token(part: dict[str, EncodedResource], memo: TranslationMemo) -> object:
+    return memo.lasting(("content", tuple((name, r.digest) for name, r in part.items())), object)
 
 
 def part_changes(shared: dict[Hashable, Any], old: dict[str, EncodedResource],

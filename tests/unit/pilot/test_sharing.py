@@ -164,3 +164,19 @@ def test_a_proxy_whose_own_instances_changed_or_a_config_change_is_translated_ag
     cache.set_push(push_with(WORKLOADS, revision=2))
     cache.get(proxy)
     assert (cache.builds, cache.carried) == (3, 0)
+
+
+def test_a_config_change_keeps_unchanged_types_as_the_dicts_streams_were_sent() -> None:
+    cache = SnapshotCache()
+    proxy = sidecar("10.0.0.3", app="ratings")
+    cache.set_push(push_of())
+    before = cache.get(proxy)
+    cache.set_push(PushContext.build(
+        ConfigSnapshot(2, {r.key: r for _, r in parse_text("---\n".join([SERVICES, SOURCE_LABELS]), "t").resources}),
+        MeshConfig(), workloads=WORKLOADS))
+    after = cache.get(proxy)
+    assert before is not None and after is not None and cache.builds == 2
+    # The VirtualService changed routes only: clusters and listeners are the same dicts.
+    assert after.resources[CLUSTER_TYPE] is before.resources[CLUSTER_TYPE]
+    assert after.resources[LISTENER_TYPE] is before.resources[LISTENER_TYPE]
+    assert after.resources[ROUTE_TYPE] is not before.resources[ROUTE_TYPE]
