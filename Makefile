@@ -28,8 +28,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mizzenctl up --app bookinfo
 
+# The second pass runs pilot's traffic tests again with every test proxy on delta xDS.
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	MIZZEN_TEST_XDS_API=DELTA_GRPC $(BIN)/pytest tests/integration/pilot $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
