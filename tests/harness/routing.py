@@ -26,6 +26,20 @@ spec:
 """
 
 
+def version_subsets(host: str, *versions: str, namespace: str = "default") -> str:
+    """A DestinationRule on `host` with one subset per version, selecting `version: <v>`."""
+    subsets = "\n".join(f"  - {{name: {v}, labels: {{version: {v}}}}}" for v in versions)
+    return f"""\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {host}, namespace: {namespace}}}
+spec:
+  host: {host}
+  subsets:
+{subsets}
+"""
+
+
 def virtual_service(name: str, http: str, *, hosts: list[str] | None = None, gateways: list[str] | None = None,
                     namespace: str = "default") -> str:
     """A VirtualService on `<name>.test` (unless `hosts`) bound to gateway `gw`; `http` is

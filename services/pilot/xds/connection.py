@@ -13,7 +13,9 @@ protocol rules are unit-tested without a network.  The rules (see XDS-NOTES):
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from operator import attrgetter
+from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -38,6 +40,12 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             self._log.warning("request for an unsupported type", type_url=request.type_url)
             watch = self.watches[request.type_url] = Watch(request.type_url)
         names = self._names(request)
+        if snapshot is not None and names is not None:
+            # Keep the snapshot's own set when Envoy asks for exactly it: a thousand proxies
+            # then hold one set of names, not a thousand copies of what they sent.
+            for known in (snapshot.eds_clusters, snapshot.route_names):
+                if len(names) == len(known) and names == known:
+                    names = known
         if request.response_nonce and request.response_nonce != watch.nonce:
             self._log.debug("stale request ignored", type=short_type(watch.type_url), nonce=request.response_nonce)
             return []
@@ -159,9 +167,14 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             # Envoy applies an EDS or RDS response to the resources it carries and keeps the
             # rest (unlike CDS/LDS, where absence means removal): one endpoint change moves
             # one load assignment, not a thousand.  gRPC clients get every one, as before.
-            selected = self._changed(watch, snapshot, targets)
+            available = snapshot.resources.get(watch.type_url, {})
+            selected, forget = self._changed(watch, available, snapshot.shared, targets)
             watch.sent_from = source
-            if not selected or nacked:
+            if selected and nacked:
+                selected = []
+            if selected or forget:
+                self._hold(watch, available, targets, selected, forget)
+            if not selected:
                 return []
             refs = dict(watch.refs_sent)
         else:
@@ -184,12 +197,16 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             if not force and digest == watch.digest_sent:
                 return []
             watch.digest_sent = digest
-            watch.sent = {}
+            whole = source[0]
+            if whole is not None and len(selected) == len(whole) and watch.sent_from is not None:
+                # Everything the snapshot has, as it has it: share its dict.
+                watch.sent, watch.sent_owned = whole, False
+            else:
+                watch.sent, watch.sent_owned = {r.name: r for r in selected}, True
             refs = {}
         nonce = self._next_nonce()
         watch.nonce = nonce
         watch.version_sent = snapshot.version
-        watch.sent.update((r.name, r) for r in selected)
         if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE):
             # Only listeners and routes name clusters (make before break).
             for r in selected:
@@ -205,17 +222,17 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         return [response_bytes(snapshot.version, watch.type_url, selected, nonce)]
 
     @staticmethod
-    def _changed(watch: Watch, snapshot: Snapshot, targets: frozenset[str] | None) -> list[EncodedResource]:
-        """What of `targets` the proxy does not hold as the snapshot has it (by name);
-        forgets what it no longer should (gone from the snapshot, or unsubscribed)."""
-        available = snapshot.resources.get(watch.type_url, {})
+    def _changed(watch: Watch, available: dict[str, EncodedResource], shared: dict[Hashable, Any],
+                 targets: frozenset[str] | None) -> tuple[list[EncodedResource], list[str]]:
+        """What of `targets` the proxy does not hold as `available` has it, by name; and
+        what it holds that it no longer should (gone from the snapshot, or unsubscribed)."""
         held = watch.sent
         last = watch.sent_from
         changed: list[EncodedResource] = []
         if last is not None and isinstance(last[0], dict) and last[1] == targets:
             # The proxy holds what the last part had for these names: only how the part
             # changed matters, and that is worked out once for every stream that had it.
-            names, gone = part_changes(snapshot.shared, last[0], available)
+            names, gone = part_changes(shared, last[0], available)
             for name in names:
                 resource = available[name]
                 if (targets is None or name in targets) and held.get(name) is not resource:
@@ -235,15 +252,26 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             if len(held) > present:
                 wanted = {n for n in (available if targets is None else targets) if n in available}
                 forget = [name for name in held if name not in wanted]
-        for name in forget:
-            del held[name]
-        if forget:
-            watch.refs_sent = {k: v for k, v in watch.refs_sent.items() if k in held}
-        if changed or forget:
-            # What the proxy holds no longer matches a full response's digest.
-            watch.digest_sent = None
         changed.sort(key=attrgetter("name"))
-        return changed
+        return changed, forget
+
+    @staticmethod
+    def _hold(watch: Watch, available: dict[str, EncodedResource], targets: frozenset[str] | None,
+              sending: list[EncodedResource], forget: list[str]) -> None:
+        """Record what the proxy holds once it has `sending` and dropped `forget`."""
+        if targets is None or available.keys() <= targets:
+            # Then it holds the snapshot's dict exactly: share it rather than copy it.
+            watch.sent, watch.sent_owned = available, False
+        else:
+            if not watch.sent_owned:
+                watch.sent, watch.sent_owned = dict(watch.sent), True
+            for name in forget:
+                del watch.sent[name]
+            watch.sent.update((r.name, r) for r in sending)
+        if forget:
+            watch.refs_sent = {k: v for k, v in watch.refs_sent.items() if k in watch.sent}
+        # What the proxy holds no longer matches a full response's digest.
+        watch.digest_sent = None
 
     def _release_unused_clusters(self, snapshot: Snapshot) -> list[bytes]:
         """Once the new listeners and routes are ACKed, drop clusters only old ones used."""

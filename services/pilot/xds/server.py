@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -64,12 +64,12 @@ class AdsServer:
 
     def handler(self) -> grpc.GenericRpcHandler:
         sotw = grpc.stream_stream_rpc_method_handler(
-            self._stream_sotw,
+            self._serving(Connection),
             request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
             response_serializer=None,
         )
         delta = grpc.stream_stream_rpc_method_handler(
-            self._stream_delta,
+            self._serving(DeltaConnection),
             request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
             response_serializer=None,
         )
@@ -93,20 +93,17 @@ class AdsServer:
             log.exception("generating config failed", proxy=proxy.id)
             return None
 
-    async def _stream_sotw(
-        self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[bytes]:
-        # aclosing: a cancelled stream unregisters now, not whenever the generator is collected.
-        async with contextlib.aclosing(self._stream(requests, context, Connection)) as responses:
-            async for response in responses:
-                yield response
+    def _serving(self, make_connection: type[AnyConnection]) -> Callable[
+            [AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[bytes]]:
+        """The stream handler for one protocol (SotW or delta): same loop, its own bookkeeping."""
 
-    async def _stream_delta(
-        self, requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(self._stream(requests, context, DeltaConnection)) as responses:
-            async for response in responses:
-                yield response
+        async def serve(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+            # aclosing: a cancelled stream unregisters now, not whenever the generator is collected.
+            async with contextlib.aclosing(self._stream(requests, context, make_connection)) as responses:
+                async for response in responses:
+                    yield response
+
+        return serve
 
     async def _stream(
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,

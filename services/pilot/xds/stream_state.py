@@ -45,12 +45,14 @@ class Watch:
     nonce: str = ""
     version_sent: str = ""
     version_acked: str = ""
-    digest_sent: tuple[tuple[str, bytes], ...] | None = None
+    digest_sent: bytes | None = None
     # The snapshot dict (and the names) the last response of this type was drawn from: the
     # same dict again means nothing to send, without looking at a thousand resources.
     sent_from: tuple[object, frozenset[str] | None] | None = None
     # The resources the proxy holds as pilot sent them, by name (SotW: the last response).
     sent: dict[str, EncodedResource] = field(default_factory=dict)
+    # False while `sent` is a snapshot's own dict (shared, not to be changed in place).
+    sent_owned: bool = True
     refs_sent: dict[str, frozenset[str]] = field(default_factory=dict)
     refs_acked: dict[str, frozenset[str]] = field(default_factory=dict)
     # Clusters named by every response sent since the last ACK: Envoy may be using any of

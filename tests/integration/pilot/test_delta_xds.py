@@ -16,7 +16,7 @@ from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
-from tests.harness.routing import answered_by, ask, documents, gateway_yaml, virtual_service
+from tests.harness.routing import answered_by, ask, documents, gateway_yaml, version_subsets, virtual_service
 from tests.harness.upstreams import Workload, service_entry
 from tests.harness.waiting import wait_until
 
@@ -27,16 +27,7 @@ RATINGS = "ratings.default.svc.cluster.local"
 GATEWAY = "delta-gateway"
 DIGEST = re.compile(r"[0-9a-f]{32}")
 
-DESTINATION_RULE = """\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+DESTINATION_RULE = version_subsets("reviews", "v1", "v2")
 
 
 def reviews_route(subset: str) -> str:

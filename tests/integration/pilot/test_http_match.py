@@ -16,7 +16,7 @@ from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
-from tests.harness.routing import answered_by, ask, documents, gateway_yaml, virtual_service
+from tests.harness.routing import answered_by, ask, documents, gateway_yaml, version_subsets, virtual_service
 from tests.harness.upstreams import Workload, service_entry
 from tests.harness.waiting import wait_until
 
@@ -35,15 +35,7 @@ def rules(*matched: tuple[str, str]) -> str:
     return "\n".join([*(f"- match: {m}\n  {said(name)}" for m, name in matched), FALLBACK])
 
 
-DESTINATION_RULE = """\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-"""
+DESTINATION_RULE = version_subsets("reviews", "v1")
 
 
 def _virtual_services(second_port: int) -> list[str]:

@@ -13,7 +13,7 @@ from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
-from tests.harness.routing import ask, documents, echoed, gateway_yaml, virtual_service
+from tests.harness.routing import ask, documents, echoed, gateway_yaml, version_subsets, virtual_service
 from tests.harness.upstreams import Workload, service_entry
 from tests.harness.waiting import wait_until
 
@@ -22,16 +22,7 @@ pytestmark = pytest.mark.integration
 TO_V1 = "route: [{destination: {host: reviews, subset: v1}}]"
 ALLOWED = "https://allowed.example"
 
-DESTINATION_RULE = """\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+DESTINATION_RULE = version_subsets("reviews", "v1", "v2")
 
 VIRTUAL_SERVICES = [
     virtual_service("mirror", f"- mirror: {{host: mirror-a}}\n  mirrorPercentage: {{value: 50}}\n  {TO_V1}"),

@@ -22,6 +22,7 @@ from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
+from tests.harness.routing import version_subsets
 from tests.harness.upstreams import Workload, service_entry
 from tests.harness.upstreams import gateway as gateway_yaml
 from tests.harness.waiting import wait_until
@@ -31,16 +32,7 @@ pytestmark = pytest.mark.integration
 GATEWAY = "ingressgateway.istio-system"
 REVIEWS = "reviews.default.svc.cluster.local"
 
-DESTINATION_RULE = """\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+DESTINATION_RULE = version_subsets("reviews", "v1", "v2")
 
 VIRTUAL_SERVICE = """\
 apiVersion: networking.istio.io/v1

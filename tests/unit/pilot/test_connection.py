@@ -232,3 +232,19 @@ def test_streams_holding_the_same_part_share_one_diff_of_it() -> None:
         # "a" is gone from the snapshot: the stream no longer counts it as held.
         assert set(conn.watches[ENDPOINT_TYPE].sent) == {"b", "c"}
     assert len(shared) == 1
+
+
+def test_streams_share_the_snapshot_dicts_and_name_sets_they_hold() -> None:
+    clusters = ("a", "b")
+    snap = snapshot("1", list(clusters), "a")
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snap, clusters)
+    eds = conn.watches[ENDPOINT_TYPE]
+    # What Envoy asked for is exactly the snapshot's set, and it holds the snapshot's dict.
+    assert eds.names is snap.eds_clusters
+    assert eds.sent is snap.resources[ENDPOINT_TYPE]
+    assert conn.watches[CLUSTER_TYPE].sent is snap.resources[CLUSTER_TYPE]
+    moved = snapshot("2", list(clusters), "a", endpoints_port=81)
+    conn.push(moved)
+    assert eds.sent is moved.resources[ENDPOINT_TYPE]
+    assert eds.sent is not snap.resources[ENDPOINT_TYPE] and snap.resources[ENDPOINT_TYPE]["a"].name == "a"
