@@ -22,7 +22,6 @@ from services.pilot.push_status import PushHistory, PushRecord
 from services.pilot.settings import PilotSettings
 from services.pilot.workloads_watch import WorkloadWatcher
 from services.pilot.xds.cache import SnapshotCache
-from services.pilot.xds.send_window import SendWindow
 from services.pilot.xds.server import AdsServer
 
 log = structlog.get_logger(__name__)
@@ -46,7 +45,7 @@ class Pilot:
             trust_domain=settings.trust_domain,
         )
         self.cache = SnapshotCache()
-        self.ads = AdsServer(self.cache, observer=self.metrics, window=SendWindow(settings.send_window))
+        self.ads = AdsServer(self.cache, observer=self.metrics)
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
         self.readiness.require("nats-connected", "config-synced", "workloads-synced")

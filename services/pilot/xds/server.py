@@ -25,7 +25,6 @@ from services.pilot.networking.generator import InconsistentConfig
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
 from services.pilot.xds.delta import DeltaConnection
-from services.pilot.xds.send_window import SendWindow
 from services.pilot.xds.snapshot import Snapshot
 from services.pilot.xds.stream_state import AnyConnection, Observer
 
@@ -52,11 +51,9 @@ class _Stream:
 
 
 class AdsServer:
-    def __init__(self, cache: SnapshotCache, *, observer: Observer | None = None,
-                 window: SendWindow | None = None) -> None:
+    def __init__(self, cache: SnapshotCache, *, observer: Observer | None = None) -> None:
         self.cache = cache
         self.observer = observer or Observer()
-        self.window = window or SendWindow(64)
         self.ready = False
         self._streams: dict[str, _Stream] = {}
         self._ids = itertools.count(1)
@@ -131,25 +128,21 @@ class AdsServer:
         log.info("proxy connected", proxy=proxy.id, conn=conn_id, peer=context.peer(), api=stream.connection.api)
         reader = asyncio.create_task(self._read(requests, stream), name=f"ads-read-{conn_id}")
         try:
-            async with self.window.slot():
-                for response in stream.connection.handle_request(first, self._snapshot(proxy)):
-                    yield response
+            for response in stream.connection.handle_request(first, self._snapshot(proxy)):
+                yield response
             stream.connection.note_sync()
             while True:
                 event = await stream.events.get()
                 if event is _CLOSED:
                     break
-                # Built inside the slot, so only a window's worth of responses exist at once.
-                async with self.window.slot():
-                    if event is _PUSH:
-                        stream.push_queued = False
-                        snapshot = self._snapshot(proxy)
-                        responses = stream.connection.push(snapshot) if snapshot is not None else []
-                    else:
-                        responses = stream.connection.handle_request(event, self._snapshot(proxy))
-                    for response in responses:
-                        yield response
-                    del responses
+                if event is _PUSH:
+                    stream.push_queued = False
+                    snapshot = self._snapshot(proxy)
+                    responses = stream.connection.push(snapshot) if snapshot is not None else []
+                else:
+                    responses = stream.connection.handle_request(event, self._snapshot(proxy))
+                for response in responses:
+                    yield response
                 stream.connection.note_sync()
         finally:
             reader.cancel()
