@@ -10,6 +10,7 @@ service-account token belongs to.
 from libs.kube._client import KubeClient, ObjectList
 from libs.kube._discovery import ApiGroup, choose_version, version_priority
 from libs.kube._errors import (
+    AlreadyExists,
     KubeApiError,
     KubeConfigError,
     KubeError,
@@ -23,6 +24,7 @@ from libs.kube._resources import ResourceRef
 from libs.kube._tokenreview import ServiceAccount, parse_service_account, review_token
 
 __all__ = [
+    "AlreadyExists",
     "ApiGroup",
     "EventType",
     "KubeApiError",

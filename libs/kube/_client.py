@@ -29,8 +29,8 @@ from kubernetes.config.incluster_config import (
 )
 
 from libs.kube._discovery import ApiGroup, parse_group_list
-from libs.kube._errors import KubeConfigError, KubeError, KubeUnavailable, from_api_exception
-from libs.kube._resources import ResourceRef, list_method
+from libs.kube._errors import NOT_FOUND, KubeApiError, KubeConfigError, KubeError, KubeUnavailable, from_api_exception
+from libs.kube._resources import ResourceRef, list_method, object_method
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +139,22 @@ class KubeClient:
         item_kind = str(body.get("kind") or "").removesuffix("List")
         items = [{"apiVersion": ref.api_version, "kind": item_kind, **item} for item in body.get("items") or ()]
         return ObjectList(items, str((body.get("metadata") or {}).get("resourceVersion") or ""))
+
+    async def get(self, ref: ResourceRef, name: str, *, namespace: str = "") -> dict[str, Any] | None:
+        """One object by name, as the server sent it; None if there is no such object."""
+        try:
+            return await self.call(f"get {ref} {namespace}/{name}", object_method(self.api_client, ref, "read",
+                                                                                    namespace), name=name)
+        except KubeApiError as exc:
+            if exc.status == NOT_FOUND:
+                return None
+            raise
+
+    async def create(self, ref: ResourceRef, body: dict[str, Any], *, namespace: str = "") -> dict[str, Any]:
+        """Create `body`; raises `AlreadyExists` if an object of its name exists."""
+        name = (body.get("metadata") or {}).get("name", "")
+        return await self.call(f"create {ref} {namespace}/{name}", object_method(self.api_client, ref, "create",
+                                                                                   namespace), body=body)
 
     def open_watch(self, ref: ResourceRef, *, namespace: str | None, resource_version: str,
                    timeout_s: int, read_timeout_s: float, label_selector: str | None = None) -> Any:

@@ -9,6 +9,7 @@ parsing messages.
     +-- KubeUnavailable     the API server could not be reached, or a stream broke mid-way
     +-- KubeApiError        the API server answered with a failure Status
     |   +-- ResourceExpired 410 Gone: a resourceVersion older than the server's history
+    |   +-- AlreadyExists   409 on create: an object of that name exists
     +-- TokenRejected       a TokenReview did not authenticate a service account
 """
 
@@ -20,6 +21,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 GONE = 410
+CONFLICT = 409
+NOT_FOUND = 404
 
 
 class KubeError(Exception):
@@ -58,6 +61,10 @@ class ResourceExpired(KubeApiError):
     The cure is a fresh list (a "relist"), then a watch from the list's resourceVersion."""
 
 
+class AlreadyExists(KubeApiError):
+    """409 on create: another writer created the object first; read it instead."""
+
+
 class TokenRejected(KubeError):
     """A TokenReview did not vouch for the token as a service account's (for `audiences`)."""
 
@@ -75,7 +82,12 @@ def status_error(action: str, status: Any, *, http_status: int = 0, http_reason:
     code = body["code"] if isinstance(body.get("code"), int) else http_status
     reason = str(body.get("reason") or http_reason or "Unknown")
     message = str(body.get("message") or "")
-    kind = ResourceExpired if code == GONE else KubeApiError
+    kind: type[KubeApiError] = KubeApiError
+    if code == GONE:
+        kind = ResourceExpired
+    elif code == CONFLICT and reason == "AlreadyExists":
+        # A 409 Conflict (a stale resourceVersion on replace) is not this.
+        kind = AlreadyExists
     return kind(action, code, reason, message)
 
 

@@ -66,6 +66,29 @@ def list_method(api: client.ApiClient, ref: ResourceRef, namespace: str | None) 
     return _bind(getattr(core, f"list_namespaced_{singular}"), namespace=namespace)
 
 
+def object_method(api: client.ApiClient, ref: ResourceRef, verb: str, namespace: str) -> Callable[..., Any]:
+    """The generated method that reads (`verb="read"`) or creates (`verb="create"`) one
+    object of `ref` in `namespace` (ignored for cluster-scoped types)."""
+    if verb not in ("read", "create"):
+        raise ValueError(f"verb {verb!r} is not read or create")
+    if ref.group:
+        custom = client.CustomObjectsApi(api)
+        # The custom-objects API spells "read" as "get".
+        custom_verb = "get" if verb == "read" else verb
+        if not ref.namespaced:
+            return _bind(getattr(custom, f"{custom_verb}_cluster_custom_object"), group=ref.group,
+                         version=ref.version, plural=ref.plural)
+        return _bind(getattr(custom, f"{custom_verb}_namespaced_custom_object"), group=ref.group,
+                     version=ref.version, namespace=namespace, plural=ref.plural)
+    singular = _CORE_SINGULAR.get(ref.plural)
+    if singular is None or ref.version != "v1":
+        raise ValueError(f"core resource {ref} is not one libs.kube knows how to {verb}")
+    core = client.CoreV1Api(api)
+    if not ref.namespaced:
+        return _bind(getattr(core, f"{verb}_{singular}"))
+    return _bind(getattr(core, f"{verb}_namespaced_{singular}"), namespace=namespace)
+
+
 def _bind(method: Callable[..., Any], **path: str) -> Callable[..., Any]:
     def call(**query: Any) -> Any:
         # Unset options are left out rather than trusting every generated method to skip None.

@@ -16,7 +16,7 @@ def main() -> int:
 
     settings = load_settings(CitadelSettings, sys.argv[1:], os.environ, prog="python -m services.citadel")
     configure_logging(settings.log_level, json=settings.log_json, service="citadel")
-    return run_service(lambda: run(settings))
+    return run_service(lambda: run(settings, os.environ))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The CSR API at the gRPC edge: Istio's IstioCertificateService/CreateCertificate.
 
 Every refusal is mapped to a status code here, once: a bad token is UNAUTHENTICATED, a
-malformed CSR or a too-long validity INVALID_ARGUMENT, a CSR for someone else's name
-PERMISSION_DENIED.  Nothing is signed unless every check passed.
+token that cannot be checked now (API server down) UNAVAILABLE, a malformed CSR or a
+too-long validity INVALID_ARGUMENT, a CSR for someone else's name PERMISSION_DENIED.
+Nothing is signed unless every check passed.
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ import structlog
 from libs.proto_gen.istio.v1.auth import ca_pb2, ca_pb2_grpc
 from services.citadel.auth import Caller, TokenAuthenticator, bearer_token
 from services.citadel.ca import CertificateAuthority, IssuedCertificate, check_csr
-from services.citadel.errors import IdentityMismatch, InvalidCsr, InvalidTtl, RequestError, Unauthenticated
+from services.citadel.errors import (
+    AuthenticatorUnavailable,
+    IdentityMismatch,
+    InvalidCsr,
+    InvalidTtl,
+    RequestError,
+    Unauthenticated,
+)
 from services.citadel.metrics import CitadelMetrics
 
 log = structlog.get_logger(__name__)
 
 STATUS: dict[type[RequestError], tuple[grpc.StatusCode, str]] = {
     Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"),
+    AuthenticatorUnavailable: (grpc.StatusCode.UNAVAILABLE, "authenticator_unavailable"),
     InvalidCsr: (grpc.StatusCode.INVALID_ARGUMENT, "invalid_csr"),
     InvalidTtl: (grpc.StatusCode.INVALID_ARGUMENT, "invalid_ttl"),
     IdentityMismatch: (grpc.StatusCode.PERMISSION_DENIED, "permission_denied"),
@@ -36,10 +45,10 @@ class CsrHandler:
         self.ca = ca
         self.authenticator = authenticator
 
-    def handle(self, csr_pem: str, requested_ttl_s: int,
-               metadata: Iterable[tuple[str, str | bytes]]) -> tuple[Caller, IssuedCertificate]:
+    async def handle(self, csr_pem: str, requested_ttl_s: int,
+                     metadata: Iterable[tuple[str, str | bytes]]) -> tuple[Caller, IssuedCertificate]:
         # Authentication comes first: an unknown caller learns nothing about its CSR.
-        caller = self.authenticator.authenticate(bearer_token(metadata))
+        caller = await self.authenticator.authenticate(bearer_token(metadata))
         checked = check_csr(csr_pem)
         issued = self.ca.sign_workload(checked, self.ca.identity(caller.namespace, caller.service_account),
                                        requested_ttl_s)
@@ -56,8 +65,8 @@ class CertificateService(ca_pb2_grpc.IstioCertificateServiceServicer):
         started = time.perf_counter()
         self.metrics.csr.inc()
         try:
-            caller, issued = self.handler.handle(request.csr, request.validity_duration,
-                                                 context.invocation_metadata() or ())
+            caller, issued = await self.handler.handle(request.csr, request.validity_duration,
+                                                       context.invocation_metadata() or ())
         except RequestError as exc:
             code, reason = STATUS.get(type(exc), (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request"))
             self._count_refusal(exc, reason)

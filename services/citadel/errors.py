@@ -19,6 +19,11 @@ class Unauthenticated(RequestError):
     """The bearer token is missing, malformed, expired, or not signed by this citadel."""
 
 
+class AuthenticatorUnavailable(RequestError):
+    """The token could not be checked: the Kubernetes API server (TokenReview) did not answer,
+    or answered with a failure.  Not the caller's fault; retrying later may succeed."""
+
+
 class InvalidCsr(RequestError):
     """The CSR cannot be signed as sent: not PEM, bad signature, a key type not allowed."""
 

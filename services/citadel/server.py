@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 import grpc
 import structlog
 from prometheus_client import CollectorRegistry
 
 from libs.bus import BusError
+from libs.kube import KubeClient, KubeConfigError
 from libs.pki import PkiError, parse_key_type
 from libs.proto_gen.istio.v1.auth import ca_pb2_grpc
 from libs.runtime import Backoff, FatalServiceError, MonitoringServer, Readiness, Supervisor
 from services.citadel.api import CertificateService, CsrHandler
-from services.citadel.auth import BootstrapTokenAuthenticator, FileTokenKeyStore
-from services.citadel.ca import CacertsStore, CaStore, CertificateAuthority, FileCaStore, IssuancePolicy, utc_now
+from services.citadel.auth import (
+    BootstrapTokenAuthenticator,
+    CombinedAuthenticator,
+    FileTokenKeyStore,
+    KubeTokenAuthenticator,
+    TokenAuthenticator,
+)
+from services.citadel.ca import (
+    CacertsStore,
+    CaStore,
+    CertificateAuthority,
+    FileCaStore,
+    IssuancePolicy,
+    KubeSecretCaStore,
+    utc_now,
+)
 from services.citadel.errors import CaLoadError
 from services.citadel.metrics import CitadelMetrics
 from services.citadel.serving_cert import ServingCredentials
@@ -22,9 +39,53 @@ from services.citadel.trust_bundle import publish_trust_bundle
 log = structlog.get_logger(__name__)
 
 
-def load_ca(settings: CitadelSettings) -> CertificateAuthority:
+CA_STORES = ("file", "kube")
+AUTHENTICATORS = ("bootstrap", "kube")
+
+
+def settings_problem(settings: CitadelSettings) -> str | None:
+    """What is inconsistent in the Kubernetes-related settings, or None."""
+    kube = settings.kubeconfig is not None or settings.kube_in_cluster
+    if settings.ca_store not in CA_STORES:
+        return f"ca_store {settings.ca_store!r} is not one of {', '.join(CA_STORES)}"
+    unknown = [name for name in settings.authenticators if name not in AUTHENTICATORS]
+    if unknown or not settings.authenticators:
+        return f"authenticators {list(settings.authenticators)} must be some of {', '.join(AUTHENTICATORS)}"
+    if settings.ca_store == "kube" and settings.cacerts_dir is not None:
+        return "ca_store=kube and cacerts_dir both say where the CA is; choose one"
+    needs_kube = [what for what, used in (("ca_store=kube", settings.ca_store == "kube"),
+                                           ("authenticators=kube", "kube" in settings.authenticators)) if used]
+    if needs_kube and not kube:
+        return f"{' and '.join(needs_kube)} need kubeconfig or kube_in_cluster"
+    if "kube" in settings.authenticators and not settings.token_audiences:
+        # An empty list would make TokenReview accept a token minted for any audience.
+        return "token_audiences is empty; Kubernetes tokens need an audience (Istio: istio-ca)"
+    return None
+
+
+def ca_store(settings: CitadelSettings, kube: KubeClient | None) -> CaStore:
+    if settings.cacerts_dir is not None:
+        return CacertsStore(settings.cacerts_dir)
+    if settings.ca_store == "kube":
+        assert kube is not None, "settings_problem() lets ca_store=kube through only with a client"
+        return KubeSecretCaStore(kube, settings.ca_namespace, settings.ca_secret_name)
+    return FileCaStore(settings.state_dir)
+
+
+def authenticator(settings: CitadelSettings, kube: KubeClient | None) -> TokenAuthenticator:
+    bootstrap = (BootstrapTokenAuthenticator(FileTokenKeyStore(settings.state_dir).load_or_create())
+                 if "bootstrap" in settings.authenticators else None)
+    if "kube" not in settings.authenticators:
+        assert bootstrap is not None
+        return bootstrap
+    assert kube is not None, "settings_problem() lets authenticators=kube through only with a client"
+    reviewed = KubeTokenAuthenticator(kube, settings.token_audiences)
+    return reviewed if bootstrap is None else CombinedAuthenticator(bootstrap, reviewed)
+
+
+async def load_ca(settings: CitadelSettings, kube: KubeClient | None = None) -> CertificateAuthority:
     """The CA from the plugged-in cacerts, or citadel's own root (made on first start)."""
-    store: CaStore = CacertsStore(settings.cacerts_dir) if settings.cacerts_dir else FileCaStore(settings.state_dir)
+    store = ca_store(settings, kube)
     try:
         key_type = parse_key_type(settings.ca_key_type)
         policy = IssuancePolicy(trust_domain=settings.trust_domain, default_ttl_s=settings.workload_cert_ttl_s,
@@ -32,7 +93,7 @@ def load_ca(settings: CitadelSettings) -> CertificateAuthority:
         if policy.default_ttl_s > policy.max_ttl_s:
             raise CaLoadError(f"workload_cert_ttl_s {policy.default_ttl_s} exceeds max_workload_cert_ttl_s "
                               f"{policy.max_ttl_s}")
-        ca = CertificateAuthority(store.create(key_type, settings.trust_domain, utc_now()), policy)
+        ca = CertificateAuthority(await store.create(key_type, settings.trust_domain, utc_now()), policy)
         # Fail now, not on the first request, if the trust domain cannot make SPIFFE ids.
         ca.identity("default", "default")
     except PkiError as exc:
@@ -43,7 +104,15 @@ def load_ca(settings: CitadelSettings) -> CertificateAuthority:
     return ca
 
 
-async def run(settings: CitadelSettings) -> None:
+def _closer(kube: KubeClient) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        kube.close()
+
+    return close
+
+
+async def run(settings: CitadelSettings, environ: Mapping[str, str] | None = None) -> None:
+    """`environ` is where the in-cluster configuration finds the API server (KUBERNETES_SERVICE_HOST)."""
     supervisor = Supervisor("citadel", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
     registry = CollectorRegistry()
@@ -54,18 +123,27 @@ async def run(settings: CitadelSettings) -> None:
                                   readiness=readiness, registry=registry)
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)
+    kube: KubeClient | None = None
     try:
-        ca = load_ca(settings)
-        authenticator = BootstrapTokenAuthenticator(FileTokenKeyStore(settings.state_dir).load_or_create())
+        problem = settings_problem(settings)
+        if problem:
+            raise ValueError(problem)
+        if settings.kubeconfig is not None or settings.kube_in_cluster:
+            kube = KubeClient.connect(settings.kubeconfig, environ=environ or {}, context=settings.kube_context,
+                                      request_timeout_s=settings.kube_request_timeout_s)
+            # Registered before the gRPC server's stop, so it runs after it: no review is in flight.
+            supervisor.on_stop("kube", _closer(kube))
+        ca = await load_ca(settings, kube)
+        token_authenticator = authenticator(settings, kube)
         serving = ServingCredentials(ca, settings.serving_hosts, settings.serving_cert_ttl_s)
-    except (CaLoadError, ValueError) as exc:
+    except (CaLoadError, KubeConfigError, ValueError) as exc:
         await supervisor.shutdown()
         raise FatalServiceError("load-ca", exc) from exc
     metrics.root_expiry.set(ca.bundle.root.not_valid_after_utc.timestamp())
     readiness.mark("ca-loaded")
 
     server = grpc.aio.server(options=[("grpc.keepalive_time_ms", 30_000)])
-    ca_pb2_grpc.add_IstioCertificateServiceServicer_to_server(CertificateService(CsrHandler(ca, authenticator),
+    ca_pb2_grpc.add_IstioCertificateServiceServicer_to_server(CertificateService(CsrHandler(ca, token_authenticator),
                                                                                  metrics), server)
     port = server.add_secure_port(f"{settings.grpc_address}:{settings.grpc_port}", serving.credentials())
     await server.start()
@@ -75,7 +153,8 @@ async def run(settings: CitadelSettings) -> None:
 
     supervisor.on_stop("grpc", stop_grpc)
     readiness.mark("grpc-serving")
-    log.info("CSR API serving", address=settings.grpc_address, port=port, tls_hosts=list(settings.serving_hosts))
+    log.info("CSR API serving", address=settings.grpc_address, port=port, tls_hosts=list(settings.serving_hosts),
+             authenticators=list(settings.authenticators))
 
     async def publish() -> None:
         try:
@@ -86,3 +165,4 @@ async def run(settings: CitadelSettings) -> None:
 
     supervisor.start("trust-bundle", publish, restart=Backoff(initial_s=0.5, maximum_s=10.0))
     await supervisor.wait()
+

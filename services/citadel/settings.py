@@ -21,6 +21,23 @@ class CitadelSettings:
                            "directory for the self-signed root (root-cert.pem, root-key.pem) and token-key")
     cacerts_dir: Path | None = knob(None, "Istio cacerts directory (ca-cert.pem, ca-key.pem, root-cert.pem, "
                                           "cert-chain.pem) to sign as an intermediate; empty: self-signed root")
+    ca_store: str = knob("file", "where citadel's self-signed root lives: file (state_dir) or kube (the Secret "
+                                 "ca_secret_name in ca_namespace, as Istio keeps it; needs kubeconfig or "
+                                 "kube_in_cluster)")
+    ca_namespace: str = knob("istio-system", "namespace of the CA Secret (Istio: the citadel's own namespace)")
+    ca_secret_name: str = knob("istio-ca-secret", "name of the Secret holding the self-signed root (ca_store=kube)")
+    authenticators: tuple[str, ...] = knob(("bootstrap",),
+                                           "how CSR callers prove who they are, comma separated: bootstrap "
+                                           "(tokens from `mint-token`), kube (service-account tokens checked "
+                                           "with a TokenReview; needs kubeconfig or kube_in_cluster), or both")
+    token_audiences: tuple[str, ...] = knob(("istio-ca",), "audiences a Kubernetes token must be valid for, "
+                                                           "comma separated (Istio's TOKEN_AUDIENCES)")
+    kubeconfig: Path | None = knob(None, "kubeconfig for TokenReview and the CA Secret (unset: in-cluster "
+                                         "if kube_in_cluster, else no Kubernetes)")
+    kube_in_cluster: bool = knob(False, "talk to Kubernetes with the pod's service account (in-cluster config)")
+    kube_context: str | None = knob(None, "kubeconfig context (default: the current one)")
+    kube_request_timeout_s: float = knob(10.0, "seconds a Kubernetes request (a TokenReview) may take; a CSR "
+                                               "waits on it")
     trust_domain: str = knob("cluster.local", "SPIFFE trust domain of issued identities")
     ca_key_type: str = knob("ec-p256", "key of a new self-signed root: ec-p256, ec-p384, rsa-2048 or rsa-4096")
     workload_cert_ttl_s: int = knob(86400, "seconds a workload certificate lives when the CSR asks for none")

@@ -1,7 +1,9 @@
 """Authentication at the CSR API: a bearer token in, the caller's identity out.
 
-`TokenAuthenticator` is the seam: the bootstrap-token implementation is here; a
-Kubernetes TokenReview implementation can stand beside it later.
+`TokenAuthenticator` is the seam: the bootstrap-token implementation is here, the
+Kubernetes TokenReview one in `kube.py`, and `CombinedAuthenticator` accepts either, as
+Istio's CA runs several authenticators side by side.  `authenticate` is async because a
+TokenReview is a network call; the bootstrap check is local and never awaits.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.citadel.auth.tokens import verify_token
+from services.citadel.auth.tokens import is_bootstrap_token, verify_token
 from services.citadel.errors import Unauthenticated
 
 
@@ -25,8 +27,9 @@ class Caller:
 
 
 class TokenAuthenticator(Protocol):
-    def authenticate(self, token: str) -> Caller:
-        """The identity `token` proves; raises Unauthenticated if it proves none."""
+    async def authenticate(self, token: str) -> Caller:
+        """The identity `token` proves; raises Unauthenticated if it proves none, and
+        AuthenticatorUnavailable if it cannot be checked now."""
         ...
 
 
@@ -35,9 +38,27 @@ class BootstrapTokenAuthenticator:
         self._key = key
         self._clock = clock
 
-    def authenticate(self, token: str) -> Caller:
+    async def authenticate(self, token: str) -> Caller:
         claims = verify_token(self._key, token, now=self._clock())
         return Caller(claims.namespace, claims.service_account)
+
+
+class CombinedAuthenticator:
+    """Bootstrap tokens and Kubernetes tokens side by side, told apart by their header.
+
+    A bootstrap token (HS256) is checked locally and its verdict is final; anything else
+    goes to the TokenReview.  Dispatching on the format rather than trying one after the
+    other keeps bootstrap tokens away from the API server, and the error the caller sees is
+    the one from the authenticator its token was meant for.
+    """
+
+    def __init__(self, bootstrap: TokenAuthenticator, kube: TokenAuthenticator) -> None:
+        self.bootstrap = bootstrap
+        self.kube = kube
+
+    async def authenticate(self, token: str) -> Caller:
+        chosen = self.bootstrap if is_bootstrap_token(token) else self.kube
+        return await chosen.authenticate(token)
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str:

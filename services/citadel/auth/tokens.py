@@ -86,6 +86,20 @@ def mint_token(key: bytes, namespace: str, service_account: str, *, ttl_s: int, 
     return f"{signing_input}.{_b64encode(_sign(key, signing_input))}"
 
 
+def is_bootstrap_token(token: str) -> bool:
+    """Whether `token` is shaped as this format (a JWT whose header says HS256).
+
+    Kubernetes service-account tokens are RS256 or ES256 JWTs, so the header tells the two
+    apart without a key; a forged HS256 token is still refused by `verify_token`."""
+    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        return False
+    try:
+        header = _json(_b64decode(token.partition(".")[0], "header"), "header")
+    except Unauthenticated:
+        return False
+    return header.get("alg") == "HS256"
+
+
 def verify_token(key: bytes, token: str, *, now: float) -> TokenClaims:
     """Check signature, issuer, audience and lifetime; raise Unauthenticated saying which failed."""
     if len(token) > MAX_TOKEN_BYTES:

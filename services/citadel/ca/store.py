@@ -1,12 +1,15 @@
 """Where the CA's key material lives.
 
-`CaStore` is the seam: today a directory (`FileCaStore`, citadel's own self-signed root)
-or Istio's plugged-in `cacerts` directory (`CacertsStore`, read-only); a Kubernetes
-Secret store can take their place later.
+`CaStore` is the seam: a directory (`FileCaStore`, citadel's own self-signed root),
+Istio's plugged-in `cacerts` directory (`CacertsStore`, read-only), or a Kubernetes Secret
+(`KubeSecretCaStore` in `store_kube.py`).  The seam is async because the Secret store talks
+to the API server; the file stores do their (brief, but flock-waiting) I/O in a worker
+thread so a second citadel holding the lock never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +29,11 @@ CA_CERT, CA_KEY, CERT_CHAIN = "ca-cert.pem", "ca-key.pem", "cert-chain.pem"
 class CaStore(Protocol):
     description: str
 
-    def load(self, now: dt.datetime) -> CaBundle | None:
+    async def load(self, now: dt.datetime) -> CaBundle | None:
         """The stored CA, checked; None if nothing is stored yet."""
         ...
 
-    def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
+    async def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
         """Load the stored CA, or make and store a self-signed root if there is none."""
         ...
 
@@ -55,7 +58,13 @@ class FileCaStore:
         self.state = StateDir(state_dir)
         self.description = f"self-signed root in {state_dir}"
 
-    def load(self, now: dt.datetime) -> CaBundle | None:
+    async def load(self, now: dt.datetime) -> CaBundle | None:
+        return await asyncio.to_thread(self._load, now)
+
+    async def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
+        return await asyncio.to_thread(self._create, key_type, trust_domain, now)
+
+    def _load(self, now: dt.datetime) -> CaBundle | None:
         cert, key = self.state.read(ROOT_CERT), self.state.read(ROOT_KEY)
         if cert is None and key is None:
             return None
@@ -65,9 +74,9 @@ class FileCaStore:
                               "restore it, or remove both to make a new root")
         return _parse(self.state.file(ROOT_CERT), cert, str(self.state.file(ROOT_KEY)), now, key=key)
 
-    def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
+    def _create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
         with self.state.locked():
-            existing = self.load(now)
+            existing = self._load(now)
             if existing is not None:
                 return existing
             bundle = self_signed_root(key_type, trust_domain, now=now)
@@ -87,7 +96,14 @@ class CacertsStore:
         self.directory = directory
         self.description = f"plugged-in CA (cacerts) in {directory}"
 
-    def load(self, now: dt.datetime) -> CaBundle:
+    async def load(self, now: dt.datetime) -> CaBundle:
+        return await asyncio.to_thread(self._load, now)
+
+    async def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
+        # A plugged-in CA is the operator's: never replace it with a generated one.
+        return await self.load(now)
+
+    def _load(self, now: dt.datetime) -> CaBundle:
         files: dict[str, bytes] = {}
         for name in (CA_CERT, CA_KEY, ROOT_CERT, CERT_CHAIN):
             try:
@@ -100,7 +116,3 @@ class CacertsStore:
                 raise CaLoadError(f"cannot read {self.directory / name}: {exc.strerror}") from exc
         return _parse(self.directory / CA_CERT, files[CA_CERT], str(self.directory / CA_KEY), now,
                       key=files[CA_KEY], chain=files.get(CERT_CHAIN), roots=files[ROOT_CERT])
-
-    def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
-        # A plugged-in CA is the operator's: never replace it with a generated one.
-        return self.load(now)

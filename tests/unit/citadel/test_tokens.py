@@ -35,14 +35,14 @@ def _with_part(token: str, index: int, value: dict) -> str:
     return ".".join(parts)
 
 
-def test_mint_then_verify() -> None:
+async def test_mint_then_verify() -> None:
     token = mint_token(KEY, "shop", "cart", ttl_s=3600, now=NOW)
     claims = verify_token(KEY, token, now=NOW + 3599)
     assert (claims.namespace, claims.service_account) == ("shop", "cart")
     assert claims.expires_at == int(NOW) + 3600
     assert _part(token, 0)["alg"] == "HS256"
     assert _part(token, 1)["sub"] == "system:serviceaccount:shop:cart"
-    assert BootstrapTokenAuthenticator(KEY, clock=lambda: NOW).authenticate(token) == Caller("shop", "cart")
+    assert await BootstrapTokenAuthenticator(KEY, clock=lambda: NOW).authenticate(token) == Caller("shop", "cart")
 
 
 def test_expired() -> None:

@@ -6,7 +6,7 @@ import json
 
 from kubernetes.client.exceptions import ApiException
 
-from libs.kube import KubeApiError, KubeUnavailable, ResourceExpired
+from libs.kube import AlreadyExists, KubeApiError, KubeUnavailable, ResourceExpired
 from libs.kube._errors import from_api_exception
 
 
@@ -39,3 +39,10 @@ def test_no_http_answer_is_unavailable() -> None:
     error = from_api_exception("list x", ApiException(status=0, reason="SSLError\ncertificate verify failed"))
     assert isinstance(error, KubeUnavailable)
     assert "certificate verify failed" in str(error)
+
+
+def test_409_already_exists_is_its_own_class_but_a_stale_replace_is_not() -> None:
+    created = from_api_exception("create x", api_exception(409, {"code": 409, "reason": "AlreadyExists"}))
+    assert isinstance(created, AlreadyExists)
+    stale = from_api_exception("replace x", api_exception(409, {"code": 409, "reason": "Conflict"}))
+    assert isinstance(stale, KubeApiError) and not isinstance(stale, AlreadyExists)
