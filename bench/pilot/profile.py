@@ -59,7 +59,7 @@ class Samples:
         return out
 
     def text(self, top: int = TOP) -> str:
-        lines = [f"samples: {self.total:.0f}", "", "inclusive:"]
+        lines = [f"seconds sampled: {self.total:.1f}", "", "inclusive:"]
         lines += [f"  {v / self.total * 100:5.1f}%  {k}" for k, v in self.inclusive.most_common(top)]
         lines += ["", "self:"]
         lines += [f"  {v / self.total * 100:5.1f}%  {k}" for k, v in self.own.most_common(top)]
