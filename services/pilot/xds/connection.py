@@ -20,7 +20,14 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
-from services.pilot.xds.snapshot import EncodedResource, Snapshot, content_digest, part_changes, response_bytes
+from services.pilot.xds.snapshot import (
+    EncodedResource,
+    Snapshot,
+    content_digest,
+    names_within,
+    part_changes,
+    response_bytes,
+)
 from services.pilot.xds.stream_state import WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
 # Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
@@ -173,7 +180,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             if selected and nacked:
                 selected = []
             if selected or forget:
-                self._hold(watch, available, targets, selected, forget)
+                self._hold(watch, available, snapshot.shared, targets, selected, forget)
             if not selected:
                 return []
             refs = dict(watch.refs_sent)
@@ -256,10 +263,10 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         return changed, forget
 
     @staticmethod
-    def _hold(watch: Watch, available: dict[str, EncodedResource], targets: frozenset[str] | None,
-              sending: list[EncodedResource], forget: list[str]) -> None:
+    def _hold(watch: Watch, available: dict[str, EncodedResource], shared: dict[Hashable, Any],
+              targets: frozenset[str] | None, sending: list[EncodedResource], forget: list[str]) -> None:
         """Record what the proxy holds once it has `sending` and dropped `forget`."""
-        if targets is None or available.keys() <= targets:
+        if targets is None or names_within(shared, available, targets):
             # Then it holds the snapshot's dict exactly: share it rather than copy it.
             watch.sent, watch.sent_owned = available, False
         else:

@@ -10,7 +10,7 @@ each a `Resource` (name, version, Any) whose Any is the SotW entry's bytes as th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -106,7 +106,7 @@ class Snapshot:
         (the same dicts, which streams recognise as already sent); None if the assignments
         are not for the same clusters."""
         encoded = _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo)
-        if encoded.keys() != self.resources.get(ENDPOINT_TYPE, {}).keys():
+        if not names_within(shared, encoded, self.resources.get(ENDPOINT_TYPE, {}), exactly=True):
             return None
         return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
 
@@ -148,6 +148,21 @@ def _stable(type_url: str, parts: list[dict[str, EncodedResource]],
 
 def _content_token(part: dict[str, EncodedResource], memo: TranslationMemo) -> object:
     return memo.lasting(("content", tuple((name, r.digest) for name, r in part.items())), object)
+
+
+def names_within(shared: dict[Hashable, Any], names: Iterable[str] | dict[str, Any], within: Collection[str] |
+                 dict[str, Any], *, exactly: bool = False) -> bool:
+    """Whether every name of `names` is in `within` (and, `exactly`, the other way too):
+    asked once per push for each pair of shared objects, whichever stream asks."""
+    key = ("names-within", exactly, id(names), id(within))
+    found = shared.get(key)
+    if found is not None and found[0] is names and found[1] is within:
+        return bool(found[2])
+    a = names.keys() if isinstance(names, dict) else names
+    b = within.keys() if isinstance(within, dict) else within
+    answer = a == b if exactly else a <= b  # type: ignore[operator]
+    shared[key] = (names, within, answer)
+    return answer
 
 
 def part_changes(shared: dict[Hashable, Any], old: dict[str, EncodedResource],
