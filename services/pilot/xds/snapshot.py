@@ -106,7 +106,7 @@ class Snapshot:
         (the same dicts, which streams recognise as already sent); None if the assignments
         are not for the same clusters."""
         encoded = _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo)
-        if not names_within(shared, encoded, self.resources.get(ENDPOINT_TYPE, {}), exactly=True):
+        if encoded.keys() != self.resources.get(ENDPOINT_TYPE, {}).keys():
             return None
         return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
 
