@@ -22,6 +22,7 @@ import binascii
 import datetime as dt
 import re
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
@@ -66,7 +67,6 @@ class CredentialStore(Protocol):
 
 
 SecretData = Mapping[str, bytes]
-DataLookup = Callable[[str, str], "SecretData | None"]
 
 
 def _found(data: SecretData) -> str:
@@ -99,25 +99,47 @@ def ca_from(data: SecretData, what: str) -> bytes:
                                   f"found: {_found(data)}")
 
 
-def lookup_credential(lookup: DataLookup, namespace: str, name: str, source: str) -> Credential:
-    data = lookup(namespace, name)
-    if data is None:
-        raise CredentialNotFound(f"secret {namespace}/{name}", f"not found in {source}")
-    return credential_from(data, f"secret {namespace}/{name}")
+class SecretStore(ABC):
+    """What both credential stores share: lookups by Istio's rules over `data`, and the
+    listeners told which secret changed.  A store supplies `source`, `data` and `run`."""
 
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
 
-def lookup_ca(lookup: DataLookup, namespace: str, name: str, source: str) -> bytes:
-    """The CA of `name` (`<base>-cacert`): that secret's, else the base secret's."""
-    data = lookup(namespace, name)
-    if data is not None:
-        return ca_from(data, f"secret {namespace}/{name}")
-    base = name.removesuffix(CA_SUFFIX)
-    if base == name:
-        raise CredentialNotFound(f"secret {namespace}/{name}", f"not found in {source}")
-    data = lookup(namespace, base)
-    if data is None:
-        raise CredentialNotFound(f"secret {namespace}/{name}", f"neither {name} nor {base} found in {source}")
-    return ca_from(data, f"secret {namespace}/{base}")
+    @property
+    @abstractmethod
+    def source(self) -> str:
+        """Where the credentials come from, for logs and errors."""
+
+    @abstractmethod
+    def data(self, namespace: str, name: str) -> SecretData | None:
+        """The secret's keys; None when the store has no such secret."""
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, namespace: str, name: str) -> None:
+        for listener in self._listeners:
+            listener(namespace, name)
+
+    def get(self, namespace: str, name: str) -> Credential:
+        data = self.data(namespace, name)
+        if data is None:
+            raise CredentialNotFound(f"secret {namespace}/{name}", f"not found in {self.source}")
+        return credential_from(data, f"secret {namespace}/{name}")
+
+    def get_ca(self, namespace: str, name: str) -> bytes:
+        """The CA of `name` (`<base>-cacert`): that secret's, else the base secret's."""
+        data = self.data(namespace, name)
+        if data is not None:
+            return ca_from(data, f"secret {namespace}/{name}")
+        base = name.removesuffix(CA_SUFFIX)
+        if base == name:
+            raise CredentialNotFound(f"secret {namespace}/{name}", f"not found in {self.source}")
+        data = self.data(namespace, base)
+        if data is None:
+            raise CredentialNotFound(f"secret {namespace}/{name}", f"neither {name} nor {base} found in {self.source}")
+        return ca_from(data, f"secret {namespace}/{base}")
 
 
 # -- checks before anything reaches Envoy (which would NACK it) -------------------------------

@@ -17,11 +17,8 @@ import structlog
 
 from services.agent.credentials import (
     ALL_KEYS,
-    ChangeListener,
-    Credential,
     SecretData,
-    lookup_ca,
-    lookup_credential,
+    SecretStore,
 )
 from services.agent.errors import CredentialNotFound, InvalidCredential
 
@@ -49,25 +46,16 @@ def _subdirs(path: Path) -> list[Path]:
         return []
 
 
-class FileCredentialStore:
+class FileCredentialStore(SecretStore):
     def __init__(self, directory: Path, *, poll_interval_s: float = 0.5) -> None:
+        super().__init__()
         self.directory = directory
         self.poll_interval_s = poll_interval_s
-        self._listeners: list[ChangeListener] = []
         self._signatures: dict[tuple[str, str], tuple[Signature, ...]] = {}
 
     @property
     def source(self) -> str:
         return f"credentials directory {self.directory}"
-
-    def subscribe(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
-
-    def get(self, namespace: str, name: str) -> Credential:
-        return lookup_credential(self.data, namespace, name, self.source)
-
-    def get_ca(self, namespace: str, name: str) -> bytes:
-        return lookup_ca(self.data, namespace, name, self.source)
 
     def data(self, namespace: str, name: str) -> SecretData | None:
         """The secret's keys as files hold them; None when its directory does not exist."""
@@ -105,8 +93,7 @@ class FileCredentialStore:
                          if current.get(key) != self._signatures.get(key))
         self._signatures = current
         for namespace, name in changed:
-            for listener in self._listeners:
-                listener(namespace, name)
+            self._notify(namespace, name)
         return changed
 
     async def run(self) -> None:

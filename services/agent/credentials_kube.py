@@ -14,7 +14,7 @@ import contextlib
 import structlog
 
 from libs.kube import KubeClient, ResourceRef, Synced, WatchSettings, watch_resources
-from services.agent.credentials import ChangeListener, Credential, SecretData, lookup_ca, lookup_credential
+from services.agent.credentials import SecretData, SecretStore
 from services.agent.errors import CredentialNotFound
 
 log = structlog.get_logger(__name__)
@@ -39,27 +39,18 @@ def decode_data(secret: dict[str, object]) -> dict[str, bytes]:
     return decoded
 
 
-class KubeCredentialStore:
+class KubeCredentialStore(SecretStore):
     def __init__(self, client: KubeClient, namespace: str, *, settings: WatchSettings | None = None) -> None:
+        super().__init__()
         self.client = client
         self.namespace = namespace
         self.settings = settings
         self.synced = False
         self._secrets: dict[str, dict[str, bytes]] = {}
-        self._listeners: list[ChangeListener] = []
 
     @property
     def source(self) -> str:
         return f"Kubernetes secrets of namespace {self.namespace} ({self.client.host})"
-
-    def subscribe(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
-
-    def get(self, namespace: str, name: str) -> Credential:
-        return lookup_credential(self.data, namespace, name, self.source)
-
-    def get_ca(self, namespace: str, name: str) -> bytes:
-        return lookup_ca(self.data, namespace, name, self.source)
 
     def data(self, namespace: str, name: str) -> SecretData | None:
         if namespace != self.namespace:
@@ -69,10 +60,6 @@ class KubeCredentialStore:
             raise CredentialNotFound(f"secret {namespace}/{name}",
                                      f"the first list of {self.source} has not completed yet")
         return self._secrets.get(name)
-
-    def _notify(self, name: str) -> None:
-        for listener in self._listeners:
-            listener(self.namespace, name)
 
     async def run(self) -> None:
         """Follow the namespace's secrets until cancelled (the informer retries on its own)."""
@@ -88,7 +75,7 @@ class KubeCredentialStore:
                         listed = None
                         self.synced = True
                         log.info("secrets loaded", namespace=self.namespace, secrets=len(self._secrets))
-                        self._notify("")
+                        self._notify(self.namespace, "")
                     continue
                 if listed is not None:
                     listed.add(event.name)
@@ -97,4 +84,4 @@ class KubeCredentialStore:
                 else:
                     self._secrets[event.name] = decode_data(event.object)
                 if listed is None:
-                    self._notify(event.name)
+                    self._notify(self.namespace, event.name)
