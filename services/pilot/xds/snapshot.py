@@ -10,7 +10,7 @@ each a `Resource` (name, version, Any) whose Any is the SotW entry's bytes as th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -150,18 +150,16 @@ def _content_token(part: dict[str, EncodedResource], memo: TranslationMemo) -> o
     return memo.lasting(("content", tuple((name, r.digest) for name, r in part.items())), object)
 
 
-def names_within(shared: dict[Hashable, Any], names: Iterable[str] | dict[str, Any], within: Collection[str] |
-                 dict[str, Any], *, exactly: bool = False) -> bool:
-    """Whether every name of `names` is in `within` (and, `exactly`, the other way too):
-    asked once per push for each pair of shared objects, whichever stream asks."""
-    key = ("names-within", exactly, id(names), id(within))
+def names_within(shared: dict[Hashable, Any], resources: dict[str, EncodedResource], names: frozenset[str]) -> bool:
+    """Whether every resource's name is among `names`: asked once per push for each pair
+    of shared objects, whichever stream asks (both kept with the answer, so a reused id
+    cannot return another pair's)."""
+    key = ("names-within", id(resources), id(names))
     found = shared.get(key)
-    if found is not None and found[0] is names and found[1] is within:
+    if found is not None and found[0] is resources and found[1] is names:
         return bool(found[2])
-    a = names.keys() if isinstance(names, dict) else names
-    b = within.keys() if isinstance(within, dict) else within
-    answer = a == b if exactly else a <= b  # type: ignore[operator]
-    shared[key] = (names, within, answer)
+    answer = resources.keys() <= names
+    shared[key] = (resources, names, answer)
     return answer
 
 
