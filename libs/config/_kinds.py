@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs.config.schema import Message, traffic, workloads
+from libs.config.schema import Message, mesh, traffic, workloads
 from libs.config.schema import networking as net
 from libs.config.schema import security as sec
 from libs.config.validation import (
@@ -18,6 +18,7 @@ from libs.config.validation import (
     authorization_policy,
     destination_rule,
     gateway,
+    mesh_config,
     peer_authentication,
     request_authentication,
     service_entry,
@@ -28,6 +29,9 @@ from libs.config.validation import (
 
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
+# The mesh config: users write the `istio` ConfigMap (core group, v1); Mizzen holds its
+# `mesh` key, validated, as the internal kind MeshConfig (see `libs.config._mesh`).
+MESH_CONFIG_KIND = "MeshConfig"
 # Istio serves every networking kind it registers in all three versions (the CRDs share one
 # schema), and the security kinds in v1beta1 and v1.
 NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
@@ -48,10 +52,12 @@ class KindInfo:
     validate: Validator
     # kubectl's short names (`kubectl get vs`), which mizzenctl accepts too.
     short_names: tuple[str, ...] = ()
+    # Where the spec sits in what users write, for error paths.
+    spec_path: str = "spec"
 
     @property
     def api_versions(self) -> tuple[str, ...]:
-        return tuple(f"{self.group}/{version}" for version in self.versions)
+        return tuple(f"{self.group}/{version}" if self.group else version for version in self.versions)
 
 
 _KINDS: dict[str, KindInfo] = {}
@@ -80,6 +86,8 @@ for _info in (
              peer_authentication.validate, ("pa",)),
     KindInfo(SECURITY, "RequestAuthentication", "requestauthentications", SECURITY_VERSIONS,
              sec.REQUEST_AUTHENTICATION, request_authentication.validate, ("ra",)),
+    KindInfo("", MESH_CONFIG_KIND, "configmaps", ("v1",), mesh.MESH_CONFIG, mesh_config.validate,
+             ("meshconfig",), spec_path=mesh_config.ROOT),
 ):
     register(_info)
 

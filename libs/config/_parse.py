@@ -9,6 +9,7 @@ from typing import Any
 from libs.config._errors import DocumentError, FieldError, Origin, ResourceInvalid, UnsupportedKind
 from libs.config._kinds import lookup
 from libs.config._loader import DEFAULT_LIMITS, LoadLimits, load_documents
+from libs.config._mesh import configmap_to_mesh_config
 from libs.config._resource import Resource
 from libs.config.schema import normalise
 from libs.config.validation import Checker
@@ -42,6 +43,9 @@ def parse_resource(body: Any, origin: Origin, *, default_namespace: str = "defau
     api_version, kind, namespace, name = _identity(body, default_namespace)
     if not api_version or not kind:
         raise DocumentError(origin, "apiVersion and kind are required")
+    if (api_version, kind) == ("v1", "ConfigMap"):
+        body = configmap_to_mesh_config(body, origin, namespace, name)
+        kind = body["kind"]
     info = lookup(api_version, kind)
     if info is None:
         raise UnsupportedKind(origin, api_version, kind, namespace, name or "<unnamed>")
@@ -83,7 +87,7 @@ def parse_resource(body: Any, origin: Origin, *, default_namespace: str = "defau
     spec_body = body.get("spec")
     if spec_body is None:
         spec_body = {}
-    spec = normalise(spec_body, info.schema, "spec", problems)
+    spec = normalise(spec_body, info.schema, info.spec_path, problems)
     if not any(not p.warning for p in problems):
         # Semantic rules assume the schema's shapes, so they run only on well-typed specs.
         info.validate(spec, check)

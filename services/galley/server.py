@@ -54,6 +54,7 @@ class Galley:
                 self.kube, namespaces=settings.watch_namespaces,
                 settings=WatchSettings(watch_timeout_s=settings.kube_watch_timeout_s),
                 rediscover_interval_s=settings.kube_rediscover_interval_s, on_change=self._changed.set,
+                mesh_namespace=settings.mesh_namespace,
             )
         self.applied: AppliedSource | None = None
         self.lease: Lease | None = None

@@ -21,6 +21,7 @@ class GalleySettings:
     kube_in_cluster: bool = knob(False, "watch Istio CRDs with the pod's service account (in-cluster config)")
     kube_context: str | None = knob(None, "kubeconfig context (default: the current one)")
     watch_namespaces: tuple[str, ...] = knob((), "namespaces to watch, comma separated (empty: all)")
+    mesh_namespace: str = knob("istio-system", "namespace whose ConfigMap `istio` holds the mesh config (Kubernetes)")
     kube_watch_timeout_s: int = knob(300, "seconds a Kubernetes watch stays open before it is renewed")
     kube_request_timeout_s: float = knob(30.0, "seconds allowed for one Kubernetes API request")
     kube_rediscover_interval_s: float = knob(60.0, "seconds between checks for newly installed Istio CRDs")

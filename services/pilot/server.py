@@ -16,7 +16,7 @@ from services.pilot import debug
 from services.pilot.config_watch import ConfigWatcher
 from services.pilot.debounce import Debouncer
 from services.pilot.metrics import PilotMetrics
-from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.mesh import MESH_CONFIG_KIND, MeshConfig, mesh_from_config
 from services.pilot.model.push_context import PushContext
 from services.pilot.push_status import PushHistory, PushRecord
 from services.pilot.settings import PilotSettings
@@ -63,7 +63,9 @@ class Pilot:
         changed_at, changes = self.history.take_pending()
         initial = self.history.last is None
         started = time.monotonic()
-        push = PushContext.build(self.watcher.snapshot(), self.mesh, workloads=self.workloads.instances(),
+        snapshot = self.watcher.snapshot()
+        mesh = mesh_from_config(snapshot.of_kind(MESH_CONFIG_KIND), self.mesh, self.settings.system_namespace)
+        push = PushContext.build(snapshot, mesh, workloads=self.workloads.instances(),
                                  registry_version=self.workloads.version())
         self.cache.set_push(push)
         self.metrics.push_contexts.inc()

@@ -20,7 +20,10 @@ class PilotSettings:
     debounce_max_s: float = knob(10.0, "seconds a push may be held back by a stream of changes, at most")
     endpoint_debounce_quiet_s: float = knob(0.01, "seconds without an endpoint change before an endpoint push")
     endpoint_debounce_max_s: float = knob(0.1, "seconds an endpoint push may be held back, at most")
-    root_namespace: str = knob("istio-system", "namespace whose config applies mesh-wide")
+    root_namespace: str = knob("istio-system", "namespace whose config applies mesh-wide (the mesh config's "
+                                               "rootNamespace overrides it)")
+    system_namespace: str = knob("istio-system", "namespace of the `istio` ConfigMap holding the mesh config "
+                                                 "(Istio's istiod namespace)")
     domain_suffix: str = knob("cluster.local", "DNS suffix of services (reviews.default.svc.<suffix>)")
     trust_domain: str = knob("cluster.local", "SPIFFE trust domain of workload identities (mTLS peers are checked "
                                               "against it)")

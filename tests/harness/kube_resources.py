@@ -1,7 +1,7 @@
 """The resource types the fake Kubernetes API server serves, and label selectors.
 
 By default it serves what a cluster with Istio installed serves: the core types Mizzen reads
-(namespaces, services, pods, service accounts, secrets, endpoint slices) and Istio's CRDs in
+(namespaces, services, pods, service accounts, secrets, config maps, endpoint slices) and Istio's CRDs in
 the versions Istio's own CRDs declare, including kinds Mizzen does not support, plus every
 kind `libs.config` supports in every version it accepts.
 """
@@ -42,6 +42,7 @@ CORE_TYPES = (
     ResourceType("", "Pod", "pods", ("v1",)),
     ResourceType("", "ServiceAccount", "serviceaccounts", ("v1",)),
     ResourceType("", "Secret", "secrets", ("v1",)),
+    ResourceType("", "ConfigMap", "configmaps", ("v1",)),
     ResourceType("discovery.k8s.io", "EndpointSlice", "endpointslices", ("v1",)),
 )
 
@@ -65,6 +66,8 @@ def istio_types(only_versions: Iterable[str] | None = None) -> list[ResourceType
     Istio whose CRDs serve fewer versions (kinds left with none are dropped)."""
     merged = {t.kind: t for t in ISTIO_TYPES}
     for info in supported_kinds():
+        if not info.group:
+            continue  # the mesh config: a core ConfigMap, served with the core types
         known = merged.get(info.kind)
         versions = tuple(dict.fromkeys((*(known.versions if known else ()), *info.versions)))
         merged[info.kind] = ResourceType(info.group, info.kind, info.plural, versions)

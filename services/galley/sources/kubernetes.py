@@ -32,6 +32,7 @@ from libs.config import (
     Origin,
     Resource,
     ResourceInvalid,
+    UnsupportedKind,
     parse_resource,
     supported_kinds,
     warnings_of,
@@ -66,12 +67,18 @@ class KindWatch:
     namespace: str | None
 
 
-def plan_watches(kinds: Iterable[KindInfo], groups: dict[str, ApiGroup],
-                 namespaces: tuple[str, ...] = ()) -> tuple[list[KindWatch], list[str]]:
-    """The informers to run, and the kinds the API server does not serve in any version we read."""
+def plan_watches(kinds: Iterable[KindInfo], groups: dict[str, ApiGroup], namespaces: tuple[str, ...] = (),
+                 mesh_namespace: str = "istio-system") -> tuple[list[KindWatch], list[str]]:
+    """The informers to run, and the kinds the API server does not serve in any version we read.
+
+    The mesh config is a core ConfigMap (`istio`), always served: only `mesh_namespace`'s
+    ConfigMaps are watched for it, as istiod reads only its own namespace's."""
     watches: list[KindWatch] = []
     missing: list[str] = []
     for info in kinds:
+        if not info.group:
+            watches.append(KindWatch(info.kind, ResourceRef("", info.versions[0], info.plural), mesh_namespace))
+            continue
         version = choose_version(info.versions, groups.get(info.group))
         if version is None:
             missing.append(f"{info.kind} ({info.group})")
@@ -100,10 +107,12 @@ class KubernetesSource:
 
     def __init__(self, client: KubeClient, *, namespaces: tuple[str, ...] = (),
                  settings: WatchSettings | None = None, discovery_backoff: Backoff | None = None,
-                 rediscover_interval_s: float = 60.0, on_change: Callable[[], None] = lambda: None) -> None:
+                 rediscover_interval_s: float = 60.0, on_change: Callable[[], None] = lambda: None,
+                 mesh_namespace: str = "istio-system") -> None:
         self.name = "kubernetes"
         self._client = client
         self._namespaces = namespaces
+        self._mesh_namespace = mesh_namespace
         self._settings = settings or WatchSettings()
         self._discovery_backoff = discovery_backoff or Backoff(initial_s=1.0, maximum_s=30.0)
         self._rediscover_interval_s = rediscover_interval_s
@@ -162,7 +171,8 @@ class KubernetesSource:
         while True:
             started = time.monotonic()
             try:
-                return plan_watches(supported_kinds(), await self._client.api_groups(), self._namespaces)
+                return plan_watches(supported_kinds(), await self._client.api_groups(), self._namespaces,
+                                    self._mesh_namespace)
             except KubeError as exc:
                 delay = delays.after_run(time.monotonic() - started)
                 log.warning("API discovery failed; retrying", error=str(exc), retry_in_s=delay)
@@ -210,6 +220,8 @@ class KubernetesSource:
             return
         try:
             resource = parse_resource(config_body(event.object), origin)
+        except UnsupportedKind:
+            return  # a ConfigMap other than the mesh config's
         except ResourceInvalid as exc:
             kept = object_id in self._valid
             for error in exc.errors:

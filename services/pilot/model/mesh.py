@@ -1,8 +1,49 @@
-"""Mesh-wide settings that translation reads (Istio's MeshConfig subset)."""
+"""Mesh-wide settings that translation reads (Istio's MeshConfig subset).
+
+Pilot's flags give the defaults; the `istio` ConfigMap (the internal kind `MeshConfig` in
+`mesh-config`, validated by galley) overrides every field it sets, so a mesh config edit
+takes effect with the next push like any other config.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from libs.config import Resource
+from libs.config.durations import parse_duration
+
+MESH_CONFIG_KIND = "MeshConfig"
+MESH_CONFIG_NAME = "istio"
+
+
+@dataclass(frozen=True)
+class ExtAuthzProvider:
+    """An `envoyExtAuthzGrpc` or `envoyExtAuthzHttp` extension provider (AuthorizationPolicy CUSTOM)."""
+
+    name: str
+    grpc: bool
+    # `[<namespace>/]<hostname>` as written; `host` is the hostname part.
+    service: str
+    port: int
+    # Istio's default: 600 s, i.e. the check may take as long as the request.
+    timeout_s: float = 600.0
+    fail_open: bool = False
+    status_on_error: int = 403
+    path_prefix: str = ""
+    include_request_headers: tuple[str, ...] = ()
+    include_additional_headers: tuple[tuple[str, str], ...] = ()
+    # (maxRequestBytes, allowPartialMessage, packAsBytes) when the body is sent.
+    request_body: tuple[int, bool, bool] | None = None
+    headers_to_upstream_on_allow: tuple[str, ...] = ()
+    headers_to_downstream_on_deny: tuple[str, ...] = ()
+    headers_to_downstream_on_allow: tuple[str, ...] = ()
+
+    @property
+    def host(self) -> str:
+        return self.service.rpartition("/")[2]
 
 
 @dataclass(frozen=True)
@@ -18,6 +59,81 @@ class MeshConfig:
     connect_timeout_s: float = 10.0
     # SPIFFE trust domain of the mesh's workload identities.
     trust_domain: str = "cluster.local"
+    # Proxies in front of a gateway that set X-Forwarded-For (defaultConfig.gatewayTopology).
+    num_trusted_proxies: int = 0
+    ext_authz: tuple[ExtAuthzProvider, ...] = ()
+    access_log_file: str = ""
+    access_log_encoding: str = "TEXT"
+    access_log_format: str = ""
+    enable_tracing: bool = False
+    tracing_sampling: float = 1.0
+    # Every extension provider as written (JSON), for the kinds translation does not type.
+    extension_providers_json: str = "[]"
+    policy_check_fail_open: bool = False
+    _providers: dict[str, ExtAuthzProvider] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._providers.update({p.name: p for p in self.ext_authz})
+
+    def ext_authz_provider(self, name: str) -> ExtAuthzProvider | None:
+        return self._providers.get(name)
+
+
+def _seconds(value: str | None, default: float) -> float:
+    return float(parse_duration(value)) if value else default
+
+
+def _ext_authz(name: str, body: dict[str, Any], *, grpc: bool) -> ExtAuthzProvider:
+    body_check = body.get("includeRequestBodyInCheck")
+    return ExtAuthzProvider(
+        name=name, grpc=grpc, service=body.get("service", ""), port=int(body.get("port", 0)),
+        timeout_s=_seconds(body.get("timeout"), 600.0), fail_open=bool(body.get("failOpen", False)),
+        status_on_error=int(body.get("statusOnError") or 403), path_prefix=body.get("pathPrefix", ""),
+        include_request_headers=tuple(body.get("includeRequestHeadersInCheck")
+                                      or body.get("includeHeadersInCheck") or ()),
+        include_additional_headers=tuple(sorted((body.get("includeAdditionalHeadersInCheck") or {}).items())),
+        request_body=None if body_check is None else (int(body_check.get("maxRequestBytes", 0)),
+                                                      bool(body_check.get("allowPartialMessage", False)),
+                                                      bool(body_check.get("packAsBytes", False))),
+        headers_to_upstream_on_allow=tuple(body.get("headersToUpstreamOnAllow") or ()),
+        headers_to_downstream_on_deny=tuple(body.get("headersToDownstreamOnDeny") or ()),
+        headers_to_downstream_on_allow=tuple(body.get("headersToDownstreamOnAllow") or ()),
+    )
+
+
+def apply_mesh_config(base: MeshConfig, spec: dict[str, Any]) -> MeshConfig:
+    """`base` (pilot's flags) with every field the validated mesh config sets."""
+    changes: dict[str, Any] = {}
+    simple = {"rootNamespace": "root_namespace", "trustDomain": "trust_domain", "accessLogFile": "access_log_file",
+              "accessLogEncoding": "access_log_encoding", "accessLogFormat": "access_log_format",
+              "enableTracing": "enable_tracing", "policyCheckFailOpen": "policy_check_fail_open"}
+    for key, attribute in simple.items():
+        if key in spec:
+            changes[attribute] = spec[key]
+    if "outboundTrafficPolicy" in spec:
+        changes["outbound_traffic_policy"] = spec["outboundTrafficPolicy"].get("mode", "REGISTRY_ONLY")
+    if "connectTimeout" in spec:
+        changes["connect_timeout_s"] = float(parse_duration(spec["connectTimeout"]))
+    default_config = spec.get("defaultConfig", {})
+    if "numTrustedProxies" in default_config.get("gatewayTopology", {}):
+        changes["num_trusted_proxies"] = int(default_config["gatewayTopology"]["numTrustedProxies"])
+    if "sampling" in default_config.get("tracing", {}):
+        changes["tracing_sampling"] = float(Decimal(str(default_config["tracing"]["sampling"])))
+    providers = spec.get("extensionProviders", [])
+    if providers:
+        changes["extension_providers_json"] = json.dumps(providers, sort_keys=True)
+        changes["ext_authz"] = tuple(
+            _ext_authz(p["name"], p[kind], grpc=kind == "envoyExtAuthzGrpc")
+            for p in providers for kind in ("envoyExtAuthzGrpc", "envoyExtAuthzHttp") if kind in p)
+    return replace(base, **changes)
+
+
+def mesh_from_config(resources: list[Resource], base: MeshConfig, system_namespace: str) -> MeshConfig:
+    """The mesh config in force: the `istio` ConfigMap of Istio's system namespace, over `base`."""
+    for resource in resources:
+        if resource.namespace == system_namespace and resource.name == MESH_CONFIG_NAME:
+            return apply_mesh_config(base, resource.spec)
+    return base
 
 
 def resolve_host(host: str, namespace: str, mesh: MeshConfig) -> str:

@@ -136,7 +136,7 @@ async def test_only_supported_kinds_are_watched_at_one_version(
     assert sorted(plural for _, _, plural in watched) == sorted(k.plural for k in supported_kinds())
     assert {(k.group, "v1", k.plural) for k in supported_kinds() if "v1" in k.versions} <= watched
     asked = {r.path for r in kube_api.requests if r.path.startswith("/apis/") and r.method == "GET"}
-    assert asked == {f"/apis/{group}/{version}/{plural}" for group, version, plural in watched}
+    assert asked == {f"/apis/{group}/{version}/{plural}" for group, version, plural in watched if group}
     assert all(f"/{t.plural}" not in path for t in unsupported for path in asked)
     assert source.resources() == {}
 
@@ -155,7 +155,7 @@ async def test_an_older_istio_is_read_at_the_version_it_serves(old_istio: FakeKu
         source = KubernetesSource(kube, settings=FAST)
         async with running(source):
             await asyncio.wait_for(source.wait_synced(), 5)
-        assert {w.ref.version for w in source.watched} == {"v1alpha3"}
+        assert {w.ref.version for w in source.watched if w.ref.group} == {"v1alpha3"}
         assert resource(source).api_version == f"{NET}/v1alpha3"
     finally:
         kube.close()
@@ -172,7 +172,7 @@ async def test_kinds_without_crds_count_as_empty_until_their_crds_appear(tmp_pat
             async with running(source):
                 await asyncio.wait_for(source.wait_synced(), 5)
                 assert len([r for r in api.requests if r.path == "/apis"]) >= 3  # two failed, then answered
-                assert {w.ref.group for w in source.watched} == {NET}
+                assert {w.ref.group for w in source.watched} == {NET, ""}  # "": the mesh config's ConfigMap
                 policy = next(t for t in istio_types() if t.kind == "AuthorizationPolicy")
                 api.install(policy)
                 api.create({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
@@ -212,3 +212,26 @@ async def test_watch_namespaces_limits_what_is_read(kube: KubeClient, kube_api: 
         await asyncio.wait_for(source.wait_synced(), 5)
     assert [(r.namespace, r.name) for _, r in source.resources().values()] == [("other", "ratings")]
     assert all("/namespaces/other/" in r.path for r in kube_api.requests if "/virtualservices" in r.path)
+
+
+async def test_the_mesh_config_comes_from_the_istio_configmap_of_istio_system(
+        source: KubernetesSource, kube_api: FakeKubeApiServer) -> None:
+    def configmap(name: str, namespace: str, mesh: str) -> dict[str, object]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
+                "data": {"mesh": mesh}}
+
+    kube_api.create(configmap("istio", "istio-system", "rootNamespace: istio-config\n"))
+    kube_api.create(configmap("unrelated", "istio-system", "not: mesh config"))
+    kube_api.create(configmap("istio", "default", "rootNamespace: elsewhere\n"))
+    async with running(source):
+        await asyncio.wait_for(source.wait_synced(), 5)
+        [mesh] = [r for _, r in source.resources().values()]
+        assert (mesh.kind, mesh.namespace, mesh.spec) == ("MeshConfig", "istio-system", {"rootNamespace": "istio-config"})
+        # A bad edit is refused with the field named, and the last good mesh config stays.
+        kube_api.store.replace(kube_api.store.types[("", "configmaps")], ("istio-system", "istio"),
+                              configmap("istio", "istio-system", "rootNamespace: Not_A_Namespace\n"))
+        await eventually(lambda: source.errors, what="the bad mesh config to be reported")
+        [errors] = source.errors.values()
+        assert "MeshConfig istio-system/istio: data.mesh.rootNamespace: " in errors[0]
+        assert [r.spec for _, r in source.resources().values()] == [{"rootNamespace": "istio-config"}]
+    assert all("/namespaces/istio-system/configmaps" in r.path for r in kube_api.requests if "configmaps" in r.path)

@@ -10,10 +10,12 @@ from tests.unit.config.cases import document, parse
 NETWORKING = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar", "WorkloadEntry",
               "WorkloadGroup")
 SECURITY = ("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
+# The `istio` ConfigMap's mesh config, held as its own kind.
+MESH = ("MeshConfig",)
 
 
 def test_the_supported_kinds() -> None:
-    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY)
+    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY + MESH)
 
 
 @pytest.mark.parametrize("kind", NETWORKING)

@@ -36,8 +36,16 @@ def test_one_informer_per_namespace_when_namespaces_are_set() -> None:
 
 def test_kinds_whose_group_is_not_served_are_reported() -> None:
     watches, missing = plan_watches(supported_kinds(), {})
-    assert watches == []
+    # The mesh config's ConfigMaps are core API objects: always served.
+    assert [w.kind for w in watches] == ["MeshConfig"]
     assert "VirtualService (networking.istio.io)" in missing
+
+
+def test_the_mesh_config_is_watched_in_the_mesh_namespace_only() -> None:
+    mesh = [k for k in supported_kinds() if k.kind == "MeshConfig"]
+    watches, missing = plan_watches(mesh, {}, ("a", "b"), mesh_namespace="istio-control")
+    assert watches == [KindWatch("MeshConfig", ResourceRef("", "v1", "configmaps"), "istio-control")]
+    assert missing == []
 
 
 def test_kubectl_last_applied_annotation_is_dropped() -> None:
