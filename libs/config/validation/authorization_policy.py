@@ -20,6 +20,8 @@ _NOT_WITH_CUSTOM = ("principals", "notPrincipals", "requestPrincipals", "notRequ
 # Path templates Envoy's uri_template matcher does not take: named variables, bare * and **.
 _UNSUPPORTED_TEMPLATE = re.compile(r"/\{\w+=\*\*?\}|\{\w*\}|/\*\*?|\*\*?/")
 _MAP_KEY = re.compile(r"^[^\[\]]+\[[^\[\]]+\]$")
+# JWT claims may nest: `request.auth.claims[org][team]`.
+_CLAIM_KEY = re.compile(r"^request\.auth\.claims(\[[^\[\]]+\])+$")
 _IP_KEYS = ("source.ip", "remote.ip", "destination.ip")
 _PLAIN_KEYS = ("source.namespace", "source.principal", "request.auth.principal", "request.auth.audiences",
                "request.auth.presenter", "connection.sni", "source.serviceAccount")
@@ -83,7 +85,7 @@ def _condition(check: Checker, path: str, condition: dict[str, Any]) -> None:
         elif key == "destination.port":
             ports.port_strings(check, f"{path}.{field}", values)
     if key.startswith(_MAP_PREFIXES):
-        if not _MAP_KEY.match(key):
+        if not (_CLAIM_KEY if key.startswith("request.auth.claims") else _MAP_KEY).match(key):
             check.error(f"{path}.key", f"bad key {key!r}: should have the form name[item]")
     elif key in _REPLACED_KEYS:
         check.error(f"{path}.key", f"attribute {key} is {_REPLACED_KEYS[key]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.config.cases import Case, assert_rejected
+from tests.unit.config.cases import Case, assert_rejected, parse
 
 AP, PA, RA = "AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication"
 
@@ -84,6 +84,10 @@ CASES = [
          "spec.rules[0].when[0].key", "should have the form name[item]"),
     Case("ap-when-claims-empty-item", AP, rule("{when: [{key: 'request.auth.claims[]', values: [a]}]}"),
          "spec.rules[0].when[0].key", "name[item]"),
+    Case("ap-when-claims-trailing-text", AP, rule("{when: [{key: 'request.auth.claims[org]team', values: [a]}]}"),
+         "spec.rules[0].when[0].key", "name[item]"),
+    Case("ap-when-header-nested", AP, rule("{when: [{key: 'request.headers[a][b]', values: [a]}]}"),
+         "spec.rules[0].when[0].key", "name[item]"),
     Case("ap-when-source-ip", AP, rule("{when: [{key: source.ip, values: [not-an-ip]}]}"),
          "spec.rules[0].when[0].values[0]", "not a valid IP address"),
     Case("ap-when-port", AP, rule("{when: [{key: destination.port, notValues: ['-1']}]}"),
@@ -143,3 +147,9 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_rejected(case: Case) -> None:
     assert_rejected(case)
+
+
+def test_nested_jwt_claims_are_accepted() -> None:
+    """Istio reads `request.auth.claims[org][team]` as the claim `team` inside `org`."""
+    result = parse(AP, rule("{when: [{key: 'request.auth.claims[org][team]', values: [blue]}]}"))
+    assert result.errors() == []
