@@ -23,8 +23,14 @@ class ConfigEnv:
     proxies: list[Proxy] = field(default_factory=list)
     _written: set[Path] = field(default_factory=set)
 
-    def apply(self, name: str, text: str) -> None:
-        """Write `name`.yaml and wait until galley published it and every proxy ACKed it."""
+    def apply(self, name: str, text: str, *, invalid_ok: bool = False) -> None:
+        """Write `name`.yaml and wait until galley published it and every proxy ACKed it.
+
+        Config galley would refuse fails here, naming why, unless `invalid_ok`: a test
+        that meant to change something must not pass on the config it had before."""
+        if not invalid_ok:
+            errors = parse_text(text, name).errors()
+            assert not errors, f"{name}.yaml is not valid config: {errors}"
         path = self.config_dir / f"{name}.yaml"
         # Atomically: galley polls the directory and must never read a half-written file
         # (it would delete whatever the missing half held).  Galley skips dot-files.
