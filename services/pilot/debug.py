@@ -1,7 +1,8 @@
 """Pilot's debug endpoints, shaped like Istio's /debug/* on the monitoring port.
 
 - `/debug/syncz`: per connected proxy and xDS type, the version sent and ACKed, the nonce,
-  whether an answer is awaited, the last NACK; plus the proxy's last convergence.
+  whether an answer is awaited, the last NACK; plus the proxy's last convergence, and with
+  `?warnings=true` its translation warnings.
   `?format=istio` answers Istio's flat `SyncStatus` list instead.
 - `/debug/config_dump?proxyID=`: what pilot last sent that proxy, in the shape of Envoy's
   admin `/config_dump` (EDS only with `include_eds=true`, as in Envoy and Istio), so the
@@ -175,13 +176,23 @@ def config_origins(server: AdsServer, connection: AnyConnection) -> dict[str, An
         if rule is not None:
             body["destination_rules"][cluster] = f"{rule.name}.{rule.namespace}"
     try:
-        snapshot = server.cache.get(connection.proxy)
+        body["warnings"] = translation_warnings(server, connection, raise_errors=True)
     except Exception as exc:
         # A debug aid must not fail the page: report what went wrong instead.
         body["error"] = repr(exc)
-    else:
-        body["warnings"] = list(snapshot.warnings) if snapshot else []
     return body
+
+
+def translation_warnings(server: AdsServer, connection: AnyConnection, *, raise_errors: bool = False) -> list[str]:
+    """What translation warned about in this proxy's config (policies it could not honour
+    as written, conflicting routes, ...)."""
+    try:
+        snapshot = server.cache.get(connection.proxy)
+    except Exception as exc:
+        if raise_errors:
+            raise
+        return [f"its config cannot be built: {exc!r}"]
+    return list(snapshot.warnings) if snapshot else []
 
 
 # -- /debug/push_status ---------------------------------------------------------------
@@ -216,12 +227,17 @@ def router(server: AdsServer, history: PushHistory | None = None, *, instance: s
     pushes = history or PushHistory()
 
     @api.get("/syncz")
-    async def syncz(format: str | None = None) -> Any:
+    async def syncz(format: str | None = None, warnings: bool = False) -> Any:
         if format == "istio":
             return [istio_sync_status(c) for c in sorted(server.connections, key=proxy_name)]
         push = server.cache.push_context
+        rows = [sync_row(c, pushes, instance) for c in server.connections]
+        if warnings:
+            # Only on request: it may build the snapshot of a proxy not yet pushed to.
+            for row, connection in zip(rows, server.connections, strict=True):
+                row["warnings"] = translation_warnings(server, connection)
         return {"pilot": instance, "version": push.version if push else None, "at": _iso(time.monotonic()),
-                "proxies": [sync_row(c, pushes, instance) for c in server.connections]}
+                "proxies": rows}
 
     @api.get("/configz")
     async def configz() -> dict[str, Any]:

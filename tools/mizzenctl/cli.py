@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.mizzenctl import mesh_commands, proxy_config, proxy_status, resources, validate
+from tools.mizzenctl import authz_check, mesh_commands, proxy_config, proxy_status, resources, validate
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_parsers(commands)
     proxy_status.add_parser(commands)
     proxy_config.add_parser(commands)
+    experimental = commands.add_parser("x", aliases=["experimental"], help="experimental commands (istioctl x)")
+    experimental_commands = experimental.add_subparsers(dest="experimental_command", required=True)
+    authz_check.add_parser(experimental_commands)
     return parser
 
 

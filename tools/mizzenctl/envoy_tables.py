@@ -74,7 +74,7 @@ def _address(listener: Json) -> tuple[str, int]:
     return listener.get("name", ""), 0
 
 
-def _chains(listener: Json) -> list[Json]:
+def filter_chains(listener: Json) -> list[Json]:
     chains = list(listener.get("filter_chains", []))
     if "default_filter_chain" in listener:
         chains.append(listener["default_filter_chain"])
@@ -92,7 +92,7 @@ def _filter_type(network_filter: Json) -> str:
 
 
 def _listener_type(listener: Json) -> str:
-    kinds = {_filter_type(f) for chain in _chains(listener) for f in chain.get("filters", [])} - {""}
+    kinds = {_filter_type(f) for chain in filter_chains(listener) for f in chain.get("filters", [])} - {""}
     return "+".join(sorted(kinds)) if kinds else "UNKNOWN"
 
 
@@ -157,7 +157,7 @@ def listener_rows(listeners: list[Json], *, address: str = "", port: int = 0) ->
         if (address and host != address) or (port and number != port):
             continue
         chains = [(_describe_chain_match(c.get("filter_chain_match", {})), _describe_destination(c.get("filters", [])))
-                  for c in _chains(listener)]
+                  for c in filter_chains(listener)]
         for match, destination in sorted(chains, key=lambda item: item[1], reverse=True):
             rows.append((host, str(number), match, destination))
     return rows

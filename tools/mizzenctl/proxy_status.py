@@ -68,6 +68,11 @@ def status_json(rows: list[Json]) -> list[Json]:
             for r in _sorted(rows)]
 
 
+def warning_lines(rows: list[Json]) -> list[str]:
+    """One line per translation warning: config pilot could not serve as written."""
+    return [f"{_name(row)}: {warning}" for row in _sorted(rows) for warning in row.get("warnings", [])]
+
+
 def nack_lines(rows: list[Json]) -> list[str]:
     """One line per rejected type: who rejected which version, and Envoy's reason."""
     lines = []
@@ -107,6 +112,8 @@ def _one(args: argparse.Namespace, urls: list[str], row: Json) -> int:
         print(detail_table(row), end="")
         for line in nack_lines([row]):
             print(f"NACK: {line}")
+        for line in warning_lines([row]):
+            print(f"WARNING: {line}")
         print("\n(pass --admin <host:port> of the proxy's Envoy admin to compare with what Envoy holds)")
         return 0
     view = pilot_config(urls, row["proxy"], include_eds=True)
@@ -123,7 +130,7 @@ def _one(args: argparse.Namespace, urls: list[str], row: Json) -> int:
 def run(args: argparse.Namespace) -> int:
     urls = pilot_urls(args)
     try:
-        rows = syncz(urls)
+        rows = syncz(urls, warnings=args.verbose or bool(args.proxy))
         if args.proxy:
             chosen = select(rows, args.proxy)
             if len(chosen) != 1:
@@ -139,12 +146,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(render(HEADER, status_rows(rows)), end="")
     nacks = nack_lines(rows)
-    if nacks and args.verbose:
-        print()
-        for line in nacks:
-            print(f"NACK: {line}")
+    if args.verbose:
+        details = [f"NACK: {line}" for line in nacks] + [f"WARNING: {line}" for line in warning_lines(rows)]
+        if details:
+            print()
+            print("\n".join(details))
     elif nacks:
-        print(f"\n{len(nacks)} rejected by Envoy (NACK); -v prints the errors", file=sys.stderr)
+        print(f"\n{len(nacks)} rejected by Envoy (NACK); -v prints the errors and translation warnings",
+              file=sys.stderr)
     return 0
 
 
@@ -155,6 +164,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--admin", metavar="HOST:PORT",
                         help="with a proxy: compare pilot's view with this Envoy admin's /config_dump")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print the errors of rejected (NACKed) config")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print the errors of rejected (NACKed) config and pilot's translation warnings")
     add_pilot_flags(parser)
     parser.set_defaults(run=run)

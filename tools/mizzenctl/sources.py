@@ -61,11 +61,13 @@ def get_json(base: str, path: str, params: dict[str, str] | None = None, *, what
     return response.json()
 
 
-def syncz(urls: list[str]) -> list[dict[str, Any]]:
-    """Every proxy connected to any of the pilots, each row naming its pilot."""
+def syncz(urls: list[str], *, warnings: bool = False) -> list[dict[str, Any]]:
+    """Every proxy connected to any of the pilots, each row naming its pilot (and, with
+    `warnings`, listing the warnings pilot's translation of its config raised)."""
     rows: list[dict[str, Any]] = []
+    params = {"warnings": "true"} if warnings else None
     for url in urls:
-        rows.extend(get_json(url, "/debug/syncz", what="pilot")["proxies"])
+        rows.extend(get_json(url, "/debug/syncz", params, what="pilot")["proxies"])
     return rows
 
 
