@@ -26,6 +26,7 @@ from services.pilot.networking import gateway_http, gateway_tcp, names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.gateway_chains import Chain, assemble
 from services.pilot.networking.gateway_servers import MergedGateway, PortServers, merge
+from services.pilot.networking.security import NO_SECURITY, ProxySecurity, guard_routes
 
 
 @dataclass
@@ -44,14 +45,16 @@ def selected_gateways(proxy: Proxy, push: PushContext) -> list[Resource]:
 
 
 def _chains(group: PortServers, listener_name: str, merged: MergedGateway, proxy: Proxy, push: PushContext,
-            out: GatewayOutput) -> list[Chain]:
+            security: ProxySecurity, out: GatewayOutput) -> list[Chain]:
+    hops = push.mesh.num_trusted_proxies
     if group.plaintext and group.servers[0].is_http:
         route_name = merged.route_names[group.servers[0]]
-        return [gateway_http.http_chain(listener_name, route_name, group.servers)]
+        return [gateway_http.http_chain(listener_name, route_name, group.servers, security, hops)]
     chains: list[Chain] = []
     for server in group.servers:
         if server.terminates_https:
-            chain = gateway_http.https_chain(listener_name, merged.route_names[server], server, out.warnings)
+            chain = gateway_http.https_chain(listener_name, merged.route_names[server], server, out.warnings,
+                                             security, hops)
             chains.extend([chain] if chain else [])
         elif server.tls_mode == "AUTO_PASSTHROUGH":
             chains.extend(gateway_tcp.auto_passthrough_chains(server, push))
@@ -62,7 +65,16 @@ def _chains(group: PortServers, listener_name: str, merged: MergedGateway, proxy
     return chains
 
 
-def build(proxy: Proxy, push: PushContext) -> GatewayOutput:
+def _guard_tcp(chains: list[Chain], security: ProxySecurity) -> list[Chain]:
+    """TCP chains (passthrough, terminated TLS, plain TCP) get the network RBAC filters in
+    front of their tcp_proxy; HTTP chains got theirs inside the connection manager."""
+    for chain in chains:
+        if not chain.rds:
+            chain.filters[:0] = security.network_filters
+    return chains
+
+
+def build(proxy: Proxy, push: PushContext, security: ProxySecurity = NO_SECURITY) -> GatewayOutput:
     out = GatewayOutput()
     merged = merge(selected_gateways(proxy, push))
     out.warnings.extend(merged.warnings)
@@ -71,7 +83,8 @@ def build(proxy: Proxy, push: PushContext) -> GatewayOutput:
         address = group.bind or proxy.bind_address
         name = names.listener_name(address, group.number)
         listener, kept = assemble(name, socket_address(address, group.number),
-                                  _chains(group, name, merged, proxy, push, out), out.warnings)
+                                  _guard_tcp(_chains(group, name, merged, proxy, push, security, out), security),
+                                  out.warnings)
         if listener is None:
             continue
         out.listeners.append(listener)
@@ -82,6 +95,6 @@ def build(proxy: Proxy, push: PushContext) -> GatewayOutput:
     for route_name in sorted(served_routes):
         config, clusters = gateway_http.route_configuration(
             route_name, merged.servers_for_route(route_name), proxy, push, out.warnings)
-        out.routes.append(config)
+        out.routes.append(guard_routes(config, security))
         out.references[route_name] = clusters
     return out

@@ -25,6 +25,7 @@ from services.pilot.networking.routes import (
     http_routes,
     vs_applies,
 )
+from services.pilot.networking.security import ProxySecurity
 
 
 def host_match(server_host: str, vs_host: str, vs_namespace: str) -> str | None:
@@ -105,8 +106,12 @@ def route_configuration(name: str, servers: list[Server], proxy: Proxy, push: Pu
     return config, ctx.clusters
 
 
-def _gateway_manager(stat_prefix: str, route_name: str) -> hcm.HttpConnectionManager:
-    manager = http_connection_manager(stat_prefix, rds=route_name, use_remote_address=True)
+def _gateway_manager(stat_prefix: str, route_name: str, security: ProxySecurity,
+                     trusted_hops: int) -> hcm.HttpConnectionManager:
+    # The gateway is the mesh's edge: the client is the peer, or `trusted_hops` proxies in
+    # front of it told us who in X-Forwarded-For (what `remoteIpBlocks` policies match).
+    manager = http_connection_manager(stat_prefix, rds=route_name, use_remote_address=True,
+                                      security_filters=security.http_filters, xff_num_trusted_hops=trusted_hops)
     # Istio's gateway default: replace any client-sent XFCC with what this hop verified.
     manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE_SET
     details = manager.set_current_client_cert_details
@@ -117,18 +122,20 @@ def _gateway_manager(stat_prefix: str, route_name: str) -> hcm.HttpConnectionMan
     return manager
 
 
-def http_chain(listener_name: str, route_name: str, servers: list[Server]) -> Chain:
+def http_chain(listener_name: str, route_name: str, servers: list[Server], security: ProxySecurity,
+               trusted_hops: int) -> Chain:
     """The one plain-text chain of a port's HTTP servers."""
-    manager = _gateway_manager(f"outbound_{listener_name}", route_name)
+    manager = _gateway_manager(f"outbound_{listener_name}", route_name, security, trusted_hops)
     return Chain(owner=servers[0].ref, filters=[hcm_filter(manager)], rds=route_name)
 
 
-def https_chain(listener_name: str, route_name: str, server: Server, warnings: list[str]) -> Chain | None:
+def https_chain(listener_name: str, route_name: str, server: Server, warnings: list[str],
+                security: ProxySecurity, trusted_hops: int) -> Chain | None:
     """A terminating HTTPS server: TLS with its certificates for its SNI hosts, then HTTP."""
     assert server.tls is not None
     context = downstream_tls_context(server.tls, http=True, where=server.ref, warnings=warnings)
     if context is None:
         return None
-    manager = _gateway_manager(server.name or f"outbound_{listener_name}", route_name)
+    manager = _gateway_manager(server.name or f"outbound_{listener_name}", route_name, security, trusted_hops)
     return Chain(owner=server.ref, filters=[hcm_filter(manager)], server_names=server.sni_hosts, tls=context,
                  rds=route_name)

@@ -17,7 +17,15 @@ from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
 from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import clusters as cluster_builder
-from services.pilot.networking import gateway, grpc_proxyless, mtls, sidecar_inbound, sidecar_outbound
+from services.pilot.networking import (
+    gateway,
+    grpc_proxyless,
+    mtls,
+    names,
+    security,
+    sidecar_inbound,
+    sidecar_outbound,
+)
 from services.pilot.networking.memo import TranslationMemo
 
 
@@ -177,13 +185,20 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
     route_parts: list[Part] = []
     reference_parts: list[dict[str, frozenset[str]]] = []
     warnings: list[str] = []
+    own_routes: Part = {}
+    guard = memo.per_push(("security", proxy.type, proxy.namespace, proxy.labels),
+                          lambda: security.build(proxy, push))
     if proxy.type == NodeType.ROUTER:
         out = memo.per_push(("gateway", proxy.namespace, proxy.labels, proxy.bind_address, proxy.identity),
-                            lambda: _gateway_parts(proxy, push))
+                            lambda: _gateway_parts(proxy, push, guard))
     else:
-        inbound = sidecar_inbound.build(proxy, push, scope)
+        inbound = sidecar_inbound.build(proxy, push, scope, guard)
         cluster_parts.append({c.name: c for c in inbound.clusters})
         listener_parts.append({listener.name: listener for listener in inbound.listeners})
+        own_routes = {route.name: route for route in inbound.routes}
+        reference_parts.append({route.name: frozenset({route.name}) for route in inbound.routes})
+        if guard.references:
+            reference_parts.append({listener.name: guard.references for listener in inbound.listeners})
         # Captured sidecars of one namespace share their outbound config; in proxy mode
         # the HTTP proxy listener binds the workload's own address.
         out = memo.per_push(("sidecar-outbound", proxy.namespace, _sidecar_key(scope), _source_matches(proxy, push),
@@ -191,8 +206,13 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
                             lambda: _outbound_parts(scope))
     listener_parts.append(out[0])
     route_parts.append(out[1])
+    if own_routes:
+        route_parts.append(own_routes)
     reference_parts.append(out[2])
     warnings.extend(out[3])
+    if guard.clusters or guard.references:
+        cluster_parts.append(_security_clusters(proxy, push, guard, shared_clusters))
+    warnings.extend(guard.warnings)
     route_names: set[str] = set()
     for part in listener_parts:
         route_names.update(memo.of(part, "rds-names", lambda p=part: _rds_names(p)))  # type: ignore[misc]
@@ -255,10 +275,36 @@ def _source_matches(proxy: Proxy, push: PushContext) -> tuple[bool, ...]:
 GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]
 
 
-def _gateway_parts(proxy: Proxy, push: PushContext) -> GeneratedParts:
-    out = gateway.build(proxy, push)
+def _gateway_parts(proxy: Proxy, push: PushContext, guard: security.ProxySecurity) -> GeneratedParts:
+    out = gateway.build(proxy, push, guard)
+    references = {name: frozenset(refs) for name, refs in out.references.items()}
+    if guard.references:
+        references.update({listener.name: references.get(listener.name, frozenset()) | guard.references
+                           for listener in out.listeners})
     return ({listener.name: listener for listener in out.listeners}, {route.name: route for route in out.routes},
-            {name: frozenset(refs) for name, refs in out.references.items()}, tuple(out.warnings))
+            references, tuple(out.warnings))
+
+
+def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared: Part) -> Part:
+    """The clusters the security filters call that the shared outbound clusters lack: JWKS
+    hosts outside the registry, and an external authorizer a Sidecar resource hides."""
+    own: Part = {c.name: c for c in guard.clusters}
+    for name in sorted(guard.references - shared.keys() - own.keys()):
+        parsed = names.parse_outbound_cluster(name)
+        service = push.services.get(parsed[2]) if parsed else None
+        port = next((p for p in service.ports if parsed and p.number == parsed[0]), None) if service else None
+        if service is None or port is None:
+            continue
+        built = cluster_builder.build_cluster(push, service, port)
+        if proxy.identity:
+            mtls.secure_cluster(built.cluster, push)
+        if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
+            # Its endpoints would need an EDS part of their own; serve them inline instead.
+            built.cluster.type = cluster_pb2.Cluster.STATIC
+            built.cluster.ClearField("eds_cluster_config")
+            built.cluster.load_assignment.CopyFrom(built.assignment)
+        own[name] = built.cluster
+    return own
 
 
 def _outbound_parts(scope: ProxyScope) -> GeneratedParts:

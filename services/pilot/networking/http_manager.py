@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.config.route.v3 import route_pb2
@@ -23,6 +25,8 @@ def http_connection_manager(
     rds: str | None = None,
     route_config: route_pb2.RouteConfiguration | None = None,
     use_remote_address: bool = False,
+    security_filters: Sequence[hcm.HttpFilter] = (),
+    xff_num_trusted_hops: int = 0,
 ) -> hcm.HttpConnectionManager:
     manager = hcm.HttpConnectionManager(
         stat_prefix=stat_prefix,
@@ -34,10 +38,12 @@ def http_connection_manager(
         path_with_escaped_slashes_action=hcm.HttpConnectionManager.KEEP_UNCHANGED,
         # Istio turns off Envoy's 5-minute stream idle timeout; route timeouts bound requests.
         stream_idle_timeout=duration(0),
+        xff_num_trusted_hops=xff_num_trusted_hops,
     )
     manager.upgrade_configs.add(upgrade_type="websocket")
-    # Fault and CORS act only on routes that configure them (typed_per_filter_config);
-    # Istio's order: fault, then CORS, then the router.
+    # Istio's order: authentication and authorization first (`security`), then fault and
+    # CORS, which act only on routes that configure them (typed_per_filter_config), then the router.
+    manager.http_filters.extend(security_filters)
     manager.http_filters.add(name=FAULT_FILTER).typed_config.CopyFrom(pack(fault_pb2.HTTPFault()))
     manager.http_filters.add(name=CORS_FILTER).typed_config.CopyFrom(pack(cors_pb2.Cors()))
     manager.http_filters.add(name="envoy.filters.http.router").typed_config.CopyFrom(pack(router_pb2.Router()))

@@ -64,7 +64,9 @@ def spiffe_prefix(push: PushContext) -> str:
 
 def inbound_tls_context(push: PushContext, *, http: bool) -> tls_pb2.DownstreamTlsContext:
     """Server side: present the workload's certificate, require the peer's, and accept any
-    identity of this trust domain (AuthorizationPolicy narrows it, in policy)."""
+    identity of this trust domain; which identities may do what is AuthorizationPolicy's
+    to say, in the RBAC filters behind this handshake (`authz`), where the peer's SPIFFE id
+    is the `principals` a policy matches."""
     context = tls_pb2.DownstreamTlsContext()
     context.require_client_certificate.value = True
     common = context.common_tls_context

@@ -29,6 +29,7 @@ from services.pilot.networking import names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
 from services.pilot.networking.mtls import inbound_tls_context, peer_authentication_mode, transport_socket
+from services.pilot.networking.security import NO_SECURITY, ProxySecurity, guard_routes
 from services.pilot.networking.tcp_proxy import tcp_proxy_filter
 
 INBOUND_PORT = 15006
@@ -44,6 +45,8 @@ class InboundPort:
 class InboundOutput:
     listeners: list[listener_pb2.Listener] = field(default_factory=list)
     clusters: list[cluster_pb2.Cluster] = field(default_factory=list)
+    # One per HTTP port, over RDS, so a policy change reaches open connections.
+    routes: list[route_pb2.RouteConfiguration] = field(default_factory=list)
 
 
 def app_ports(proxy: Proxy) -> dict[int, int]:
@@ -89,22 +92,24 @@ def _cluster(proxy: Proxy, push: PushContext, port: int, target: tuple[str, int]
     return cluster
 
 
-def _route_config(port: int) -> route_pb2.RouteConfiguration:
+def route_config(port: int, security: ProxySecurity) -> route_pb2.RouteConfiguration:
+    """`inbound|<port>||`, Istio's inbound route: everything to the workload's port."""
     cluster = names.inbound_cluster(port)
     route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
     route.route.timeout.SetInParent()
     route.route.upgrade_configs.add(upgrade_type="websocket")
-    return route_pb2.RouteConfiguration(
+    return guard_routes(route_pb2.RouteConfiguration(
         name=cluster, validate_clusters=wrappers_pb2.BoolValue(value=False),
         virtual_hosts=[rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[route])],
-    )
+    ), security)
 
 
-def _filters(port: InboundPort, *, mtls: bool) -> list[listener_components_pb2.Filter]:
+def _filters(port: InboundPort, security: ProxySecurity, *, mtls: bool) -> list[listener_components_pb2.Filter]:
     stat_prefix = names.inbound_cluster(port.port)
     if port.protocol.is_http:
-        manager = http_connection_manager(stat_prefix, route_config=_route_config(port.port))
+        manager = http_connection_manager(stat_prefix, rds=names.inbound_cluster(port.port),
+                                          security_filters=security.http_filters)
         if mtls:
             # The app learns who called it: the peer's SPIFFE id in x-forwarded-client-cert.
             manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD
@@ -113,10 +118,10 @@ def _filters(port: InboundPort, *, mtls: bool) -> list[listener_components_pb2.F
             # A plaintext peer cannot vouch for itself: drop whatever XFCC it sent.
             manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE
         return [hcm_filter(manager)]
-    return [tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)])]
+    return [*security.network_filters, tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)])]
 
 
-def _chains(proxy: Proxy, push: PushContext, port: InboundPort, *, match_port: bool
+def _chains(proxy: Proxy, push: PushContext, port: InboundPort, security: ProxySecurity, *, match_port: bool
             ) -> list[listener_components_pb2.FilterChain]:
     """STRICT: a TLS chain only; PERMISSIVE: TLS and plaintext, told apart by the TLS
     inspector; DISABLE, or a proxy without a workload certificate: plaintext only."""
@@ -126,13 +131,13 @@ def _chains(proxy: Proxy, push: PushContext, port: InboundPort, *, match_port: b
         chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|mtls")
         chain.filter_chain_match.transport_protocol = "tls"
         chain.transport_socket.CopyFrom(transport_socket(inbound_tls_context(push, http=port.protocol.is_http)))
-        chain.filters.extend(_filters(port, mtls=True))
+        chain.filters.extend(_filters(port, security, mtls=True))
         chains.append(chain)
     if mode in ("PERMISSIVE", "DISABLE"):
         chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|plaintext")
         if mode == "PERMISSIVE":
             chain.filter_chain_match.transport_protocol = "raw_buffer"
-        chain.filters.extend(_filters(port, mtls=False))
+        chain.filters.extend(_filters(port, security, mtls=False))
         chains.append(chain)
     if match_port:
         for chain in chains:
@@ -145,7 +150,7 @@ def _inspect_tls(listener: listener_pb2.Listener) -> None:
         pack(tls_inspector_pb2.TlsInspector()))
 
 
-def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
+def build(proxy: Proxy, push: PushContext, scope: ProxyScope, security: ProxySecurity = NO_SECURITY) -> InboundOutput:
     out = InboundOutput()
     ports = inbound_ports(proxy, push, scope)
     mapping = app_ports(proxy)
@@ -153,6 +158,8 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
     for port in ports:
         target = (proxy.ip, port.port) if capture else (proxy.bind_address, mapping.get(port.port, port.port))
         out.clusters.append(_cluster(proxy, push, port.port, target))
+        if port.protocol.is_http:
+            out.routes.append(route_config(port.port, security))
     if capture:
         listener = listener_pb2.Listener(
             name=names.VIRTUAL_INBOUND_LISTENER, address=socket_address(proxy.bind_address, INBOUND_PORT),
@@ -163,8 +170,10 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
         if proxy.identity:
             _inspect_tls(listener)
         for port in ports:
-            listener.filter_chains.extend(_chains(proxy, push, port, match_port=True))
+            listener.filter_chains.extend(_chains(proxy, push, port, security, match_port=True))
         passthrough = listener.filter_chains.add(name="inbound-passthrough")
+        # Ports no service declares are the workload's too: policies guard them as TCP.
+        passthrough.filters.extend(security.network_filters)
         passthrough.filters.append(tcp_proxy_filter("InboundPassthroughCluster",
                                                      [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)]))
         out.listeners.append(listener)
@@ -187,7 +196,7 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope) -> InboundOutput:
         )
         if proxy.identity:
             _inspect_tls(listener)
-        listener.filter_chains.extend(_chains(proxy, push, port, match_port=False))
+        listener.filter_chains.extend(_chains(proxy, push, port, security, match_port=False))
         out.listeners.append(listener)
     return out
 

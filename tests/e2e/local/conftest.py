@@ -11,6 +11,7 @@ import pytest
 from tests.harness.local_mesh import LocalMesh
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "bookinfo" / "networking"
+SECURITY_SAMPLES = SAMPLES.parent / "security"
 SUBNET = 77
 
 
@@ -32,7 +33,8 @@ def bookinfo(local_mesh: LocalMesh) -> Iterator[LocalMesh]:
     try:
         yield local_mesh
     finally:
-        for kind in ("virtualservices", "destinationrules", "serviceentries", "gateways", "peerauthentications"):
+        for kind in ("virtualservices", "destinationrules", "serviceentries", "gateways", "peerauthentications",
+                     "authorizationpolicies", "requestauthentications"):
             listing = local_mesh.mizzenctl("get", kind, "-A", "-o", "yaml", check=False).stdout
             if "items: []" in listing or not listing.strip():
                 continue
