@@ -1,6 +1,6 @@
 """The kinds Mizzen serves, the API versions Istio serves them in, and their schemas.
 
-Every other kind (EnvoyFilter, WasmPlugin, Telemetry, ProxyConfig, Kubernetes kinds, ...)
+Every other kind (EnvoyFilter, WasmPlugin, ProxyConfig, Kubernetes kinds, ...)
 is reported as an unsupported kind by `parse_resource`.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from libs.config.schema import Message, mesh, traffic, workloads
 from libs.config.schema import networking as net
 from libs.config.schema import security as sec
+from libs.config.schema import telemetry as tel
 from libs.config.validation import (
     Checker,
     authorization_policy,
@@ -23,19 +24,22 @@ from libs.config.validation import (
     request_authentication,
     service_entry,
     sidecar,
+    telemetry,
     virtual_service,
     workload,
 )
 
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
+TELEMETRY = "telemetry.istio.io"
 # The mesh config: users write the `istio` ConfigMap (core group, v1); Mizzen holds its
 # `mesh` key, validated, as the internal kind MeshConfig (see `libs.config._mesh`).
 MESH_CONFIG_KIND = "MeshConfig"
 # Istio serves every networking kind it registers in all three versions (the CRDs share one
-# schema), and the security kinds in v1beta1 and v1.
+# schema), the security kinds in v1beta1 and v1, and Telemetry in v1alpha1 and v1.
 NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
 SECURITY_VERSIONS = ("v1beta1", "v1")
+TELEMETRY_VERSIONS = ("v1alpha1", "v1")
 # Kept for callers written before the security kinds existed.
 ISTIO_VERSIONS = NETWORKING_VERSIONS
 
@@ -86,6 +90,8 @@ for _info in (
              peer_authentication.validate, ("pa",)),
     KindInfo(SECURITY, "RequestAuthentication", "requestauthentications", SECURITY_VERSIONS,
              sec.REQUEST_AUTHENTICATION, request_authentication.validate, ("ra",)),
+    KindInfo(TELEMETRY, "Telemetry", "telemetries", TELEMETRY_VERSIONS, tel.TELEMETRY, telemetry.validate,
+             ("telemetry",)),
     KindInfo("", MESH_CONFIG_KIND, "configmaps", ("v1",), mesh.MESH_CONFIG, mesh_config.validate,
              ("meshconfig",), spec_path=mesh_config.ROOT),
 ):

@@ -24,8 +24,6 @@ UNSUPPORTED = {
     ("validation-dataset/extensions-v1alpha1-WasmPlugin.yaml", "WasmPlugin"),
     ("validation-dataset/networking-v1alpha3-EnvoyFilter.yaml", "EnvoyFilter"),
     ("validation-dataset/networking-v1beta1-ProxyConfig.yaml", "ProxyConfig"),
-    ("validation-dataset/telemetry-v1-Telemetry.yaml", "Telemetry"),
-    ("validation-dataset/telemetry-v1alpha1-Telemetry.yaml", "Telemetry"),
 }
 
 

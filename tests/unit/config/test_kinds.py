@@ -10,12 +10,13 @@ from tests.unit.config.cases import document, parse
 NETWORKING = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar", "WorkloadEntry",
               "WorkloadGroup")
 SECURITY = ("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
+TELEMETRY = ("Telemetry",)
 # The `istio` ConfigMap's mesh config, held as its own kind.
 MESH = ("MeshConfig",)
 
 
 def test_the_supported_kinds() -> None:
-    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY + MESH)
+    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY + TELEMETRY + MESH)
 
 
 @pytest.mark.parametrize("kind", NETWORKING)
@@ -32,10 +33,18 @@ def test_security_kinds_are_v1beta1_and_v1_only(kind: str) -> None:
     assert lookup("networking.istio.io/v1", kind) is None
 
 
+@pytest.mark.parametrize("kind", TELEMETRY)
+def test_telemetry_is_v1alpha1_and_v1_only(kind: str) -> None:
+    assert lookup("telemetry.istio.io/v1alpha1", kind) is not None
+    assert lookup("telemetry.istio.io/v1", kind) is not None
+    assert lookup("telemetry.istio.io/v1beta1", kind) is None
+    assert lookup("security.istio.io/v1", kind) is None
+
+
 @pytest.mark.parametrize(("api_version", "kind"), [
     ("networking.istio.io/v1alpha3", "EnvoyFilter"),
     ("extensions.istio.io/v1alpha1", "WasmPlugin"),
-    ("telemetry.istio.io/v1", "Telemetry"),
+    ("telemetry.istio.io/v1beta1", "Telemetry"),
     ("networking.istio.io/v1beta1", "ProxyConfig"),
     ("v1", "Service"),
     ("networking.istio.io/v2", "VirtualService"),
@@ -52,6 +61,7 @@ def test_other_kinds_are_unsupported_not_invalid(api_version: str, kind: str) ->
     ("dr", "DestinationRule"), ("gw", "Gateway"), ("se", "ServiceEntry"), ("sidecar", "Sidecar"),
     ("we", "WorkloadEntry"), ("wg", "WorkloadGroup"), ("ap", "AuthorizationPolicy"),
     ("authorizationpolicies", "AuthorizationPolicy"), ("pa", "PeerAuthentication"), ("ra", "RequestAuthentication"),
+    ("telemetry", "Telemetry"), ("telemetries", "Telemetry"),
 ])
 def test_kind_by_name(name: str, kind: str) -> None:
     info = kind_by_name(name)
@@ -65,3 +75,4 @@ def test_security_resource_round_trip() -> None:
     assert resource.spec == {"selector": {"matchLabels": {"app": "a"}}, "mtls": {"mode": "PERMISSIVE"},
                              "portLevelMtls": {"8080": {"mode": "DISABLE"}}}
     assert type(resource).from_json(resource.to_json()) == resource
+
