@@ -146,7 +146,7 @@ PROXY_CONFIG = Message("ProxyConfig", {
     "interceptionMode": Enum("ProxyConfig.InboundInterceptionMode", ("REDIRECT", "TPROXY", "NONE")),
     "tracing": TRACING,
     "sds": ANY,
-    "envoyAccessLogService": ANY,
+    "envoyAccessLogService": Message("RemoteService", {"address": STRING, "tlsSettings": ANY, "tcpKeepalive": ANY}),
     "envoyMetricsService": ANY,
     "proxyMetadata": MapOf(STRING),
     "runtimeValues": MapOf(STRING),

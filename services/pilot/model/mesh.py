@@ -65,7 +65,15 @@ class MeshConfig:
     access_log_file: str = ""
     access_log_encoding: str = "TEXT"
     access_log_format: str = ""
+    # `host:port` of the gRPC access log service every proxy streams its entries to
+    # (enableEnvoyAccessLogService + defaultConfig.envoyAccessLogService, or an envoyHttpAls
+    # provider in defaultProviders.accessLogging): where telemetry makes Istio's metrics.
+    access_log_service: str = ""
     enable_tracing: bool = False
+    # `host:port` of the Zipkin collector (defaultConfig.tracing.zipkin.address, or a zipkin
+    # provider in defaultProviders.tracing); spans are sent only with enable_tracing.
+    zipkin_address: str = ""
+    # Percent of requests traced (defaultConfig.tracing.sampling; Istio's default is 1).
     tracing_sampling: float = 1.0
     # Every extension provider as written (JSON), for the kinds translation does not type.
     extension_providers_json: str = "[]"
@@ -120,12 +128,44 @@ def apply_mesh_config(base: MeshConfig, spec: dict[str, Any]) -> MeshConfig:
     if "sampling" in default_config.get("tracing", {}):
         changes["tracing_sampling"] = float(Decimal(str(default_config["tracing"]["sampling"])))
     providers = spec.get("extensionProviders", [])
+    changes.update(_telemetry_sinks(spec, default_config, providers))
     if providers:
         changes["extension_providers_json"] = json.dumps(providers, sort_keys=True)
         changes["ext_authz"] = tuple(
             _ext_authz(p["name"], p[kind], grpc=kind == "envoyExtAuthzGrpc")
             for p in providers for kind in ("envoyExtAuthzGrpc", "envoyExtAuthzHttp") if kind in p)
     return replace(base, **changes)
+
+
+def _service_address(body: dict[str, Any]) -> str:
+    return f"{str(body.get('service', '')).rpartition('/')[2]}:{body.get('port', 0)}"
+
+
+def _telemetry_sinks(spec: dict[str, Any], default_config: dict[str, Any],
+                     providers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where access log entries and spans go: Istio's legacy mesh fields, or the extension
+    providers the mesh's defaultProviders name (the first of each kind wins)."""
+    found: dict[str, Any] = {}
+    by_name = {p.get("name"): p for p in providers}
+    defaults = spec.get("defaultProviders", {})
+    als = default_config.get("envoyAccessLogService", {})
+    if spec.get("enableEnvoyAccessLogService") and isinstance(als, dict) and als.get("address"):
+        found["access_log_service"] = str(als["address"])
+    for name in defaults.get("accessLogging", []):
+        provider = by_name.get(name, {})
+        if "access_log_service" not in found and "envoyHttpAls" in provider:
+            found["access_log_service"] = _service_address(provider["envoyHttpAls"])
+    zipkin = default_config.get("tracing", {}).get("zipkin", {})
+    if zipkin.get("address"):
+        found["zipkin_address"] = zipkin["address"]
+    for name in defaults.get("tracing", []):
+        provider = by_name.get(name, {})
+        if "zipkin" in provider:
+            found["zipkin_address"] = _service_address(provider["zipkin"])
+            # Naming a tracing provider is Istio's modern way of turning tracing on.
+            found["enable_tracing"] = True
+            break
+    return found
 
 
 def mesh_from_config(resources: list[Resource], base: MeshConfig, system_namespace: str) -> MeshConfig:

@@ -46,15 +46,14 @@ def selected_gateways(proxy: Proxy, push: PushContext) -> list[Resource]:
 
 def _chains(group: PortServers, listener_name: str, merged: MergedGateway, proxy: Proxy, push: PushContext,
             security: ProxySecurity, out: GatewayOutput) -> list[Chain]:
-    hops = push.mesh.num_trusted_proxies
     if group.plaintext and group.servers[0].is_http:
         route_name = merged.route_names[group.servers[0]]
-        return [gateway_http.http_chain(listener_name, route_name, group.servers, security, hops)]
+        return [gateway_http.http_chain(listener_name, route_name, group.servers, security, push.mesh)]
     chains: list[Chain] = []
     for server in group.servers:
         if server.terminates_https:
             chain = gateway_http.https_chain(listener_name, merged.route_names[server], server, out.warnings,
-                                             security, hops)
+                                             security, push.mesh)
             chains.extend([chain] if chain else [])
         elif server.tls_mode == "AUTO_PASSTHROUGH":
             chains.extend(gateway_tcp.auto_passthrough_chains(server, push))

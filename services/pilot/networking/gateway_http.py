@@ -12,12 +12,14 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from google.protobuf import wrappers_pb2
 
 from libs.config import Resource
+from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.networking.gateway_chains import Chain
 from services.pilot.networking.gateway_servers import Server
 from services.pilot.networking.gateway_tls import downstream_tls_context
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
+from services.pilot.networking.observability import observe_http
 from services.pilot.networking.routes import (
     MAX_DIRECT_RESPONSE_BODY_BYTES,
     RouteContext,
@@ -107,11 +109,12 @@ def route_configuration(name: str, servers: list[Server], proxy: Proxy, push: Pu
 
 
 def _gateway_manager(stat_prefix: str, route_name: str, security: ProxySecurity,
-                     trusted_hops: int) -> hcm.HttpConnectionManager:
-    # The gateway is the mesh's edge: the client is the peer, or `trusted_hops` proxies in
+                     mesh: MeshConfig) -> hcm.HttpConnectionManager:
+    # The gateway is the mesh's edge: the client is the peer, or the trusted proxies in
     # front of it told us who in X-Forwarded-For (what `remoteIpBlocks` policies match).
-    manager = http_connection_manager(stat_prefix, rds=route_name, use_remote_address=True,
-                                      security_filters=security.http_filters, xff_num_trusted_hops=trusted_hops)
+    manager = observe_http(http_connection_manager(
+        stat_prefix, rds=route_name, use_remote_address=True, security_filters=security.http_filters,
+        xff_num_trusted_hops=mesh.num_trusted_proxies), mesh, inbound=False)
     # Istio's gateway default: replace any client-sent XFCC with what this hop verified.
     manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE_SET
     details = manager.set_current_client_cert_details
@@ -123,19 +126,19 @@ def _gateway_manager(stat_prefix: str, route_name: str, security: ProxySecurity,
 
 
 def http_chain(listener_name: str, route_name: str, servers: list[Server], security: ProxySecurity,
-               trusted_hops: int) -> Chain:
+               mesh: MeshConfig) -> Chain:
     """The one plain-text chain of a port's HTTP servers."""
-    manager = _gateway_manager(f"outbound_{listener_name}", route_name, security, trusted_hops)
+    manager = _gateway_manager(f"outbound_{listener_name}", route_name, security, mesh)
     return Chain(owner=servers[0].ref, filters=[hcm_filter(manager)], rds=route_name)
 
 
 def https_chain(listener_name: str, route_name: str, server: Server, warnings: list[str],
-                security: ProxySecurity, trusted_hops: int) -> Chain | None:
+                security: ProxySecurity, mesh: MeshConfig) -> Chain | None:
     """A terminating HTTPS server: TLS with its certificates for its SNI hosts, then HTTP."""
     assert server.tls is not None
     context = downstream_tls_context(server.tls, http=True, where=server.ref, warnings=warnings)
     if context is None:
         return None
-    manager = _gateway_manager(server.name or f"outbound_{listener_name}", route_name, security, trusted_hops)
+    manager = _gateway_manager(server.name or f"outbound_{listener_name}", route_name, security, mesh)
     return Chain(owner=server.ref, filters=[hcm_filter(manager)], server_names=server.sni_hosts, tls=context,
                  rds=route_name)

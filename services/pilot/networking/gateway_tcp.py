@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from libs.config import Resource
+from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import host_matches
@@ -57,9 +58,9 @@ def _forward(routes: list[dict[str, Any]], vs: Resource, server: Server, path: s
     return clusters, clusters[0][0] if len(clusters) == 1 else f"{vs.namespace}/{vs.name}.{path}"
 
 
-def _chain(owner: str, clusters: list[tuple[str, int]], stat_prefix: str, **match: Any) -> Chain:
+def _chain(owner: str, clusters: list[tuple[str, int]], stat_prefix: str, mesh: MeshConfig, **match: Any) -> Chain:
     used = {name for name, weight in clusters if weight > 0 or len(clusters) == 1}
-    return Chain(owner=owner, filters=[tcp_proxy_filter(stat_prefix, clusters)], clusters=used, **match)
+    return Chain(owner=owner, filters=[tcp_proxy_filter(stat_prefix, clusters, mesh=mesh)], clusters=used, **match)
 
 
 def tcp_chains(server: Server, proxy: Proxy, push: PushContext, warnings: list[str]) -> list[Chain]:
@@ -86,7 +87,8 @@ def tcp_chains(server: Server, proxy: Proxy, push: PushContext, warnings: list[s
                 owner = f"{vs.ref} {path}"
                 clusters, stat = _forward(rule["route"], vs, server, path, proxy, push, warnings)
                 subnets = _subnets(match, owner, warnings)
-                chains.append(_chain(owner, clusters, stat, server_names=sni, prefix_ranges=subnets, tls=tls))
+                chains.append(_chain(owner, clusters, stat, push.mesh, server_names=sni, prefix_ranges=subnets,
+                                     tls=tls))
                 if not subnets:
                     return chains
     if not chains:
@@ -111,7 +113,7 @@ def passthrough_chains(server: Server, proxy: Proxy, push: PushContext, warnings
                     continue
                 owner = f"{vs.ref} {path}.match[{j}]"
                 clusters, stat = _forward(rule["route"], vs, server, path, proxy, push, warnings)
-                chains.append(_chain(owner, clusters, stat, server_names=tuple(match.get("sniHosts", [])),
+                chains.append(_chain(owner, clusters, stat, push.mesh, server_names=tuple(match.get("sniHosts", [])),
                                      prefix_ranges=_subnets(match, owner, warnings)))
     if not chains:
         warnings.append(f"{server.ref}: no VirtualService tls route is bound to it; port {server.number} "
@@ -135,7 +137,8 @@ def auto_passthrough_chains(server: Server, push: PushContext) -> list[Chain]:
             for subset in subsets:
                 cluster = names.outbound_cluster(port.number, subset, service.hostname)
                 chains.append(Chain(
-                    owner=f"{server.ref} ({cluster})", filters=[tcp_proxy_filter(cluster, [(cluster, 1)])],
+                    owner=f"{server.ref} ({cluster})",
+                    filters=[tcp_proxy_filter(cluster, [(cluster, 1)], mesh=push.mesh)],
                     server_names=(names.outbound_sni(port.number, subset, service.hostname),),
                     application_protocols=ISTIO_MTLS_ALPN, clusters={cluster}))
     return chains

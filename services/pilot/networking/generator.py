@@ -22,6 +22,7 @@ from services.pilot.networking import (
     grpc_proxyless,
     mtls,
     names,
+    observability,
     security,
     sidecar_inbound,
     sidecar_outbound,
@@ -137,18 +138,29 @@ def check_consistency(config: ProxyConfig, memo: TranslationMemo) -> None:
 
 
 def _cluster_key(push: PushContext, service: Service, port: ServicePort, subset: dict[str, Any] | None,
-                 identity: bool) -> tuple[Any, ...]:
+                 identity: bool, source: str) -> tuple[Any, ...]:
     """Everything a cluster (and its load assignment) is built from."""
     rule = push.destination_rule(service.hostname)
     return ("cluster", service, port, json.dumps(subset, sort_keys=True) if subset else "",
-            rule.to_json() if rule else b"", identity, push.mesh,
+            rule.to_json() if rule else b"", identity, source, push.mesh,
             push.endpoints.get((service.hostname, port.number), ()))
 
 
+def source_address(proxy: Proxy) -> str:
+    """Where a proxy's connections to mesh services come from: in the local mesh's proxy
+    mode every workload shares the host's loopback, and without a bind the kernel would
+    answer 127.0.0.1 for all of them; bound, peers see which workload called (`source.ip`
+    policies, telemetry's source labels), as they would across a network."""
+    if proxy.interception == "NONE" and proxy.bind_address not in ("", "0.0.0.0", "::"):
+        return proxy.bind_address
+    return ""
+
+
 def outbound_clusters(push: PushContext, services: list[Service], identity: bool,
-                      memo: TranslationMemo) -> tuple[Part, Part]:
+                      memo: TranslationMemo, source: str = "") -> tuple[Part, Part]:
     """(clusters, load assignments) for `services`; each cluster reused from earlier pushes
-    when none of its inputs changed."""
+    when none of its inputs changed.  `source`: the address mesh-internal connections
+    leave from (see `source_address`)."""
     clusters: Part = {}
     endpoints: Part = {}
     for service in services:
@@ -163,13 +175,17 @@ def outbound_clusters(push: PushContext, services: list[Service], identity: bool
                                                            subset.get("labels", {}), subset.get("trafficPolicy")))
                     if identity:
                         mtls.secure_cluster(built.cluster, push)
+                    if source and not service.mesh_external:
+                        built.cluster.upstream_bind_config.source_address.address = source
+                        built.cluster.upstream_bind_config.source_address.port_value = 0
                     return built
 
-                built = memo.lasting(_cluster_key(push, service, port, subset, identity), build)
+                built = memo.lasting(_cluster_key(push, service, port, subset, identity, source), build)
                 clusters[built.cluster.name] = built.cluster
                 if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
                     endpoints[built.cluster.name] = built.assignment
-    for special in (cluster_builder.blackhole_cluster(push), cluster_builder.passthrough_cluster(push)):
+    for special in (cluster_builder.blackhole_cluster(push), cluster_builder.passthrough_cluster(push),
+                    *observability.clusters(push.mesh)):
         clusters[special.name] = special
     return clusters, endpoints
 
@@ -242,8 +258,9 @@ def outbound_cluster_parts(proxy: Proxy, push: PushContext, memo: TranslationMem
     # thousand hostnames rebuilt and hashed for each proxy; lists alike still share by name.
     token = memo.per_push(("services-token", id(services)), lambda: memo.per_push(
         ("services-named", tuple(s.hostname for s in services)), object))
-    return memo.per_push(("outbound-clusters", token, proxy.identity),
-                         lambda: outbound_clusters(push, services, proxy.identity, memo))
+    source = source_address(proxy)
+    return memo.per_push(("outbound-clusters", token, proxy.identity, source),
+                         lambda: outbound_clusters(push, services, proxy.identity, memo, source))
 
 
 def _proxyless(scope: ProxyScope, push: PushContext, memo: TranslationMemo) -> ProxyConfig:

@@ -21,14 +21,17 @@ from google.protobuf import wrappers_pb2
 
 from libs.envoy import duration, pack
 from services.pilot.model.instances import service_instances
+from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
 from services.pilot.model.services import Protocol, detect_protocol
 from services.pilot.networking import names
+from services.pilot.networking.clusters import use_http2
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
 from services.pilot.networking.mtls import inbound_tls_context, peer_authentication_mode, transport_socket
+from services.pilot.networking.observability import observe_http
 from services.pilot.networking.security import NO_SECURITY, ProxySecurity, guard_routes
 from services.pilot.networking.tcp_proxy import tcp_proxy_filter
 
@@ -78,11 +81,14 @@ def inbound_ports(proxy: Proxy, push: PushContext, scope: ProxyScope) -> list[In
 INBOUND_SOURCE = "127.0.0.6"
 
 
-def _cluster(proxy: Proxy, push: PushContext, port: int, target: tuple[str, int]) -> cluster_pb2.Cluster:
+def _cluster(proxy: Proxy, push: PushContext, port: InboundPort, target: tuple[str, int]) -> cluster_pb2.Cluster:
     cluster = cluster_pb2.Cluster(
-        name=names.inbound_cluster(port), type=cluster_pb2.Cluster.STATIC,
+        name=names.inbound_cluster(port.port), type=cluster_pb2.Cluster.STATIC,
         connect_timeout=duration(push.mesh.connect_timeout_s),
     )
+    if port.protocol.is_http2:
+        # gRPC and HTTP/2 apps speak only HTTP/2: the hop to them must too.
+        use_http2(cluster)
     if proxy.interception != "NONE":
         cluster.upstream_bind_config.source_address.address = INBOUND_SOURCE
         cluster.upstream_bind_config.source_address.port_value = 0
@@ -105,11 +111,12 @@ def route_config(port: int, security: ProxySecurity) -> route_pb2.RouteConfigura
     ), security)
 
 
-def _filters(port: InboundPort, security: ProxySecurity, *, mtls: bool) -> list[listener_components_pb2.Filter]:
+def _filters(port: InboundPort, security: ProxySecurity, mesh: MeshConfig, *,
+             mtls: bool) -> list[listener_components_pb2.Filter]:
     stat_prefix = names.inbound_cluster(port.port)
     if port.protocol.is_http:
-        manager = http_connection_manager(stat_prefix, rds=names.inbound_cluster(port.port),
-                                          security_filters=security.http_filters)
+        manager = observe_http(http_connection_manager(stat_prefix, rds=names.inbound_cluster(port.port),
+                                                       security_filters=security.http_filters), mesh, inbound=True)
         if mtls:
             # The app learns who called it: the peer's SPIFFE id in x-forwarded-client-cert.
             manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD
@@ -118,7 +125,8 @@ def _filters(port: InboundPort, security: ProxySecurity, *, mtls: bool) -> list[
             # A plaintext peer cannot vouch for itself: drop whatever XFCC it sent.
             manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE
         return [hcm_filter(manager)]
-    return [*security.network_filters, tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)])]
+    return [*security.network_filters, tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)],
+                                                         mesh=mesh, inbound=True)]
 
 
 def _chains(proxy: Proxy, push: PushContext, port: InboundPort, security: ProxySecurity, *, match_port: bool
@@ -131,13 +139,13 @@ def _chains(proxy: Proxy, push: PushContext, port: InboundPort, security: ProxyS
         chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|mtls")
         chain.filter_chain_match.transport_protocol = "tls"
         chain.transport_socket.CopyFrom(transport_socket(inbound_tls_context(push, http=port.protocol.is_http)))
-        chain.filters.extend(_filters(port, security, mtls=True))
+        chain.filters.extend(_filters(port, security, push.mesh, mtls=True))
         chains.append(chain)
     if mode in ("PERMISSIVE", "DISABLE"):
         chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|plaintext")
         if mode == "PERMISSIVE":
             chain.filter_chain_match.transport_protocol = "raw_buffer"
-        chain.filters.extend(_filters(port, security, mtls=False))
+        chain.filters.extend(_filters(port, security, push.mesh, mtls=False))
         chains.append(chain)
     if match_port:
         for chain in chains:
@@ -157,7 +165,7 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope, security: ProxySec
     capture = proxy.interception != "NONE"
     for port in ports:
         target = (proxy.ip, port.port) if capture else (proxy.bind_address, mapping.get(port.port, port.port))
-        out.clusters.append(_cluster(proxy, push, port.port, target))
+        out.clusters.append(_cluster(proxy, push, port, target))
         if port.protocol.is_http:
             out.routes.append(route_config(port.port, security))
     if capture:
@@ -175,7 +183,8 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope, security: ProxySec
         # Ports no service declares are the workload's too: policies guard them as TCP.
         passthrough.filters.extend(security.network_filters)
         passthrough.filters.append(tcp_proxy_filter("InboundPassthroughCluster",
-                                                     [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)]))
+                                                     [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)], mesh=push.mesh,
+                                                     inbound=True))
         out.listeners.append(listener)
         original = cluster_pb2.Cluster(
             name=names.INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,

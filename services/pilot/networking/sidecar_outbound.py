@@ -25,6 +25,7 @@ from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
+from services.pilot.networking.observability import observe_http
 from services.pilot.networking.routes import MAX_DIRECT_RESPONSE_BODY_BYTES, MESH_GATEWAY, RouteContext
 from services.pilot.networking.sidecar_tcp import tcp_destinations
 from services.pilot.networking.tcp_proxy import tcp_proxy_filter
@@ -76,7 +77,7 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
         use_original_dst=wrappers_pb2.BoolValue(value=True), traffic_direction=2,  # OUTBOUND
     )
     virtual.filter_chains.add(name=names.VIRTUAL_OUTBOUND_LISTENER).filters.append(
-        tcp_proxy_filter(_fallback_cluster(scope), [(_fallback_cluster(scope), 100)]))
+        tcp_proxy_filter(_fallback_cluster(scope), [(_fallback_cluster(scope), 100)], mesh=scope.push.mesh))
     out.listeners.append(virtual)
     out.references[virtual.name] = {_fallback_cluster(scope)}
     for port in sorted(http):
@@ -86,7 +87,8 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
             name=names.listener_name("0.0.0.0", port), address=socket_address("0.0.0.0", port),
             bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
         )
-        manager = http_connection_manager(f"outbound_0.0.0.0_{port}", rds=name)
+        manager = observe_http(http_connection_manager(f"outbound_0.0.0.0_{port}", rds=name), scope.push.mesh,
+                               inbound=False)
         listener.filter_chains.add().filters.append(hcm_filter(manager))
         out.listeners.append(listener)
     for port in sorted(tcp):
@@ -106,7 +108,7 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
                 bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
             )
             listener.filter_chains.add().filters.append(tcp_proxy_filter(f"outbound|{port}||{service.hostname}",
-                                                                          clusters))
+                                                                          clusters, mesh=scope.push.mesh))
             out.references[name] = {c for c, _ in clusters}
             out.listeners.append(listener)
 
@@ -130,7 +132,8 @@ def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
         name=names.listener_name(scope.proxy.bind_address, OUTBOUND_PORT),
         address=socket_address(scope.proxy.bind_address, OUTBOUND_PORT), traffic_direction=2,
     )
-    manager = http_connection_manager(f"outbound_{scope.proxy.bind_address}_{OUTBOUND_PORT}", rds=HTTP_PROXY_ROUTE)
+    manager = observe_http(http_connection_manager(f"outbound_{scope.proxy.bind_address}_{OUTBOUND_PORT}",
+                                                   rds=HTTP_PROXY_ROUTE), scope.push.mesh, inbound=False)
     listener.filter_chains.add().filters.append(hcm_filter(manager))
     out.listeners.append(listener)
 
