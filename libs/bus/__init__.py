@@ -14,6 +14,7 @@ from libs.bus._buckets import (
 from libs.bus._connection import Bus, BusSettings
 from libs.bus._errors import BusError, BusUnavailable, KeyNotFound
 from libs.bus._kv import KvBucket, KvEntry, KvEvent, KvSynced
+from libs.bus._mirror import KvMirror
 
 __all__ = [
     "MESH_CONFIG",
@@ -28,6 +29,7 @@ __all__ = [
     "KvBucket",
     "KvEntry",
     "KvEvent",
+    "KvMirror",
     "KvSynced",
     "config_key",
     "parse_config_key",
