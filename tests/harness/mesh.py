@@ -70,6 +70,29 @@ class PilotService(Service):
 
 
 @dataclass
+class TelemetryService(Service):
+    als_port: int = 0
+    prometheus_port: int = 0
+    zipkin_port: int = 0
+    access_log: Path | None = None
+
+    @property
+    def als_address(self) -> str:
+        return f"127.0.0.1:{self.als_port}"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def zipkin(self) -> str:
+        return f"http://127.0.0.1:{self.zipkin_port}"
+
+    def metrics(self) -> str:
+        return _MONITORING.get(f"{self.prometheus}/metrics").text
+
+
+@dataclass
 class Proxy:
     process: Process
     admin: EnvoyAdmin
@@ -98,6 +121,22 @@ class Mesh:
         service = GalleyService(process, port, api_port)
         if wait:
             wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
+        return service
+
+    def telemetry(self, *extra: str, name: str = "telemetry", ports: tuple[int, int, int] | None = None
+                  ) -> TelemetryService:
+        """Telemetry on loopback; `ports` (ALS, Prometheus, Zipkin) given: a restart where the
+        proxies already send."""
+        port = free_port()
+        als, prometheus, zipkin = ports or (free_port(), free_port(), free_port())
+        access_log = self.work_dir / f"{name}-access.log"
+        process = self.group.python(name, "services.telemetry", *self._common(), "--als-address", "127.0.0.1",
+                                    "--als-port", str(als), "--prometheus-address", "127.0.0.1",
+                                    "--prometheus-port", str(prometheus), "--zipkin-address", "127.0.0.1",
+                                    "--zipkin-port", str(zipkin), "--monitoring-address", "127.0.0.1",
+                                    "--monitoring-port", str(port), "--access-log", str(access_log), *extra)
+        service = TelemetryService(process, port, als, prometheus, zipkin, access_log)
+        wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service
 
     def pilot(self, *extra: str, name: str = "pilot", xds_port: int | None = None) -> PilotService:

@@ -20,7 +20,7 @@ from libs.capture import CaptureSettings
 from libs.capture.iptables import PROXY_UID
 from services.citadel.cli import mint_bootstrap_token
 from tools.localmesh import bookinfo, netns
-from tools.localmesh.plan import MeshOptions, Plan, identities, netns_name, new_token, plan
+from tools.localmesh.plan import MeshOptions, Plan, identities, mesh_config, netns_name, new_token, plan
 from tools.localmesh.processes import ManagedProcess, ProcessFailed
 from tools.localmesh.state import MeshState, ProcessState
 
@@ -41,6 +41,10 @@ def prepare(options: MeshOptions) -> None:
         token.chmod(0o600)
     (options.config_dir / "egress-gateway-service.yaml").write_text(
         bookinfo.egress_gateway_service(options.egress_address))
+    mesh = options.config_dir / "mesh.yaml"
+    if not mesh.exists():
+        # Written once: it is the user's to edit from then on.
+        mesh.write_text(mesh_config(options))
     if options.app == "bookinfo":
         vips = bookinfo.virtual_ips(options.subnet) if options.iptables else None
         (options.config_dir / "bookinfo-platform.yaml").write_text(bookinfo.platform_config(vips=vips))
@@ -125,7 +129,7 @@ class LocalMesh:
             processes=[ProcessState(p.spec.name, p.pid, str(p.log_path), p.restarts) for p in self.processes],
             proxies=[f"{p.name}.{p.namespace}" for p in self.plan.proxies],
             app=self.options.app, capture=self.options.capture, subnet=self.options.subnet,
-            nats=self.options.nats_url,
+            nats=self.options.nats_url, telemetry=self.options.telemetry_url, zipkin=self.options.zipkin_url,
         )
 
     async def start(self, say: Callable[[str], None]) -> None:
@@ -191,6 +195,9 @@ Try Istio's Bookinfo tasks, with Istio's own files:
   mizzenctl apply -f samples/bookinfo/networking/virtual-service-reviews-50-v3.yaml   # 50/50 v1/v3
 
   mizzenctl proxy-status        mizzenctl get virtualservices        mizzenctl status
+
+Live service graph: {options.telemetry_url}/graph   (mizzenctl dashboard)
+Istio's metrics: {options.telemetry_url}/metrics   Traces (Zipkin API): {options.zipkin_url}/api/v2/traces
 
 Logs: {options.state_dir / 'logs'}    Config galley watches: {options.config_dir}
 """

@@ -28,6 +28,10 @@ class Ports:
     pilot_monitoring: int = 15014
     citadel_grpc: int = 8060
     citadel_monitoring: int = 9093
+    telemetry_als: int = 9092
+    telemetry_prometheus: int = 42422
+    telemetry_zipkin: int = 9411
+    telemetry_monitoring: int = 15024
     # Per proxy, on the proxy's own address.
     envoy_admin: int = 15000
     agent_monitoring: int = 15020
@@ -86,6 +90,15 @@ class MeshOptions:
     def pilot_url(self) -> str:
         return f"http://{self.control}:{self.ports.pilot_monitoring}"
 
+    @property
+    def telemetry_url(self) -> str:
+        """Istio's metrics (/metrics) and the live service graph (/graph)."""
+        return f"http://{self.control}:{self.ports.telemetry_prometheus}"
+
+    @property
+    def zipkin_url(self) -> str:
+        return f"http://{self.control}:{self.ports.telemetry_zipkin}"
+
 
 @dataclass(frozen=True)
 class Proxy:
@@ -127,7 +140,42 @@ def control_plane(options: MeshOptions) -> list[list[ProcessSpec]]:
                     "--monitoring-port", str(p.citadel_monitoring), "--state-dir", str(s / "citadel"),
                     "--serving-hosts", f"{control},localhost"],
         ready_url=f"http://{control}:{p.citadel_monitoring}/readyz")
-    return [[nats], [galley, pilot, citadel]]
+    telemetry = ProcessSpec(
+        "telemetry", [_python(), "-m", "services.telemetry", *common, "--als-address", control,
+                      "--als-port", str(p.telemetry_als), "--prometheus-address", control,
+                      "--prometheus-port", str(p.telemetry_prometheus), "--zipkin-address", control,
+                      "--zipkin-port", str(p.telemetry_zipkin), "--monitoring-address", control,
+                      "--monitoring-port", str(p.telemetry_monitoring),
+                      "--access-log", str(s / "logs" / "access.log")],
+        ready_url=f"http://{control}:{p.telemetry_monitoring}/readyz")
+    return [[nats], [galley, pilot, citadel, telemetry]]
+
+
+def mesh_config(options: MeshOptions) -> str:
+    """The local mesh's mesh config (Istio's `istio` ConfigMap): every proxy reports to
+    telemetry, and every request is traced, as Istio's demo profile does."""
+    control, p = options.control, options.ports
+    return f"""\
+# The local mesh's mesh config, as Istio keeps it: edit this file and galley applies it.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: istio
+  namespace: istio-system
+data:
+  mesh: |-
+    rootNamespace: istio-system
+    trustDomain: cluster.local
+    enableEnvoyAccessLogService: true
+    enableTracing: true
+    defaultConfig:
+      envoyAccessLogService:
+        address: {control}:{p.telemetry_als}
+      tracing:
+        sampling: 100
+        zipkin:
+          address: {control}:{p.telemetry_zipkin}
+"""
 
 
 def agent_argv(options: MeshOptions, *, name: str, namespace: str, address: str, labels: dict[str, str],
@@ -147,8 +195,8 @@ def agent_argv(options: MeshOptions, *, name: str, namespace: str, address: str,
         "--citadel-root-cert", str(s / "citadel" / "root-cert.pem"),
         "--citadel-token-file", str(s / "tokens" / name), "--trust-nats-url", options.nats_url,
     ]
-    if node_type == "sidecar":
-        argv += ["--registry-nats-url", options.nats_url]
+    # Gateways register too: they are workloads whose address telemetry must name.
+    argv += ["--registry-nats-url", options.nats_url]
     if options.iptables and node_type == "sidecar":
         # Captured: listeners on 0.0.0.0 inside the namespace; Envoy runs as the proxy user.
         argv[argv.index("--bind-address") + 1] = ""

@@ -33,6 +33,9 @@ class MeshState:
     capture: str = "proxy"
     subnet: int = 0
     nats: str = ""
+    # Istio's metrics and the service graph; the Zipkin API.
+    telemetry: str = ""
+    zipkin: str = ""
 
     def write(self, state_dir: Path) -> None:
         path = state_dir / STATE_FILE

@@ -112,6 +112,9 @@ def status(args: argparse.Namespace) -> int:
         return 1
     print(f"mesh {state.status} (pid {state.pid})   ingress {state.ingress}   galley {state.galley}   "
           f"pilot {state.pilot}")
+    if state.telemetry:
+        print(f"telemetry: metrics {state.telemetry}/metrics   graph {state.telemetry}/graph   "
+              f"traces {state.zipkin}/api/v2/traces")
     rows: list[Row] = [("PROCESS", "PID", "STATE", "RESTARTS")]
     for process in state.processes:
         rows.append((process.name, str(process.pid or "-"), "running" if alive(process.pid) else "DOWN",
@@ -144,6 +147,26 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboard(args: argparse.Namespace) -> int:
+    """The live service graph (Istio 1.0's servicegraph): opened in a browser when there is
+    one, else its address printed."""
+    state = MeshState.read(Path(args.state_dir).resolve())
+    base = args.telemetry or (state.telemetry if state is not None and alive(state.pid) else "")
+    if not base:
+        print(f"no mesh is running from {Path(args.state_dir).resolve()}; pass --telemetry URL", file=sys.stderr)
+        return 1
+    url = f"{base.rstrip('/')}/graph"
+    print(url)
+    # A machine without a screen has no browser to open: the printed address is the answer.
+    if not args.no_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                or sys.platform == "darwin"):
+        import webbrowser
+
+        with contextlib.suppress(webbrowser.Error):
+            webbrowser.open(url)
+    return 0
+
+
 def _table(rows: list[Row]) -> None:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for row in rows:
@@ -163,6 +186,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="run in 127.N.0.0/16 (control plane 127.N.0.1, workloads 127.N.10.x), so two "
                              "meshes can share a machine (default 0)")
     parser.set_defaults(run=up)
+    graph = commands.add_parser("dashboard", help="open the live service graph (prints its URL without a browser)")
+    graph.add_argument("--state-dir", default=os.environ.get("MIZZEN_STATE_DIR", ".mizzen"))
+    graph.add_argument("--telemetry", help="telemetry's URL (default: the local mesh's)")
+    graph.add_argument("--no-browser", action="store_true", help="only print the URL")
+    graph.set_defaults(run=dashboard)
     for name, func, text in (("down", down, "stop the local mesh"), ("status", status, "processes and proxies")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--state-dir", default=".mizzen")

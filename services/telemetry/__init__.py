@@ -1,0 +1,1 @@
+"""Telemetry: Istio's standard metrics, access logs and traces from Envoy's access log and Zipkin streams."""

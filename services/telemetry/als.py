@@ -1,0 +1,70 @@
+"""Envoy's gRPC access log service (`envoy.service.accesslog.v3`): each proxy streams its
+entries here; each entry becomes one report counted in Istio's metrics and, if asked for,
+one access log line.  The stream's first message names the proxy (its node); entries are
+counted as they arrive, once, and a broken stream loses only what Envoy had not sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import structlog
+from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+from prometheus_client import CollectorRegistry, Counter
+
+from libs.config.directory import Directory
+from services.telemetry.access_log import AccessLogWriter
+from services.telemetry.metrics import MetricStore
+from services.telemetry.reports import Reporter, http_report, tcp_report
+
+log = structlog.get_logger(__name__)
+
+
+class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
+    def __init__(self, store: MetricStore, directory: Callable[[], Directory], writer: AccessLogWriter | None,
+                 registry: CollectorRegistry) -> None:
+        self._store = store
+        self._directory = directory
+        self._writer = writer
+        self.streams = 0
+        self._entries = Counter("telemetry_access_log_entries", "Access log entries received, by kind and outcome",
+                                ["kind", "outcome"], registry=registry)
+
+    async def StreamAccessLogs(self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage],
+                               context: grpc.aio.ServicerContext) -> als_pb2.StreamAccessLogsResponse:
+        reporter: Reporter | None = None
+        self.streams += 1
+        try:
+            async for message in request_iterator:
+                if message.HasField("identifier"):
+                    reporter = Reporter.from_node(message.identifier.node)
+                if reporter is None:
+                    # Envoy always names itself first; a client that does not is not a proxy.
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry identifier")
+                    raise AssertionError("unreachable")  # abort raises
+                self._record(message, reporter)
+        finally:
+            self.streams -= 1
+        return als_pb2.StreamAccessLogsResponse()
+
+    def _record(self, message: als_pb2.StreamAccessLogsMessage, reporter: Reporter) -> None:
+        directory = self._directory()
+        for entry in message.http_logs.log_entry:
+            report = http_report(entry, reporter, directory)
+            if report is None:
+                self._entries.labels("http", "skipped").inc()
+                continue
+            self._store.add_http(report)
+            self._entries.labels("http", "counted").inc()
+            if self._writer is not None:
+                self._writer.http(entry)
+        for tcp_entry in message.tcp_logs.log_entry:
+            report = tcp_report(tcp_entry, reporter, directory)
+            if report is None:
+                self._entries.labels("tcp", "skipped").inc()
+                continue
+            self._store.add_tcp(report)
+            self._entries.labels("tcp", "counted").inc()
+            if self._writer is not None:
+                self._writer.tcp(tcp_entry)

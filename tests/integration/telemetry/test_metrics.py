@@ -1,0 +1,281 @@
+"""Istio's standard metrics from real Envoys' access log streams: exact counts on both
+reporters, every label, a fault-injected abort, gRPC status, TCP bytes and connections, a
+telemetry restart that loses only what was in flight, and the access log lines."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from samples.echo import EchoServer
+from tests.harness.citadel import identity_args, start_citadel
+from tests.harness.config_env import ConfigEnv
+from tests.harness.mesh import Mesh, Proxy, TelemetryService
+from tests.harness.nats import start_nats
+from tests.harness.processes import ProcessGroup
+from tests.harness.stream_servers import StreamEchoServer
+from tests.harness.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+CLIENT_IP, SERVER_IP, OUTSIDE_IP = "127.0.42.1", "127.0.42.2", "127.0.42.9"
+APP_PORT, GRPC_APP_PORT = 19080, 17070
+
+
+def config(telemetry: TelemetryService) -> str:
+    return f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: istio, namespace: istio-system}}
+data:
+  mesh: |
+    enableEnvoyAccessLogService: true
+    defaultConfig:
+      envoyAccessLogService: {{address: "{telemetry.als_address}"}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {{number: 9080, name: http, protocol: HTTP}}
+  - {{number: 7070, name: grpc, protocol: GRPC}}
+  - {{number: 5432, name: tcp-db, protocol: TCP}}
+  workloadSelector: {{labels: {{app: reviews}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: reviews-v1, namespace: default, labels: {{security.istio.io/tlsMode: istio}}}}
+spec: {{address: {SERVER_IP}, labels: {{app: reviews, version: v1}}, serviceAccount: bookinfo-reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: productpage-v1, namespace: default, labels: {{security.istio.io/tlsMode: istio}}}}
+spec: {{address: {CLIENT_IP}, labels: {{app: productpage, version: v1}}, serviceAccount: bookinfo-productpage}}
+"""
+
+
+@dataclass
+class World:
+    config: ConfigEnv
+    telemetry: TelemetryService
+    mesh: Mesh
+    client: Proxy
+    server: Proxy
+
+
+def _grpc_server(host: str, port: int) -> grpc.Server:
+    """Answers `/test.Echo/Call` with the status its `x-status` metadata asks for."""
+    def call(request: bytes, context: grpc.ServicerContext) -> bytes:
+        status = dict(context.invocation_metadata()).get("x-status", "0")
+        if status != "0":
+            context.abort(grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == int(status))), "asked")
+        return request
+
+    handler = grpc.method_handlers_generic_handler("test.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("telemetry")
+    for folder in ("logs", "mesh", "config"):
+        (base / folder).mkdir()
+    group = ProcessGroup(base / "logs")
+    echo = EchoServer("reviews", SERVER_IP, APP_PORT).start()
+    grpc_app = _grpc_server(SERVER_IP, GRPC_APP_PORT)
+    try:
+        with StreamEchoServer("db", SERVER_IP) as db:
+            nats = start_nats(group, base / "nats")
+            mesh = Mesh(group, nats, base / "mesh")
+            env = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
+            citadel = start_citadel(group, nats.url, base / "citadel")
+            telemetry = mesh.telemetry()
+            env.apply("config", config(telemetry))
+
+            def sidecar(name: str, ip: str, account: str, app: str, **kwargs: object) -> Proxy:
+                token = citadel.token_file(base / f"{name}.token", "default", account)
+                return env.add_proxy(mesh.proxy(
+                    env.pilot, name=name, bind_address=ip, interception="NONE", service_account=account,
+                    labels={"app": app, "version": "v1"}, extra=identity_args(citadel, token,
+                                                                              sds_socket=base / f"{name}.sock"),
+                    **kwargs))  # type: ignore[arg-type]
+
+            client = sidecar("productpage-v1", CLIENT_IP, "bookinfo-productpage", "productpage")
+            server = sidecar("reviews-v1", SERVER_IP, "bookinfo-reviews", "reviews",
+                             app_ports={9080: APP_PORT, 7070: GRPC_APP_PORT, 5432: db.port})
+            yield World(env, telemetry, mesh, client, server)
+    finally:
+        grpc_app.stop(0)
+        echo.stop()
+        group.stop_all()
+
+
+def samples(world: World, metric: str, **labels: str) -> float:
+    """The sum of `metric`'s samples whose labels include `labels`."""
+    total = 0.0
+    for family in text_string_to_metric_families(world.telemetry.metrics()):
+        for sample in family.samples:
+            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def series(world: World, metric: str, **labels: str) -> list[dict[str, str]]:
+    return [dict(sample.labels) for family in text_string_to_metric_families(world.telemetry.metrics())
+            for sample in family.samples
+            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items())]
+
+
+def settle(world: World, metric: str, expected: float, **labels: str) -> None:
+    """Wait until Envoy flushed its buffered entries (within a second) and the count is
+    `expected`; then check it stays so (no entry counted twice)."""
+    wait_until(lambda: samples(world, metric, **labels) >= expected, timeout=15,
+               what=f"{metric}{labels} to reach {expected}")
+    assert samples(world, metric, **labels) == expected
+
+
+def via_client(path: str, **headers: str) -> httpx.Response:
+    with httpx.Client(proxy=f"http://{CLIENT_IP}:15001", timeout=10) as client:
+        return client.get(f"http://reviews:9080{path}", headers=headers)
+
+
+def test_http_requests_counted_exactly_on_both_sides_with_istios_labels(world: World) -> None:
+    for _ in range(7):
+        assert via_client("/exact").status_code == 200
+    settle(world, "istio_requests_total", 7, reporter="destination", source_workload="productpage-v1",
+           response_code="200")
+    settle(world, "istio_requests_total", 7, reporter="source", destination_workload="reviews-v1",
+           response_code="200")
+    [destination] = series(world, "istio_requests_total", reporter="destination", source_workload="productpage-v1",
+                           response_code="200")
+    assert destination == {
+        "reporter": "destination", "source_workload": "productpage-v1", "source_workload_namespace": "default",
+        "source_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
+        "source_app": "productpage", "source_version": "v1", "source_cluster": "Kubernetes",
+        "destination_workload": "reviews-v1", "destination_workload_namespace": "default",
+        "destination_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-reviews",
+        "destination_app": "reviews", "destination_version": "v1",
+        "destination_service": "reviews.default.svc.cluster.local", "destination_service_name": "reviews",
+        "destination_service_namespace": "default", "destination_cluster": "Kubernetes",
+        "request_protocol": "http", "response_code": "200", "grpc_response_status": "", "response_flags": "-",
+        "connection_security_policy": "mutual_tls"}
+    [source] = series(world, "istio_requests_total", reporter="source", destination_workload="reviews-v1",
+                      response_code="200")
+    assert (source["source_workload"], source["connection_security_policy"], source["destination_service"]) == (
+        "productpage-v1", "unknown", "reviews.default.svc.cluster.local")
+    # The duration histogram counted the same requests.
+    assert samples(world, "istio_request_duration_milliseconds_count", reporter="destination",
+                   source_workload="productpage-v1", response_code="200") == 7
+    assert samples(world, "istio_response_bytes_sum", reporter="destination", response_code="200") > 0
+    # Telemetry wrote Istio's access log line for each.
+    log = world.telemetry.access_log
+    assert log is not None
+    wait_until(lambda: log.read_text().count('"GET /exact HTTP/1.1" 200') >= 14, timeout=10,
+               what="14 access log lines (both sides)")
+
+
+def test_a_fault_injected_abort_is_counted_with_its_flag(world: World) -> None:
+    world.config.apply("fault", """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - match: [{headers: {x-fault: {exact: abort}}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: reviews.default.svc.cluster.local}}]
+  - route: [{destination: {host: reviews.default.svc.cluster.local}}]
+""")
+    try:
+        for _ in range(3):
+            assert via_client("/fault", **{"x-fault": "abort"}).status_code == 418
+        settle(world, "istio_requests_total", 3, reporter="source", response_code="418", response_flags="FI")
+        # The request never reached reviews: its sidecar reported nothing.
+        assert samples(world, "istio_requests_total", reporter="destination", response_code="418") == 0
+    finally:
+        world.config.remove("fault")
+
+
+def test_grpc_status_is_reported(world: World) -> None:
+    with grpc.insecure_channel(f"{SERVER_IP}:7070") as channel:
+        call = channel.unary_unary("/test.Echo/Call")
+        assert call(b"hi", metadata=(("x-status", "0"),), timeout=5) == b"hi"
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as failed:
+                call(b"hi", metadata=(("x-status", "5"),), timeout=5)
+            assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    settle(world, "istio_requests_total", 1, reporter="destination", request_protocol="grpc",
+           grpc_response_status="0")
+    settle(world, "istio_requests_total", 2, reporter="destination", request_protocol="grpc",
+           grpc_response_status="5", response_code="200")
+
+
+def test_tcp_bytes_and_connections(world: World) -> None:
+    payloads = [b"hello database", b"one more connection"]
+    for payload in payloads:
+        with socket.create_connection((SERVER_IP, 5432), timeout=5, source_address=(OUTSIDE_IP, 0)) as conn:
+            conn.sendall(payload)
+            assert conn.recv(100) == b"db:" + payload
+    settle(world, "istio_tcp_connections_closed_total", 2, reporter="destination", request_protocol="tcp")
+    assert samples(world, "istio_tcp_connections_opened_total", reporter="destination") == 2
+    assert samples(world, "istio_tcp_received_bytes_total", reporter="destination") == sum(map(len, payloads))
+    assert samples(world, "istio_tcp_sent_bytes_total", reporter="destination") == sum(
+        len(p) + len(b"db:") for p in payloads)
+    [labels] = series(world, "istio_tcp_connections_closed_total", reporter="destination")
+    assert (labels["source_workload"], labels["connection_security_policy"], labels["destination_workload"]) == (
+        "unknown", "none", "reviews-v1")
+    assert "response_code" not in labels
+
+
+def _als_attempts(proxy: Proxy) -> tuple[int, int]:
+    """(entries Envoy handed to its access log stream, connections to the service that failed)."""
+    stats = proxy.admin.stats(r"grpc_access_log\.grpc_entries_flushed"
+                              r"|envoy_accesslog_service\.upstream_cx_connect_fail$")
+    return (stats.get("access_logs.grpc_access_log.grpc_entries_flushed", 0),
+            stats.get("cluster.envoy_accesslog_service.upstream_cx_connect_fail", 0))
+
+
+def test_telemetry_restarted_loses_only_entries_in_flight(world: World) -> None:
+    world.telemetry.process.kill()
+    proxies = (world.client, world.server)
+    before = {proxy.node_id: _als_attempts(proxy) for proxy in proxies}
+    for _ in range(3):
+        assert via_client("/while-down").status_code == 200
+
+    def given_up(proxy: Proxy) -> bool:
+        flushed, failed = _als_attempts(proxy)
+        return flushed >= before[proxy.node_id][0] + 3 and failed > before[proxy.node_id][1]
+
+    # Envoy sent them into a stream whose connection failed: they are gone, none can arrive late.
+    wait_until(lambda: all(given_up(p) for p in proxies), timeout=15,
+               what="both proxies to lose the entries telemetry could not take")
+    ports = (world.telemetry.als_port, world.telemetry.prometheus_port, world.telemetry.zipkin_port)
+    world.telemetry = world.mesh.telemetry(name="telemetry-2", ports=ports)
+    for _ in range(5):
+        assert via_client("/after-restart").status_code == 200
+    # Proxies reconnect their access log streams at the next flush; then exactly the 5.
+    settle(world, "istio_requests_total", 5, reporter="destination", source_workload="productpage-v1")
+
+
+def test_health_checkers_are_not_counted(world: World) -> None:
+    before = samples(world, "istio_requests_total", reporter="destination")
+    for agent in ("kube-probe/1.30", "Prometheus/2.45.0"):
+        assert via_client("/healthz", **{"user-agent": agent}).status_code == 200
+    assert via_client("/counted").status_code == 200
+    settle(world, "istio_requests_total", before + 1, reporter="destination")
