@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 from libs.config.directory import Directory
 from services.telemetry.access_log import AccessLogWriter
 from services.telemetry.metrics import MetricStore
+from services.telemetry.overrides import OverrideIndex
 from services.telemetry.reports import Reporter, http_report, tcp_report
 
 log = structlog.get_logger(__name__)
@@ -23,9 +24,10 @@ log = structlog.get_logger(__name__)
 
 class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
     def __init__(self, store: MetricStore, directory: Callable[[], Directory], writer: AccessLogWriter | None,
-                 registry: CollectorRegistry) -> None:
+                 registry: CollectorRegistry, overrides: Callable[[], OverrideIndex] = OverrideIndex) -> None:
         self._store = store
         self._directory = directory
+        self._overrides = overrides
         self._writer = writer
         self.streams = 0
         self._entries = Counter("telemetry_access_log_entries", "Access log entries received, by kind and outcome",
@@ -50,12 +52,13 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
 
     def _record(self, message: als_pb2.StreamAccessLogsMessage, reporter: Reporter) -> None:
         directory = self._directory()
+        overrides = self._overrides().for_workload(reporter.workload)
         for entry in message.http_logs.log_entry:
             report = http_report(entry, reporter, directory)
             if report is None:
                 self._entries.labels("http", "skipped").inc()
                 continue
-            self._store.add_http(report)
+            self._store.add_http(report, overrides)
             self._entries.labels("http", "counted").inc()
             if self._writer is not None:
                 self._writer.http(entry)
@@ -64,7 +67,7 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
             if report is None:
                 self._entries.labels("tcp", "skipped").inc()
                 continue
-            self._store.add_tcp(report)
+            self._store.add_tcp(report, overrides)
             self._entries.labels("tcp", "counted").inc()
             if self._writer is not None:
                 self._writer.tcp(tcp_entry)

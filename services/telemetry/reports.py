@@ -11,7 +11,7 @@ is found by address in the directory, its identity in the mTLS peer certificate.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.core.v3 import address_pb2, base_pb2
@@ -86,6 +86,8 @@ class Report:
     closed: bool = False
     sent_bytes: int = 0
     received_bytes: int = 0
+    # What the Telemetry API's tag overrides may read: request.host, .method, .url_path.
+    request: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def label_map(self) -> dict[str, str]:
         return dict(zip(LABELS, self.labels, strict=True))
@@ -189,7 +191,10 @@ def http_report(entry: accesslog_pb2.HTTPAccessLogEntry, reporter: Reporter, dir
                         grpc_status=grpc_status if grpc else "")
     return Report(labels, duration_ms=_ms(common.time_to_last_downstream_tx_byte),
                   request_bytes=request.request_headers_bytes + request.request_body_bytes,
-                  response_bytes=response.response_headers_bytes + response.response_body_bytes)
+                  response_bytes=response.response_headers_bytes + response.response_body_bytes,
+                  request={"request.host": request.authority, "request.url_path": request.path.split("?", 1)[0],
+                           "request.method": base_pb2.RequestMethod.Name(request.request_method)
+                           if request.request_method else ""})
 
 
 def tcp_report(entry: accesslog_pb2.TCPAccessLogEntry, reporter: Reporter, directory: Directory) -> Report | None:

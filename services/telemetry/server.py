@@ -31,6 +31,7 @@ from services.telemetry.access_log import AccessLogWriter
 from services.telemetry.als import AccessLogService
 from services.telemetry.graph import graph_router
 from services.telemetry.metrics import MetricStore
+from services.telemetry.overrides import OverrideIndex
 from services.telemetry.settings import TelemetrySettings
 from services.telemetry.traces import SpanStore, zipkin_router
 from services.telemetry.traffic import TrafficWindow
@@ -66,7 +67,8 @@ class Telemetry:
             self.writer = AccessLogWriter(lambda line: print(line, file=stream, flush=True))
         self.spans = SpanStore(max_traces=settings.max_traces)
         self.traffic = TrafficWindow(self.store, window_s=settings.graph_window_s)
-        self.als = AccessLogService(self.store, lambda: self.directory, self.writer, registry)
+        self.overrides = OverrideIndex()
+        self.als = AccessLogService(self.store, lambda: self.directory, self.writer, registry, lambda: self.overrides)
         Gauge("telemetry_metric_series", "Series of Istio's metrics held", registry=registry).set_function(
             lambda: self.store.series)
         Gauge("telemetry_access_log_streams", "Proxies streaming access logs", registry=registry).set_function(
@@ -88,6 +90,9 @@ class Telemetry:
                      and r.namespace == self.settings.system_namespace), None)
         if self.writer is not None:
             self.writer.encoding = (mesh.spec.get("accessLogEncoding", "TEXT") if mesh else "TEXT")
+        default_root = self.settings.system_namespace
+        root = mesh.spec.get("rootNamespace", default_root) if mesh else default_root
+        self.overrides = OverrideIndex.build(resources, root)
 
     async def run(self, supervisor: Supervisor, bus: Bus) -> None:
         self.config = KvMirror(await bus.kv(MESH_CONFIG), on_change=self.refresh)

@@ -10,6 +10,7 @@ from libs.config import Resource
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.services import Service
+from services.pilot.model.telemetry import NO_TELEMETRY, TelemetryView, telemetry_for
 
 
 def exported_to(export_to: tuple[str, ...] | list[str], owner_namespace: str, client_namespace: str) -> bool:
@@ -67,6 +68,8 @@ class ProxyScope:
     push: PushContext
     sidecar: Resource | None
     egress: tuple[EgressHost, ...] | None
+    # What the Telemetry API says of its access logs and traces.
+    telemetry: TelemetryView = NO_TELEMETRY
 
     @classmethod
     def build(cls, proxy: Proxy, push: PushContext) -> ProxyScope:
@@ -79,7 +82,7 @@ class ProxyScope:
                     namespace, _, host = entry.partition("/")
                     hosts.append(EgressHost(sidecar.namespace if namespace == "." else namespace, host))
             egress = tuple(hosts)
-        return cls(proxy, push, sidecar, egress)
+        return cls(proxy, push, sidecar, egress, telemetry_for(proxy, push))
 
     def _egress_allows(self, namespace: str, host: str) -> bool:
         return self.egress is None or any(e.matches(namespace, host) for e in self.egress)

@@ -22,6 +22,7 @@ from envoy.config.route.v3 import route_pb2
 from libs.config import Resource
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
+from services.pilot.model.telemetry import NO_TELEMETRY, TelemetryView
 from services.pilot.networking import gateway_http, gateway_tcp, names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.gateway_chains import Chain, assemble
@@ -45,22 +46,22 @@ def selected_gateways(proxy: Proxy, push: PushContext) -> list[Resource]:
 
 
 def _chains(group: PortServers, listener_name: str, merged: MergedGateway, proxy: Proxy, push: PushContext,
-            security: ProxySecurity, out: GatewayOutput) -> list[Chain]:
+            security: ProxySecurity, view: TelemetryView, out: GatewayOutput) -> list[Chain]:
     if group.plaintext and group.servers[0].is_http:
         route_name = merged.route_names[group.servers[0]]
-        return [gateway_http.http_chain(listener_name, route_name, group.servers, security, push.mesh)]
+        return [gateway_http.http_chain(listener_name, route_name, group.servers, security, push.mesh, view)]
     chains: list[Chain] = []
     for server in group.servers:
         if server.terminates_https:
             chain = gateway_http.https_chain(listener_name, merged.route_names[server], server, out.warnings,
-                                             security, push.mesh)
+                                             security, push.mesh, view)
             chains.extend([chain] if chain else [])
         elif server.tls_mode == "AUTO_PASSTHROUGH":
-            chains.extend(gateway_tcp.auto_passthrough_chains(server, push))
+            chains.extend(gateway_tcp.auto_passthrough_chains(server, push, view))
         elif server.is_passthrough:
-            chains.extend(gateway_tcp.passthrough_chains(server, proxy, push, out.warnings))
+            chains.extend(gateway_tcp.passthrough_chains(server, proxy, push, view, out.warnings))
         else:
-            chains.extend(gateway_tcp.tcp_chains(server, proxy, push, out.warnings))
+            chains.extend(gateway_tcp.tcp_chains(server, proxy, push, view, out.warnings))
     return chains
 
 
@@ -73,7 +74,8 @@ def _guard_tcp(chains: list[Chain], security: ProxySecurity) -> list[Chain]:
     return chains
 
 
-def build(proxy: Proxy, push: PushContext, security: ProxySecurity = NO_SECURITY) -> GatewayOutput:
+def build(proxy: Proxy, push: PushContext, security: ProxySecurity = NO_SECURITY,
+          view: TelemetryView = NO_TELEMETRY) -> GatewayOutput:
     out = GatewayOutput()
     merged = merge(selected_gateways(proxy, push))
     out.warnings.extend(merged.warnings)
@@ -82,7 +84,8 @@ def build(proxy: Proxy, push: PushContext, security: ProxySecurity = NO_SECURITY
         address = group.bind or proxy.bind_address
         name = names.listener_name(address, group.number)
         listener, kept = assemble(name, socket_address(address, group.number),
-                                  _guard_tcp(_chains(group, name, merged, proxy, push, security, out), security),
+                                  _guard_tcp(_chains(group, name, merged, proxy, push, security, view, out),
+                                             security),
                                   out.warnings)
         if listener is None:
             continue

@@ -15,6 +15,7 @@ from libs.config import Resource
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
+from services.pilot.model.telemetry import TelemetryView
 from services.pilot.networking.gateway_chains import Chain
 from services.pilot.networking.gateway_servers import Server
 from services.pilot.networking.gateway_tls import downstream_tls_context
@@ -108,13 +109,13 @@ def route_configuration(name: str, servers: list[Server], proxy: Proxy, push: Pu
     return config, ctx.clusters
 
 
-def _gateway_manager(stat_prefix: str, route_name: str, security: ProxySecurity,
-                     mesh: MeshConfig) -> hcm.HttpConnectionManager:
+def _gateway_manager(stat_prefix: str, route_name: str, security: ProxySecurity, mesh: MeshConfig,
+                     view: TelemetryView) -> hcm.HttpConnectionManager:
     # The gateway is the mesh's edge: the client is the peer, or the trusted proxies in
     # front of it told us who in X-Forwarded-For (what `remoteIpBlocks` policies match).
     manager = observe_http(http_connection_manager(
         stat_prefix, rds=route_name, use_remote_address=True, security_filters=security.http_filters,
-        xff_num_trusted_hops=mesh.num_trusted_proxies), mesh, inbound=False)
+        xff_num_trusted_hops=mesh.num_trusted_proxies), mesh, inbound=False, view=view)
     # Istio's gateway default: replace any client-sent XFCC with what this hop verified.
     manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE_SET
     details = manager.set_current_client_cert_details
@@ -126,19 +127,19 @@ def _gateway_manager(stat_prefix: str, route_name: str, security: ProxySecurity,
 
 
 def http_chain(listener_name: str, route_name: str, servers: list[Server], security: ProxySecurity,
-               mesh: MeshConfig) -> Chain:
+               mesh: MeshConfig, view: TelemetryView) -> Chain:
     """The one plain-text chain of a port's HTTP servers."""
-    manager = _gateway_manager(f"outbound_{listener_name}", route_name, security, mesh)
+    manager = _gateway_manager(f"outbound_{listener_name}", route_name, security, mesh, view)
     return Chain(owner=servers[0].ref, filters=[hcm_filter(manager)], rds=route_name)
 
 
 def https_chain(listener_name: str, route_name: str, server: Server, warnings: list[str],
-                security: ProxySecurity, mesh: MeshConfig) -> Chain | None:
+                security: ProxySecurity, mesh: MeshConfig, view: TelemetryView) -> Chain | None:
     """A terminating HTTPS server: TLS with its certificates for its SNI hosts, then HTTP."""
     assert server.tls is not None
     context = downstream_tls_context(server.tls, http=True, where=server.ref, warnings=warnings)
     if context is None:
         return None
-    manager = _gateway_manager(server.name or f"outbound_{listener_name}", route_name, security, mesh)
+    manager = _gateway_manager(server.name or f"outbound_{listener_name}", route_name, security, mesh, view)
     return Chain(owner=server.ref, filters=[hcm_filter(manager)], server_names=server.sni_hosts, tls=context,
                  rds=route_name)

@@ -13,6 +13,7 @@ from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import host_matches
 from services.pilot.model.services import Protocol
+from services.pilot.model.telemetry import TelemetryView
 from services.pilot.networking import names
 from services.pilot.networking.gateway_chains import Chain, valid_cidr
 from services.pilot.networking.gateway_http import bound_hosts
@@ -58,12 +59,15 @@ def _forward(routes: list[dict[str, Any]], vs: Resource, server: Server, path: s
     return clusters, clusters[0][0] if len(clusters) == 1 else f"{vs.namespace}/{vs.name}.{path}"
 
 
-def _chain(owner: str, clusters: list[tuple[str, int]], stat_prefix: str, mesh: MeshConfig, **match: Any) -> Chain:
+def _chain(owner: str, clusters: list[tuple[str, int]], stat_prefix: str, mesh: MeshConfig, view: TelemetryView,
+           **match: Any) -> Chain:
     used = {name for name, weight in clusters if weight > 0 or len(clusters) == 1}
-    return Chain(owner=owner, filters=[tcp_proxy_filter(stat_prefix, clusters, mesh=mesh)], clusters=used, **match)
+    return Chain(owner=owner, filters=[tcp_proxy_filter(stat_prefix, clusters, mesh=mesh, view=view)], clusters=used,
+                 **match)
 
 
-def tcp_chains(server: Server, proxy: Proxy, push: PushContext, warnings: list[str]) -> list[Chain]:
+def tcp_chains(server: Server, proxy: Proxy, push: PushContext, view: TelemetryView,
+               warnings: list[str]) -> list[Chain]:
     """TCP, or TLS terminated here: the first `tcp` rule (in VirtualService order) whose match
     holds. Rules with `destinationSubnets` before it add chains matched by destination
     address. No rule: no chain (Istio), and no listener if nothing else is on the port."""
@@ -87,7 +91,7 @@ def tcp_chains(server: Server, proxy: Proxy, push: PushContext, warnings: list[s
                 owner = f"{vs.ref} {path}"
                 clusters, stat = _forward(rule["route"], vs, server, path, proxy, push, warnings)
                 subnets = _subnets(match, owner, warnings)
-                chains.append(_chain(owner, clusters, stat, push.mesh, server_names=sni, prefix_ranges=subnets,
+                chains.append(_chain(owner, clusters, stat, push.mesh, view, server_names=sni, prefix_ranges=subnets,
                                      tls=tls))
                 if not subnets:
                     return chains
@@ -97,7 +101,8 @@ def tcp_chains(server: Server, proxy: Proxy, push: PushContext, warnings: list[s
     return chains
 
 
-def passthrough_chains(server: Server, proxy: Proxy, push: PushContext, warnings: list[str]) -> list[Chain]:
+def passthrough_chains(server: Server, proxy: Proxy, push: PushContext, view: TelemetryView,
+                       warnings: list[str]) -> list[Chain]:
     """PASSTHROUGH: a chain per `tls` rule match, matched by its `sniHosts`; Envoy never
     decrypts, so the client's TLS session ends at the upstream."""
     chains: list[Chain] = []
@@ -113,7 +118,8 @@ def passthrough_chains(server: Server, proxy: Proxy, push: PushContext, warnings
                     continue
                 owner = f"{vs.ref} {path}.match[{j}]"
                 clusters, stat = _forward(rule["route"], vs, server, path, proxy, push, warnings)
-                chains.append(_chain(owner, clusters, stat, push.mesh, server_names=tuple(match.get("sniHosts", [])),
+                chains.append(_chain(owner, clusters, stat, push.mesh, view,
+                                     server_names=tuple(match.get("sniHosts", [])),
                                      prefix_ranges=_subnets(match, owner, warnings)))
     if not chains:
         warnings.append(f"{server.ref}: no VirtualService tls route is bound to it; port {server.number} "
@@ -121,7 +127,7 @@ def passthrough_chains(server: Server, proxy: Proxy, push: PushContext, warnings
     return chains
 
 
-def auto_passthrough_chains(server: Server, push: PushContext) -> list[Chain]:
+def auto_passthrough_chains(server: Server, push: PushContext, view: TelemetryView) -> list[Chain]:
     """AUTO_PASSTHROUGH: for every mesh service (and DestinationRule subset) under the server's
     hosts, a chain matching the SNI `outbound_.<port>_.<subset>_.<host>` and Istio's mTLS
     ALPNs, forwarding to that cluster."""
@@ -138,7 +144,7 @@ def auto_passthrough_chains(server: Server, push: PushContext) -> list[Chain]:
                 cluster = names.outbound_cluster(port.number, subset, service.hostname)
                 chains.append(Chain(
                     owner=f"{server.ref} ({cluster})",
-                    filters=[tcp_proxy_filter(cluster, [(cluster, 1)], mesh=push.mesh)],
+                    filters=[tcp_proxy_filter(cluster, [(cluster, 1)], mesh=push.mesh, view=view)],
                     server_names=(names.outbound_sni(port.number, subset, service.hostname),),
                     application_protocols=ISTIO_MTLS_ALPN, clusters={cluster}))
     return chains

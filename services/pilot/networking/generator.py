@@ -16,6 +16,7 @@ from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
 from services.pilot.model.services import Service, ServicePort
+from services.pilot.model.telemetry import TelemetryView
 from services.pilot.networking import clusters as cluster_builder
 from services.pilot.networking import (
     gateway,
@@ -206,7 +207,7 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
                           lambda: security.build(proxy, push))
     if proxy.type == NodeType.ROUTER:
         out = memo.per_push(("gateway", proxy.namespace, proxy.labels, proxy.bind_address, proxy.identity),
-                            lambda: _gateway_parts(proxy, push, guard))
+                            lambda: _gateway_parts(proxy, push, guard, scope.telemetry))
     else:
         inbound = sidecar_inbound.build(proxy, push, scope, guard)
         cluster_parts.append({c.name: c for c in inbound.clusters})
@@ -218,7 +219,7 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         # Captured sidecars of one namespace share their outbound config; in proxy mode
         # the HTTP proxy listener binds the workload's own address.
         out = memo.per_push(("sidecar-outbound", proxy.namespace, _sidecar_key(scope), _source_matches(proxy, push),
-                             proxy.identity, proxy.interception, proxy.bind_address),
+                             proxy.identity, proxy.interception, proxy.bind_address, scope.telemetry.key),
                             lambda: _outbound_parts(scope))
     listener_parts.append(out[0])
     route_parts.append(out[1])
@@ -292,8 +293,9 @@ def _source_matches(proxy: Proxy, push: PushContext) -> tuple[bool, ...]:
 GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]
 
 
-def _gateway_parts(proxy: Proxy, push: PushContext, guard: security.ProxySecurity) -> GeneratedParts:
-    out = gateway.build(proxy, push, guard)
+def _gateway_parts(proxy: Proxy, push: PushContext, guard: security.ProxySecurity,
+                   view: TelemetryView) -> GeneratedParts:
+    out = gateway.build(proxy, push, guard, view)
     references = {name: frozenset(refs) for name, refs in out.references.items()}
     if guard.references:
         references.update({listener.name: references.get(listener.name, frozenset()) | guard.references

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import replace
+from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
 from envoy.config.trace.v3 import http_tracer_pb2, zipkin_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
+from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.type.tracing.v3 import custom_tag_pb2
 from google.protobuf import struct_pb2
 
 from libs.envoy import duration, pack
 from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.telemetry import ENVOY_PROVIDER, NO_TELEMETRY, CustomTag, TelemetryView
 from services.pilot.networking.clusters import use_http2
 from services.pilot.networking.endpoints import socket_address
 
@@ -38,6 +43,7 @@ FILE_LOGGER = "envoy.access_loggers.file"
 HTTP_GRPC_LOGGER = "envoy.access_loggers.http_grpc"
 TCP_GRPC_LOGGER = "envoy.access_loggers.tcp_grpc"
 ZIPKIN_TRACER = "envoy.tracers.zipkin"
+CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 # Envoy's defaults, stated: entries leave at least once a second, or at 16 KB.
 ALS_FLUSH_S = 1.0
 ALS_BUFFER_BYTES = 16 * 1024
@@ -89,8 +95,48 @@ def _common(log_name: str) -> als_pb2.CommonGrpcAccessLogConfig:
         buffer_flush_interval=duration(ALS_FLUSH_S))
 
 
-def http_access_logs(mesh: MeshConfig, *, inbound: bool) -> list[accesslog_pb2.AccessLog]:
-    logs = [_file_log(mesh)] if mesh.access_log_file else []
+def _providers(mesh: MeshConfig) -> dict[str, dict[str, Any]]:
+    return {p.get("name", ""): p for p in json.loads(mesh.extension_providers_json)}
+
+
+def _file_logs(mesh: MeshConfig, view: TelemetryView, *, inbound: bool) -> list[accesslog_pb2.AccessLog]:
+    """The access logs Envoy writes itself: the mesh config's `accessLogFile`, unless the
+    Telemetry API says which providers log (Istio's `envoy` provider is that file, stdout
+    by default; `envoyFileAccessLog` providers name their own), and for which requests."""
+    if view.access_logging is None:
+        return [_file_log(mesh)] if mesh.access_log_file else []
+    entries = [entry for entry in view.access_logging if entry.applies(inbound=inbound)]
+    if any(entry.disabled for entry in entries):
+        return []
+    providers = _providers(mesh)
+    logs: list[accesslog_pb2.AccessLog] = []
+    for entry in entries:
+        for name in entry.providers:
+            if name == ENVOY_PROVIDER:
+                log = _file_log(replace(mesh, access_log_file=mesh.access_log_file or "/dev/stdout"))
+            elif "envoyFileAccessLog" in providers.get(name, {}):
+                body = providers[name]["envoyFileAccessLog"]
+                log_format = body.get("logFormat", {})
+                log = _file_log(replace(
+                    mesh, access_log_file=body.get("path", "/dev/stdout"),
+                    access_log_encoding="JSON" if "labels" in log_format else "TEXT",
+                    access_log_format=json.dumps(log_format["labels"]) if "labels" in log_format
+                    else log_format.get("text", "")))
+            else:
+                # Access log services (envoyHttpAls) feed telemetry's metrics, which are not
+                # the Telemetry API's accessLogging to turn off: they are configured apart.
+                continue
+            if entry.filter:
+                log.filter.extension_filter.name = CEL_FILTER
+                log.filter.extension_filter.typed_config.CopyFrom(pack(cel_pb2.ExpressionFilter(
+                    expression=entry.filter)))
+            logs.append(log)
+    return logs
+
+
+def http_access_logs(mesh: MeshConfig, *, inbound: bool,
+                     view: TelemetryView = NO_TELEMETRY) -> list[accesslog_pb2.AccessLog]:
+    logs = _file_logs(mesh, view, inbound=inbound)
     if mesh.access_log_service:
         config = als_pb2.HttpGrpcAccessLogConfig(
             common_config=_common("inbound" if inbound else "outbound"),
@@ -102,8 +148,9 @@ def http_access_logs(mesh: MeshConfig, *, inbound: bool) -> list[accesslog_pb2.A
     return logs
 
 
-def tcp_access_logs(mesh: MeshConfig, *, inbound: bool) -> list[accesslog_pb2.AccessLog]:
-    logs = [_file_log(mesh)] if mesh.access_log_file else []
+def tcp_access_logs(mesh: MeshConfig, *, inbound: bool,
+                    view: TelemetryView = NO_TELEMETRY) -> list[accesslog_pb2.AccessLog]:
+    logs = _file_logs(mesh, view, inbound=inbound)
     if mesh.access_log_service:
         config = als_pb2.TcpGrpcAccessLogConfig(common_config=_common("inbound-tcp" if inbound else "outbound-tcp"))
         config.common_config.buffer_size_bytes.value = ALS_BUFFER_BYTES
@@ -111,9 +158,14 @@ def tcp_access_logs(mesh: MeshConfig, *, inbound: bool) -> list[accesslog_pb2.Ac
     return logs
 
 
-def observe_http(manager: hcm.HttpConnectionManager, mesh: MeshConfig, *, inbound: bool) -> hcm.HttpConnectionManager:
-    """Access logs and tracing on one HTTP connection manager, as the mesh config asks."""
-    manager.access_log.extend(http_access_logs(mesh, inbound=inbound))
+def observe_http(manager: hcm.HttpConnectionManager, mesh: MeshConfig, *, inbound: bool,
+                 view: TelemetryView = NO_TELEMETRY) -> hcm.HttpConnectionManager:
+    """Access logs and tracing on one HTTP connection manager, as the mesh config and the
+    Telemetry API ask."""
+    manager.access_log.extend(http_access_logs(mesh, inbound=inbound, view=view))
+    tracing = view.tracing if view.tracing is not None and view.tracing.applies(inbound=inbound) else None
+    if tracing is not None and tracing.disabled:
+        return manager
     if mesh.enable_tracing and mesh.zipkin_address:
         zipkin = zipkin_pb2.ZipkinConfig(
             collector_cluster=ZIPKIN_CLUSTER, collector_endpoint=ZIPKIN_PATH, trace_id_128bit=True,
@@ -122,11 +174,29 @@ def observe_http(manager: hcm.HttpConnectionManager, mesh: MeshConfig, *, inboun
         zipkin.shared_span_context.value = False
         manager.tracing.provider.CopyFrom(http_tracer_pb2.Tracing.Http(name=ZIPKIN_TRACER, typed_config=pack(zipkin)))
         manager.tracing.random_sampling.value = mesh.tracing_sampling
+        if tracing is not None:
+            if tracing.sampling is not None:
+                manager.tracing.random_sampling.value = tracing.sampling
+            manager.tracing.custom_tags.extend(_custom_tag(tag) for tag in tracing.custom_tags)
     return manager
 
 
-def observe_tcp(proxy: tcp_proxy_pb2.TcpProxy, mesh: MeshConfig, *, inbound: bool) -> tcp_proxy_pb2.TcpProxy:
-    logs = tcp_access_logs(mesh, inbound=inbound)
+def _custom_tag(tag: CustomTag) -> custom_tag_pb2.CustomTag:
+    found = custom_tag_pb2.CustomTag(tag=tag.tag)
+    if tag.kind == "literal":
+        found.literal.value = tag.value
+    elif tag.kind == "environment":
+        found.environment.name = tag.value
+        found.environment.default_value = tag.default
+    else:
+        found.request_header.name = tag.value
+        found.request_header.default_value = tag.default
+    return found
+
+
+def observe_tcp(proxy: tcp_proxy_pb2.TcpProxy, mesh: MeshConfig, *, inbound: bool,
+                view: TelemetryView = NO_TELEMETRY) -> tcp_proxy_pb2.TcpProxy:
+    logs = tcp_access_logs(mesh, inbound=inbound, view=view)
     proxy.access_log.extend(logs)
     if mesh.access_log_service:
         # An entry when the connection opens, and one when it closes (bytes, duration).

@@ -21,7 +21,6 @@ from google.protobuf import wrappers_pb2
 
 from libs.envoy import duration, pack
 from services.pilot.model.instances import service_instances
-from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
@@ -111,12 +110,14 @@ def route_config(port: int, security: ProxySecurity) -> route_pb2.RouteConfigura
     ), security)
 
 
-def _filters(port: InboundPort, security: ProxySecurity, mesh: MeshConfig, *,
+def _filters(port: InboundPort, security: ProxySecurity, scope: ProxyScope, *,
              mtls: bool) -> list[listener_components_pb2.Filter]:
     stat_prefix = names.inbound_cluster(port.port)
+    mesh = scope.push.mesh
     if port.protocol.is_http:
         manager = observe_http(http_connection_manager(stat_prefix, rds=names.inbound_cluster(port.port),
-                                                       security_filters=security.http_filters), mesh, inbound=True)
+                                                       security_filters=security.http_filters), mesh, inbound=True,
+                               view=scope.telemetry)
         if mtls:
             # The app learns who called it: the peer's SPIFFE id in x-forwarded-client-cert.
             manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD
@@ -126,26 +127,27 @@ def _filters(port: InboundPort, security: ProxySecurity, mesh: MeshConfig, *,
             manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE
         return [hcm_filter(manager)]
     return [*security.network_filters, tcp_proxy_filter(stat_prefix, [(names.inbound_cluster(port.port), 100)],
-                                                         mesh=mesh, inbound=True)]
+                                                         mesh=mesh, inbound=True, view=scope.telemetry)]
 
 
-def _chains(proxy: Proxy, push: PushContext, port: InboundPort, security: ProxySecurity, *, match_port: bool
+def _chains(proxy: Proxy, scope: ProxyScope, port: InboundPort, security: ProxySecurity, *, match_port: bool
             ) -> list[listener_components_pb2.FilterChain]:
     """STRICT: a TLS chain only; PERMISSIVE: TLS and plaintext, told apart by the TLS
     inspector; DISABLE, or a proxy without a workload certificate: plaintext only."""
+    push = scope.push
     mode = peer_authentication_mode(proxy, push, port.port) if proxy.identity else "DISABLE"
     chains: list[listener_components_pb2.FilterChain] = []
     if mode in ("STRICT", "PERMISSIVE"):
         chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|mtls")
         chain.filter_chain_match.transport_protocol = "tls"
         chain.transport_socket.CopyFrom(transport_socket(inbound_tls_context(push, http=port.protocol.is_http)))
-        chain.filters.extend(_filters(port, security, push.mesh, mtls=True))
+        chain.filters.extend(_filters(port, security, scope, mtls=True))
         chains.append(chain)
     if mode in ("PERMISSIVE", "DISABLE"):
         chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|plaintext")
         if mode == "PERMISSIVE":
             chain.filter_chain_match.transport_protocol = "raw_buffer"
-        chain.filters.extend(_filters(port, security, push.mesh, mtls=False))
+        chain.filters.extend(_filters(port, security, scope, mtls=False))
         chains.append(chain)
     if match_port:
         for chain in chains:
@@ -178,13 +180,13 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope, security: ProxySec
         if proxy.identity:
             _inspect_tls(listener)
         for port in ports:
-            listener.filter_chains.extend(_chains(proxy, push, port, security, match_port=True))
+            listener.filter_chains.extend(_chains(proxy, scope, port, security, match_port=True))
         passthrough = listener.filter_chains.add(name="inbound-passthrough")
         # Ports no service declares are the workload's too: policies guard them as TCP.
         passthrough.filters.extend(security.network_filters)
         passthrough.filters.append(tcp_proxy_filter("InboundPassthroughCluster",
                                                      [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)], mesh=push.mesh,
-                                                     inbound=True))
+                                                     inbound=True, view=scope.telemetry))
         out.listeners.append(listener)
         original = cluster_pb2.Cluster(
             name=names.INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,
@@ -205,7 +207,7 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope, security: ProxySec
         )
         if proxy.identity:
             _inspect_tls(listener)
-        listener.filter_chains.extend(_chains(proxy, push, port, security, match_port=False))
+        listener.filter_chains.extend(_chains(proxy, scope, port, security, match_port=False))
         out.listeners.append(listener)
     return out
 

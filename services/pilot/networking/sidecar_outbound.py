@@ -77,7 +77,8 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
         use_original_dst=wrappers_pb2.BoolValue(value=True), traffic_direction=2,  # OUTBOUND
     )
     virtual.filter_chains.add(name=names.VIRTUAL_OUTBOUND_LISTENER).filters.append(
-        tcp_proxy_filter(_fallback_cluster(scope), [(_fallback_cluster(scope), 100)], mesh=scope.push.mesh))
+        tcp_proxy_filter(_fallback_cluster(scope), [(_fallback_cluster(scope), 100)], mesh=scope.push.mesh,
+                         view=scope.telemetry))
     out.listeners.append(virtual)
     out.references[virtual.name] = {_fallback_cluster(scope)}
     for port in sorted(http):
@@ -88,7 +89,7 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
             bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
         )
         manager = observe_http(http_connection_manager(f"outbound_0.0.0.0_{port}", rds=name), scope.push.mesh,
-                               inbound=False)
+                               inbound=False, view=scope.telemetry)
         listener.filter_chains.add().filters.append(hcm_filter(manager))
         out.listeners.append(listener)
     for port in sorted(tcp):
@@ -108,7 +109,8 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
                 bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
             )
             listener.filter_chains.add().filters.append(tcp_proxy_filter(f"outbound|{port}||{service.hostname}",
-                                                                          clusters, mesh=scope.push.mesh))
+                                                                          clusters, mesh=scope.push.mesh,
+                                                                          view=scope.telemetry))
             out.references[name] = {c for c, _ in clusters}
             out.listeners.append(listener)
 
@@ -133,7 +135,8 @@ def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
         address=socket_address(scope.proxy.bind_address, OUTBOUND_PORT), traffic_direction=2,
     )
     manager = observe_http(http_connection_manager(f"outbound_{scope.proxy.bind_address}_{OUTBOUND_PORT}",
-                                                   rds=HTTP_PROXY_ROUTE), scope.push.mesh, inbound=False)
+                                                   rds=HTTP_PROXY_ROUTE), scope.push.mesh, inbound=False,
+                           view=scope.telemetry)
     listener.filter_chains.add().filters.append(hcm_filter(manager))
     out.listeners.append(listener)
 

@@ -7,18 +7,19 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from libs.envoy import pack
 from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.telemetry import NO_TELEMETRY, TelemetryView
 from services.pilot.networking.observability import observe_tcp
 
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 
 
 def tcp_proxy_filter(stat_prefix: str, clusters: list[tuple[str, int]], *, mesh: MeshConfig | None = None,
-                     inbound: bool = False) -> listener_components_pb2.Filter:
+                     inbound: bool = False, view: TelemetryView = NO_TELEMETRY) -> listener_components_pb2.Filter:
     """`clusters`: (name, weight); a single one ignores its weight.  With `mesh`, the
     connections are logged as the mesh config asks (`observability`)."""
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
     if mesh is not None:
-        observe_tcp(proxy, mesh, inbound=inbound)
+        observe_tcp(proxy, mesh, inbound=inbound, view=view)
     if len(clusters) == 1:
         proxy.cluster = clusters[0][0]
     else:

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import httpx
@@ -29,7 +30,7 @@ CLIENT_IP, SERVER_IP, OUTSIDE_IP = "127.0.42.1", "127.0.42.2", "127.0.42.9"
 APP_PORT, GRPC_APP_PORT = 19080, 17070
 
 
-def config(telemetry: TelemetryService) -> str:
+def config(telemetry: TelemetryService, errors_log: Path) -> str:
     return f"""\
 apiVersion: v1
 kind: ConfigMap
@@ -39,6 +40,9 @@ data:
     enableEnvoyAccessLogService: true
     defaultConfig:
       envoyAccessLogService: {{address: "{telemetry.als_address}"}}
+    extensionProviders:
+    - name: errors-file
+      envoyFileAccessLog: {{path: "{errors_log}"}}
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -72,6 +76,7 @@ class World:
     mesh: Mesh
     client: Proxy
     server: Proxy
+    errors_log: Path
 
 
 def _grpc_server(host: str, port: int) -> grpc.Server:
@@ -105,7 +110,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             env = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
             citadel = start_citadel(group, nats.url, base / "citadel")
             telemetry = mesh.telemetry()
-            env.apply("config", config(telemetry))
+            errors_log = base / "errors.log"
+            env.apply("config", config(telemetry, errors_log))
 
             def sidecar(name: str, ip: str, account: str, app: str, **kwargs: object) -> Proxy:
                 token = citadel.token_file(base / f"{name}.token", "default", account)
@@ -118,7 +124,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             client = sidecar("productpage-v1", CLIENT_IP, "bookinfo-productpage", "productpage")
             server = sidecar("reviews-v1", SERVER_IP, "bookinfo-reviews", "reviews",
                              app_ports={9080: APP_PORT, 7070: GRPC_APP_PORT, 5432: db.port})
-            yield World(env, telemetry, mesh, client, server)
+            yield World(env, telemetry, mesh, client, server, errors_log)
     finally:
         grpc_app.stop(0)
         echo.stop()
@@ -279,3 +285,38 @@ def test_health_checkers_are_not_counted(world: World) -> None:
         assert via_client("/healthz", **{"user-agent": agent}).status_code == 200
     assert via_client("/counted").status_code == 200
     settle(world, "istio_requests_total", before + 1, reporter="destination")
+
+
+def test_the_telemetry_api_drops_metrics_and_shapes_envoys_access_log(world: World) -> None:
+    world.config.apply("telemetry", """\
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  metrics:
+  - overrides:
+    - {match: {metric: REQUEST_COUNT, mode: SERVER}, disabled: true}
+    - tagOverrides: {path: {value: request.url_path}}
+  accessLogging:
+  - providers: [{name: errors-file}]
+    filter: {expression: "response.code >= 400"}
+""")
+    try:
+        before = samples(world, "istio_request_duration_milliseconds_count", reporter="destination",
+                         path="/api-shaped")
+        assert via_client("/api-shaped").status_code == 200
+        # 500, not 503, which the caller's sidecar retries (Istio's default retry policy).
+        assert via_client("/api-shaped", **{"x-echo-status": "500"}).status_code == 500
+        settle(world, "istio_request_duration_milliseconds_count", before + 2, reporter="destination",
+               path="/api-shaped")
+        # reviews' own request count is off; productpage's (the caller's) still counts.
+        assert samples(world, "istio_requests_total", reporter="destination", path="/api-shaped") == 0
+        assert samples(world, "istio_requests_total", reporter="source", response_code="500") >= 1
+        # reviews' Envoy logged only the failed request, to the provider's file.
+        wait_until(lambda: world.errors_log.exists() and "/api-shaped" in world.errors_log.read_text(),
+                   timeout=10, what="the error to be logged")
+        lines = [line for line in world.errors_log.read_text().splitlines() if "/api-shaped" in line]
+        assert len(lines) == 1 and " 500 " in lines[0]
+    finally:
+        world.config.remove("telemetry")

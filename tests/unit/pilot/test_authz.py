@@ -233,3 +233,4 @@ spec:
     assert manager.use_remote_address.value and manager.xff_num_trusted_hops == 0
     [deny] = rbac_of(push, gateway, route="http.8080")
     assert list(deny.rules.policies) == ["ns[istio-system]-policy[ingress]-rule[0]"]
+
