@@ -12,18 +12,13 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
+from bench.sidecar_hop import sidecar_hop, wrk
 from libs.config import parse_text
-from libs.envoy.binaries import envoy_binary
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import NodeType, Proxy
@@ -31,31 +26,11 @@ from services.pilot.model.push_context import PushContext
 from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.networking import generator, security
 from services.pilot.networking.memo import TranslationMemo
-from tests.harness.config_env import ConfigEnv
-from tests.harness.mesh import Mesh
-from tests.harness.nats import start_nats
-from tests.harness.ports import free_port
-from tests.harness.processes import ProcessGroup
-from tests.harness.waiting import wait_until
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "authz.json"
-SIDECAR_IP = "127.0.61.2"
 DURATION_S = 20
 RUNS = 3
 GOAL_P99_MS = 0.2
-
-SERVICE = f"""\
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: bench, namespace: default}}
-spec:
-  hosts: [bench.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: {SIDECAR_IP}, labels: {{app: bench}}}}]
-"""
-
 
 def policies(count: int = 10, rules: int = 10) -> str:
     """`count` policies selecting the workload, half DENY on paths nobody asks for, half
@@ -73,79 +48,20 @@ def policies(count: int = 10, rules: int = 10) -> str:
     return "---\n".join(documents)
 
 
-UPSTREAM = """\
-static_resources:
-  listeners:
-  - address: {{socket_address: {{address: {ip}, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/{hcm}
-          stat_prefix: upstream
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes: [{{match: {{prefix: /}}, direct_response: {{status: 200, body: {{inline_string: ok}}}}}}]
-admin: {{address: {{socket_address: {{address: {ip}, port_value: {admin}}}}}}}
-"""
-HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-
-
-def wrk(url: str) -> dict[str, float]:
-    """p50 / p99 in ms at a constant rate (wrk2's -R is not in Debian's wrk: two connections,
-    each sending as fast as answers come, is the closest; latency is what we compare)."""
-    result = subprocess.run(["wrk", "-t1", "-c2", f"-d{DURATION_S}s", "--latency", url],
-                            capture_output=True, text=True, check=True, timeout=DURATION_S + 30)
-    found = {}
-    for percentile in ("50", "99"):
-        match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)$", result.stdout, re.MULTILINE)
-        assert match, result.stdout
-        value, unit = float(match.group(1)), match.group(2)
-        found[f"p{percentile}_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    requests = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    found["requests_per_s"] = float(requests.group(1)) if requests else 0.0
-    return found
-
-
 def latency() -> dict[str, object]:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (Debian package wrk)"}
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        for folder in ("logs", "mesh", "config"):
-            (base / folder).mkdir()
-        group = ProcessGroup(base / "logs")
-        try:
-            nats = start_nats(group, base / "nats")
-            mesh = Mesh(group, nats, base / "mesh")
-            config = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
-            app_port, admin_port = free_port(), free_port()
-            # The sidecar reaches its app on its own address (the local mesh's proxy mode).
-            (base / "upstream.yaml").write_text(UPSTREAM.format(ip=SIDECAR_IP, port=app_port, admin=admin_port,
-                                                                      hcm=HCM))
-            group.start("upstream", [str(envoy_binary()), "-c", str(base / "upstream.yaml"), "--base-id",
-                                     str(free_port()), "--concurrency", "1", "-l", "warning"])
-            config.apply("service", SERVICE)
-            config.add_proxy(mesh.proxy(config.pilot, name="bench", bind_address=SIDECAR_IP, interception="NONE",
-                                        labels={"app": "bench"}, app_ports={9080: app_port}))
-            url = f"http://{SIDECAR_IP}:9080/reviews/1"
-            wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, timeout=30, what="the sidecar to serve")
-            runs: dict[str, list[dict[str, float]]] = {"no_policy": [], "policies_10x10": []}
-            for _ in range(RUNS):
-                runs["no_policy"].append(wrk(url))
-                config.apply("policies", policies())
-                runs["policies_10x10"].append(wrk(url))
-                config.remove("policies")
-        finally:
-            group.stop_all()
+    runs: dict[str, list[dict[str, float]]] = {"no_policy": [], "policies_10x10": []}
+    with sidecar_hop() as hop:
+        for _ in range(RUNS):
+            runs["no_policy"].append(wrk(hop.url, DURATION_S))
+            hop.config.apply("policies", policies())
+            runs["policies_10x10"].append(wrk(hop.url, DURATION_S))
+            hop.config.remove("policies")
     summary: dict[str, object] = {}
     for name, results in runs.items():
-        summary[name] = {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}
+        summary[name] = {key: round(statistics.median(r[key] for r in results), 3) for key in ("p50_ms", "p99_ms",
+                                                                                                "requests_per_s")}
     added_p99 = summary["policies_10x10"]["p99_ms"] - summary["no_policy"]["p99_ms"]  # type: ignore[index]
     added_p50 = summary["policies_10x10"]["p50_ms"] - summary["no_policy"]["p50_ms"]  # type: ignore[index]
     summary.update(added_p50_ms=round(added_p50, 3), added_p99_ms=round(added_p99, 3), goal_p99_ms=GOAL_P99_MS,
