@@ -64,11 +64,17 @@ class Hop:
     url: str
 
 
-def wrk(url: str, duration_s: int) -> dict[str, float]:
-    """p50 / p99 in ms and requests/s: one thread, two keep-alive connections (Debian's wrk
-    has no fixed-rate mode; latency is what is compared)."""
-    result = subprocess.run(["wrk", "-t1", "-c2", f"-d{duration_s}s", "--latency", url],
-                            capture_output=True, text=True, check=True, timeout=duration_s + 30)
+def wrk(url: str, duration_s: int, *, rate_per_s: int = 0) -> dict[str, float]:
+    """p50 / p99 in ms and requests/s: one thread, two keep-alive connections, as fast as
+    answers come, or about `rate_per_s` (Debian's wrk has no -R: a Lua `delay()` spaces each
+    connection's requests; wrk's latency excludes the delay)."""
+    argv = ["wrk", "-t1", "-c2", f"-d{duration_s}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if rate_per_s:
+            script.write(f"function delay() return {2000 / rate_per_s:.3f} end\n")
+            script.flush()
+            argv += ["-s", script.name]
+        result = subprocess.run([*argv, url], capture_output=True, text=True, check=True, timeout=duration_s + 30)
     found: dict[str, float] = {}
     for percentile in ("50", "99"):
         match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)$", result.stdout, re.MULTILINE)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -42,13 +42,23 @@ async def _respond(send: Send, status: int, body: bytes, content_type: str) -> N
     await send({"type": "http.response.body", "body": body})
 
 
+async def _stream(send: Send, chunks: Iterable[bytes], content_type: str) -> None:
+    """A body made piece by piece: a large exposition is never held whole."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type.encode())]})
+    for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class _ProbesApp:
     """/healthz, /readyz and /metrics; everything else goes to `fallback` (or 404)."""
 
-    def __init__(self, readiness: Readiness, registry: CollectorRegistry, fallback: Asgi | None) -> None:
+    def __init__(self, readiness: Readiness, registry: CollectorRegistry, fallback: Asgi | None,
+                 metrics: Callable[[], Iterable[bytes]] | None = None) -> None:
         self.readiness = readiness
         self.registry = registry
         self.fallback = fallback
+        self.metrics = metrics or (lambda: [generate_latest(self.registry)])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -62,7 +72,7 @@ class _ProbesApp:
                 await _respond(send, 503 if pending else 200, body, "application/json")
                 return
             if path == "/metrics":
-                await _respond(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+                await _stream(send, self.metrics(), CONTENT_TYPE_LATEST)
                 return
         if self.fallback is not None:
             await self.fallback(scope, receive, send)
@@ -83,7 +93,10 @@ class MonitoringServer:
         routers: tuple[APIRouter, ...] = (),
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        metrics: Callable[[], Iterable[bytes]] | None = None,
     ) -> None:
+        """`metrics`: the pieces of what /metrics answers, when not `registry` in Prometheus'
+        text format."""
         self.readiness = readiness
         self.registry = registry
         fallback: Asgi | None = None
@@ -94,7 +107,7 @@ class MonitoringServer:
             for router in routers:
                 api.include_router(router)
             fallback = api
-        self.app = _ProbesApp(readiness, registry, fallback)
+        self.app = _ProbesApp(readiness, registry, fallback, metrics)
         self._config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,
                                       lifespan="off", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         self._server = _Server(self._config)

@@ -10,6 +10,7 @@ is found by address in the directory, its identity in the mTLS peer certificate.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,8 +99,12 @@ def _ip(address: address_pb2.Address) -> str:
 
 
 def response_flags(flags: accesslog_pb2.ResponseFlags) -> str:
-    short = [code for field, code in _FLAGS.items() if getattr(flags, field, False) is True]
-    if flags.HasField("unauthorized_details"):
+    """Envoy's short names of the flags set, in Envoy's order (only set fields are listed)."""
+    set_fields = {descriptor.name for descriptor, value in flags.ListFields() if value}
+    if not set_fields:
+        return "-"
+    short = [code for name, code in _FLAGS.items() if name in set_fields]
+    if "unauthorized_details" in set_fields:
         short.append("UAEX")
     return ",".join(short) or "-"
 
@@ -147,20 +152,36 @@ def _destination_service(common: accesslog_pb2.AccessLogCommon, authority: str, 
             "destination_service_namespace": named.namespace}
 
 
-def _labels(common: accesslog_pb2.AccessLogCommon, reporter: Reporter, directory: Directory, *, authority: str,
-            protocol: str, response_code: str, grpc_status: str) -> tuple[bool, tuple[str, ...]]:
+# The labels that name who called whom: everything but the protocol, code, status and flags.
+_PARTIES = (*LABELS[:LABELS.index("request_protocol")], "connection_security_policy")
+_PARTY_CACHE_SIZE = 50_000
+
+
+def _parties(common: accesslog_pb2.AccessLogCommon, reporter: Reporter, directory: Directory,
+             authority: str) -> tuple[str, ...]:
+    """Values of `_PARTIES` for one entry, worked out once per (reporter, peer, destination):
+    thousands of entries a second share a handful of those."""
     inbound = common.upstream_cluster.startswith("inbound|")
-    values: dict[str, str] = {"reporter": "destination" if inbound else "source"}
     if inbound:
-        peer = directory.workload_at(_ip(common.downstream_direct_remote_address)
-                                     or _ip(common.downstream_remote_address))
-        mutual = bool(common.tls_properties.peer_certificate_properties.subject_alt_name)
-        values.update(_workload_labels("source", peer, _peer_principal(common), DEFAULT_CLUSTER))
+        peer_ip = _ip(common.downstream_direct_remote_address) or _ip(common.downstream_remote_address)
+        sans = common.tls_properties.peer_certificate_properties.subject_alt_name
+        principal = next((san.uri for san in sans if san.uri), "") if sans else ""
+    else:
+        peer_ip, principal = _ip(common.upstream_remote_address), ""
+    key = (id(reporter), inbound, peer_ip, principal, common.upstream_cluster, authority if inbound else "")
+    cache = directory.cache
+    found = cache.get(key)
+    if found is not None and found[0] is reporter:
+        return found[1]
+    values: dict[str, str] = {"reporter": "destination" if inbound else "source"}
+    peer = directory.workload_at(peer_ip)
+    if inbound:
+        mutual = bool(principal)
+        values.update(_workload_labels("source", peer, principal or UNKNOWN, DEFAULT_CLUSTER))
         values.update(_workload_labels("destination", reporter.workload,
                                        reporter.principal if mutual else UNKNOWN, reporter.cluster))
         values["connection_security_policy"] = "mutual_tls" if mutual else "none"
     else:
-        peer = directory.workload_at(_ip(common.upstream_remote_address))
         # With a certificate and a sidecar on the other side, auto-mTLS made it mutual TLS.
         mutual = reporter.identity and peer is not None and peer.sidecar
         values.update(_workload_labels("source", reporter.workload, reporter.principal if mutual else UNKNOWN,
@@ -169,9 +190,20 @@ def _labels(common: accesslog_pb2.AccessLogCommon, reporter: Reporter, directory
                                        if mutual and peer is not None else UNKNOWN, DEFAULT_CLUSTER))
         values["connection_security_policy"] = UNKNOWN
     values.update(_destination_service(common, authority, reporter, inbound, directory))
-    values.update(request_protocol=protocol, response_code=response_code, grpc_response_status=grpc_status,
-                  response_flags=response_flags(common.response_flags))
-    return inbound, tuple(values[name] for name in LABELS)
+    # Interned: the same few strings stand in millions of series keys.
+    parties = tuple(sys.intern(values[name]) for name in _PARTIES)
+    if len(cache) >= _PARTY_CACHE_SIZE:
+        cache.clear()
+    # The reporter is held with the answer, so a reused id cannot return another's.
+    cache[key] = (reporter, parties)
+    return parties
+
+
+def _labels(common: accesslog_pb2.AccessLogCommon, reporter: Reporter, directory: Directory, *, authority: str,
+            protocol: str, response_code: str, grpc_status: str) -> tuple[str, ...]:
+    parties = _parties(common, reporter, directory, authority)
+    # LABELS order: the parties, then protocol, code, status, flags, then the security policy.
+    return (*parties[:-1], protocol, response_code, grpc_status, response_flags(common.response_flags), parties[-1])
 
 
 def _ms(duration: Any) -> float:
@@ -185,7 +217,7 @@ def http_report(entry: accesslog_pb2.HTTPAccessLogEntry, reporter: Reporter, dir
     headers: Mapping[str, str] = {**request.request_headers, **response.response_headers}
     grpc = headers.get("content-type", "").startswith("application/grpc")
     grpc_status = response.response_trailers.get("grpc-status") or response.response_headers.get("grpc-status", "")
-    _, labels = _labels(common, reporter, directory, authority=request.authority,
+    labels = _labels(common, reporter, directory, authority=request.authority,
                         protocol="grpc" if grpc else "http",
                         response_code=str(response.response_code.value) if response.HasField("response_code") else "0",
                         grpc_status=grpc_status if grpc else "")
@@ -204,8 +236,8 @@ def tcp_report(entry: accesslog_pb2.TCPAccessLogEntry, reporter: Reporter, direc
     kind = common.access_log_type
     if kind not in (accesslog_pb2.TcpUpstreamConnected, accesslog_pb2.TcpConnectionEnd):
         return None
-    _, labels = _labels(common, reporter, directory, authority="", protocol="tcp", response_code="0",
-                        grpc_status="")
+    labels = _labels(common, reporter, directory, authority="", protocol="tcp", response_code="0",
+                     grpc_status="")
     if kind == accesslog_pb2.TcpUpstreamConnected:
         return Report(labels, opened=True)
     return Report(labels, closed=True, sent_bytes=entry.connection_properties.sent_bytes,

@@ -112,7 +112,7 @@ async def run(settings: TelemetrySettings) -> None:
                                         readiness=telemetry.readiness, registry=registry)),
         ("prometheus", MonitoringServer(
             host=settings.prometheus_address, port=settings.prometheus_port, readiness=telemetry.readiness,
-            registry=telemetry.istio_registry,
+            registry=telemetry.istio_registry, metrics=telemetry.store.exposition,
             routers=(graph_router(telemetry.traffic.edges, window_s=settings.graph_window_s),))),
     ]
     if settings.zipkin_port:

@@ -178,3 +178,21 @@ def test_histograms_use_envoys_buckets_and_count_exactly() -> None:
                   if line.startswith("istio_request_duration_milliseconds_bucket") and 'le="10"' in line)
     assert bucket.endswith(" 3.0")
     assert 'le="3600000"' in text and 'le="0.5"' in text
+
+
+def test_the_direct_exposition_says_what_the_collector_says() -> None:
+    """telemetry serves `exposition()` (no per-sample objects); it must parse to the same samples."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    store = MetricStore()
+    for code in (200, 503, 200):
+        store.add_http(http_report(http_entry("inbound|9080||", peer="127.0.10.1", code=code,  # type: ignore[arg-type]
+                                              authority='we"ird\\host'), REVIEWS, DIRECTORY))
+    registry = CollectorRegistry()
+    registry.register(store)
+
+    def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return {(s.name, tuple(sorted(s.labels.items())), s.value)
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    assert samples(b"".join(store.exposition(chunk_bytes=100)).decode()) == samples(generate_latest(registry).decode())
