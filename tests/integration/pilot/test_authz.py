@@ -30,6 +30,7 @@ from tests.harness.nats import start_nats
 from tests.harness.ports import free_port
 from tests.harness.processes import ProcessGroup
 from tests.harness.stream_servers import StreamEchoServer
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -93,13 +94,18 @@ spec:
 """
 
 
-def mesh_config(*, fail_open: bool = False) -> str:
+def mesh_config(*, fail_open: bool = False, access_log: Path | None = None) -> str:
+    shadow = "%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_engine_result)%"
+    logging = (f"""
+    accessLogFile: {access_log}
+    accessLogFormat: "%REQ(:PATH)% dry-run={shadow}\\n"
+""" if access_log else "")
     return f"""\
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: istio, namespace: istio-system}}
 data:
-  mesh: |
+  mesh: |{logging}
     defaultConfig: {{gatewayTopology: {{numTrustedProxies: 1}}}}
     extensionProviders:
     - name: ext-grpc
@@ -375,9 +381,18 @@ def test_dry_run_changes_nothing_but_is_counted(world_config: World) -> None:
     before = shadow_denied()
     config.apply("dry", policy("dry-deny", "{action: DENY, rules: [{to: [{operation: {paths: [/dry*]}}]}]}",
                                annotations='{"istio.io/dry-run": "true"}'))
-    assert plaintext("/dry-run").status_code == 200
-    assert plaintext("/other").status_code == 200
-    assert shadow_denied() == before + 1
+    config.apply("mesh", mesh_config(access_log=world_config.base / "access.log"))
+    try:
+        assert plaintext("/dry-run").status_code == 200
+        assert plaintext("/other").status_code == 200
+        assert shadow_denied() == before + 1
+        # The shadow result is in Envoy's access log too, for the format that asks for it.
+        log = world_config.base / "access.log"
+        wait_until(lambda: log.exists() and "/other" in log.read_text(), timeout=10, what="the access log lines")
+        lines = log.read_text().splitlines()
+        assert "/dry-run dry-run=denied" in lines and "/other dry-run=allowed" in lines, lines
+    finally:
+        config.apply("mesh", mesh_config())
 
 
 def test_custom_sends_only_matching_requests_to_the_external_authorizer(world_config: World) -> None:

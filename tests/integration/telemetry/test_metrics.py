@@ -320,3 +320,17 @@ spec:
         assert len(lines) == 1 and " 500 " in lines[0]
     finally:
         world.config.remove("telemetry")
+
+
+def test_series_of_a_workload_that_left_expire(world: World) -> None:
+    """A telemetry that forgets idle series after 3 s: reviews' series go once reviews is quiet,
+    and the counters start again from zero when it is back (Istio #35066)."""
+    ports = (world.telemetry.als_port, world.telemetry.prometheus_port, world.telemetry.zipkin_port)
+    world.telemetry.process.stop()
+    world.telemetry = world.mesh.telemetry("--metric-expiry-s", "3", name="telemetry-expiring", ports=ports)
+    assert via_client("/before-leaving").status_code == 200
+    settle(world, "istio_requests_total", 1, reporter="destination", destination_workload="reviews-v1")
+    wait_until(lambda: not series(world, "istio_requests_total", destination_workload="reviews-v1"), timeout=20,
+               what="reviews' series to expire")
+    assert via_client("/back").status_code == 200
+    settle(world, "istio_requests_total", 1, reporter="destination", destination_workload="reviews-v1")
