@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.config.schema import Message, mesh, traffic, workloads
+from libs.config.schema import mixer as mix
 from libs.config.schema import networking as net
 from libs.config.schema import security as sec
 from libs.config.schema import telemetry as tel
@@ -20,6 +21,7 @@ from libs.config.validation import (
     destination_rule,
     gateway,
     mesh_config,
+    mixer,
     peer_authentication,
     request_authentication,
     service_entry,
@@ -32,6 +34,8 @@ from libs.config.validation import (
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
 TELEMETRY = "telemetry.istio.io"
+# Mixer's policy kinds (Istio 1.0/1.1), served by Mizzen's policy service.
+MIXER = "config.istio.io"
 # The mesh config: users write the `istio` ConfigMap (core group, v1); Mizzen holds its
 # `mesh` key, validated, as the internal kind MeshConfig (see `libs.config._mesh`).
 MESH_CONFIG_KIND = "MeshConfig"
@@ -40,6 +44,7 @@ MESH_CONFIG_KIND = "MeshConfig"
 NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
 SECURITY_VERSIONS = ("v1beta1", "v1")
 TELEMETRY_VERSIONS = ("v1alpha1", "v1")
+MIXER_VERSIONS = ("v1alpha2",)
 # Kept for callers written before the security kinds existed.
 ISTIO_VERSIONS = NETWORKING_VERSIONS
 
@@ -94,6 +99,22 @@ for _info in (
              ("telemetry",)),
     KindInfo("", MESH_CONFIG_KIND, "configmaps", ("v1",), mesh.MESH_CONFIG, mesh_config.validate,
              ("meshconfig",), spec_path=mesh_config.ROOT),
+    # Mixer's kinds, named and pluralised as Istio 1.1's CRDs name them (lower-case, no short
+    # names): the rule, 1.1's generic handler and instance, 1.0's per-adapter and per-template
+    # kinds whose spec is the params, and the quota specs the proxies charge.
+    KindInfo(MIXER, "rule", "rules", MIXER_VERSIONS, mix.RULE, mixer.validate_rule),
+    KindInfo(MIXER, "handler", "handlers", MIXER_VERSIONS, mix.HANDLER, mixer.validate_handler),
+    KindInfo(MIXER, "instance", "instances", MIXER_VERSIONS, mix.INSTANCE, mixer.validate_instance),
+    *(KindInfo(MIXER, kind, f"{kind}s", MIXER_VERSIONS, schema, mixer.ADAPTER_KIND_VALIDATORS[kind])
+      for kind, schema in mix.ADAPTER_PARAMS.items()),
+    KindInfo(MIXER, "checknothing", "checknothings", MIXER_VERSIONS, mix.CHECKNOTHING,
+             mixer.TEMPLATE_KIND_VALIDATORS["checknothing"]),
+    KindInfo(MIXER, "listentry", "listentries", MIXER_VERSIONS, mix.LISTENTRY,
+             mixer.TEMPLATE_KIND_VALIDATORS["listentry"]),
+    KindInfo(MIXER, "quota", "quotas", MIXER_VERSIONS, mix.QUOTA, mixer.TEMPLATE_KIND_VALIDATORS["quota"]),
+    KindInfo(MIXER, "QuotaSpec", "quotaspecs", MIXER_VERSIONS, mix.QUOTA_SPEC, mixer.validate_quota_spec),
+    KindInfo(MIXER, "QuotaSpecBinding", "quotaspecbindings", MIXER_VERSIONS, mix.QUOTA_SPEC_BINDING,
+             mixer.validate_quota_spec_binding),
 ):
     register(_info)
 

@@ -59,8 +59,10 @@ def test_validation_dataset_covers_every_kind_and_version(corpus: dict[str, Pars
     """The dataset has one resource per kind and API version Istio serves, so each of ours appears."""
     accepted = {(resource.api_version, resource.kind) for source, result in corpus.items()
                 if source.startswith("validation-dataset/") for _, resource in result.resources}
-    # The mesh config is a ConfigMap, not one of Istio's CRDs: the dataset has no example.
-    expected = {(api_version, info.kind) for info in supported_kinds() if info.group
+    # The mesh config is a ConfigMap, not one of Istio's CRDs, and Mixer's config.istio.io kinds
+    # left Istio in 1.8: today's dataset has examples of neither.
+    expected = {(api_version, info.kind) for info in supported_kinds()
+                if info.group and info.group != "config.istio.io"
                 for api_version in info.api_versions}
     assert accepted == expected
 

@@ -11,12 +11,22 @@ NETWORKING = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "S
               "WorkloadGroup")
 SECURITY = ("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
 TELEMETRY = ("Telemetry",)
+# Mixer's policy kinds (Istio 1.0/1.1), lower-case as Istio's CRDs name them.
+MIXER = ("rule", "handler", "instance", "denier", "listchecker", "memquota", "redisquota", "checknothing",
+         "listentry", "quota", "QuotaSpec", "QuotaSpecBinding")
 # The `istio` ConfigMap's mesh config, held as its own kind.
 MESH = ("MeshConfig",)
 
 
 def test_the_supported_kinds() -> None:
-    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY + TELEMETRY + MESH)
+    assert {info.kind for info in supported_kinds()} == set(NETWORKING + SECURITY + TELEMETRY + MIXER + MESH)
+
+
+@pytest.mark.parametrize("kind", MIXER)
+def test_mixer_kinds_are_v1alpha2_only(kind: str) -> None:
+    assert lookup("config.istio.io/v1alpha2", kind) is not None
+    assert lookup("config.istio.io/v1alpha1", kind) is None
+    assert lookup("config.istio.io/v1", kind) is None
 
 
 @pytest.mark.parametrize("kind", NETWORKING)
@@ -48,6 +58,8 @@ def test_telemetry_is_v1alpha1_and_v1_only(kind: str) -> None:
     ("networking.istio.io/v1beta1", "ProxyConfig"),
     ("v1", "Service"),
     ("networking.istio.io/v2", "VirtualService"),
+    ("config.istio.io/v1alpha2", "prometheus"),
+    ("config.istio.io/v1alpha2", "attributemanifest"),
 ])
 def test_other_kinds_are_unsupported_not_invalid(api_version: str, kind: str) -> None:
     result = parse("VirtualService", "{hosts: [a]}", api_version=api_version) if kind == "VirtualService" else \
@@ -61,7 +73,8 @@ def test_other_kinds_are_unsupported_not_invalid(api_version: str, kind: str) ->
     ("dr", "DestinationRule"), ("gw", "Gateway"), ("se", "ServiceEntry"), ("sidecar", "Sidecar"),
     ("we", "WorkloadEntry"), ("wg", "WorkloadGroup"), ("ap", "AuthorizationPolicy"),
     ("authorizationpolicies", "AuthorizationPolicy"), ("pa", "PeerAuthentication"), ("ra", "RequestAuthentication"),
-    ("telemetry", "Telemetry"), ("telemetries", "Telemetry"),
+    ("telemetry", "Telemetry"), ("telemetries", "Telemetry"), ("rules", "rule"), ("handlers", "handler"),
+    ("instances", "instance"), ("quotaspecs", "QuotaSpec"), ("quotaspecbindings", "QuotaSpecBinding"),
 ])
 def test_kind_by_name(name: str, kind: str) -> None:
     info = kind_by_name(name)
