@@ -13,13 +13,22 @@ from libs.config._errors import (
     ResourceInvalid,
     UnsupportedKind,
 )
-from libs.config._kinds import KindInfo, kind_by_name, lookup, supported_kinds
+from libs.config._kinds import (
+    MESH_CONFIG_KIND,
+    RATELIMIT_CONFIG_KIND,
+    KindInfo,
+    kind_by_name,
+    lookup,
+    supported_kinds,
+)
 from libs.config._loader import DEFAULT_LIMITS, LoadLimits, load_documents
 from libs.config._parse import ParseResult, parse_documents, parse_resource, parse_text, warnings_of
 from libs.config._resource import Resource
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MESH_CONFIG_KIND",
+    "RATELIMIT_CONFIG_KIND",
     "ConfigError",
     "DocumentError",
     "FieldError",

@@ -23,6 +23,7 @@ from libs.config.validation import (
     mesh_config,
     mixer,
     peer_authentication,
+    ratelimit_config,
     request_authentication,
     service_entry,
     sidecar,
@@ -39,6 +40,8 @@ MIXER = "config.istio.io"
 # The mesh config: users write the `istio` ConfigMap (core group, v1); Mizzen holds its
 # `mesh` key, validated, as the internal kind MeshConfig (see `libs.config._mesh`).
 MESH_CONFIG_KIND = "MeshConfig"
+# envoyproxy/ratelimit's configuration, from the ConfigMap `ratelimit-config` (see the same).
+RATELIMIT_CONFIG_KIND = "RateLimitConfig"
 # Istio serves every networking kind it registers in all three versions (the CRDs share one
 # schema), the security kinds in v1beta1 and v1, and Telemetry in v1alpha1 and v1.
 NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
@@ -99,6 +102,8 @@ for _info in (
              ("telemetry",)),
     KindInfo("", MESH_CONFIG_KIND, "configmaps", ("v1",), mesh.MESH_CONFIG, mesh_config.validate,
              ("meshconfig",), spec_path=mesh_config.ROOT),
+    KindInfo("", RATELIMIT_CONFIG_KIND, "configmaps", ("v1",), mesh.RATELIMIT_CONFIG, ratelimit_config.validate,
+             ("ratelimitconfig",), spec_path="data"),
     # Mixer's kinds, named and pluralised as Istio 1.1's CRDs name them (lower-case, no short
     # names): the rule, 1.1's generic handler and instance, 1.0's per-adapter and per-template
     # kinds whose spec is the params, and the quota specs the proxies charge.

@@ -9,7 +9,7 @@ from typing import Any
 from libs.config._errors import DocumentError, FieldError, Origin, ResourceInvalid, UnsupportedKind
 from libs.config._kinds import lookup
 from libs.config._loader import DEFAULT_LIMITS, LoadLimits, load_documents
-from libs.config._mesh import configmap_to_mesh_config
+from libs.config._mesh import configmap_to_resource
 from libs.config._resource import Resource
 from libs.config.schema import normalise
 from libs.config.validation import Checker
@@ -44,7 +44,7 @@ def parse_resource(body: Any, origin: Origin, *, default_namespace: str = "defau
     if not api_version or not kind:
         raise DocumentError(origin, "apiVersion and kind are required")
     if (api_version, kind) == ("v1", "ConfigMap"):
-        body = configmap_to_mesh_config(body, origin, namespace, name)
+        body = configmap_to_resource(body, origin, namespace, name)
         kind = body["kind"]
     info = lookup(api_version, kind)
     if info is None:

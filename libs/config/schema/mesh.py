@@ -235,3 +235,8 @@ MESH_CONFIG = Message("MeshConfig", {
     "reportBatchMaxEntries": UINT32,
     "reportBatchMaxTime": DURATION,
 })
+
+
+# The ConfigMap `ratelimit-config`: each data entry an envoyproxy/ratelimit configuration,
+# checked by its own rules (libs.config.ratelimit), not by a schema.
+RATELIMIT_CONFIG = Message("RateLimitConfig", {"configs": MapOf(ANY)})

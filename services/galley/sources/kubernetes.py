@@ -71,13 +71,16 @@ def plan_watches(kinds: Iterable[KindInfo], groups: dict[str, ApiGroup], namespa
                  mesh_namespace: str = "istio-system") -> tuple[list[KindWatch], list[str]]:
     """The informers to run, and the kinds the API server does not serve in any version we read.
 
-    The mesh config is a core ConfigMap (`istio`), always served: only `mesh_namespace`'s
-    ConfigMaps are watched for it, as istiod reads only its own namespace's."""
+    The mesh config and the rate-limit config are core ConfigMaps (`istio`,
+    `ratelimit-config`), always served: one watch of `mesh_namespace`'s ConfigMaps finds
+    both, as istiod reads only its own namespace's."""
     watches: list[KindWatch] = []
     missing: list[str] = []
     for info in kinds:
         if not info.group:
-            watches.append(KindWatch(info.kind, ResourceRef("", info.versions[0], info.plural), mesh_namespace))
+            ref = ResourceRef("", info.versions[0], info.plural)
+            if not any(w.ref == ref and w.namespace == mesh_namespace for w in watches):
+                watches.append(KindWatch(info.kind, ref, mesh_namespace))
             continue
         version = choose_version(info.versions, groups.get(info.group))
         if version is None:

@@ -132,8 +132,9 @@ async def test_only_supported_kinds_are_watched_at_one_version(
     async with running(source):
         await asyncio.wait_for(source.wait_synced(), 5)
         watched = {(w.ref.group, w.ref.version, w.ref.plural) for w in source.watched}
-    # Every supported kind once, at v1 wherever Mizzen reads v1 (Istio's preferred version).
-    assert sorted(plural for _, _, plural in watched) == sorted(k.plural for k in supported_kinds())
+    # Every supported resource type once (the ConfigMaps' kinds share a watch), at v1 wherever
+    # Mizzen reads v1 (Istio's preferred version).
+    assert sorted(plural for _, _, plural in watched) == sorted({k.plural for k in supported_kinds()})
     assert {(k.group, "v1", k.plural) for k in supported_kinds() if "v1" in k.versions} <= watched
     asked = {r.path for r in kube_api.requests if r.path.startswith("/apis/") and r.method == "GET"}
     assert asked == {f"/apis/{group}/{version}/{plural}" for group, version, plural in watched if group}
@@ -236,3 +237,21 @@ async def test_the_mesh_config_comes_from_the_istio_configmap_of_istio_system(
         assert "MeshConfig istio-system/istio: data.mesh.rootNamespace: " in errors[0]
         assert [r.spec for _, r in source.resources().values()] == [{"rootNamespace": "istio-config"}]
     assert all("/namespaces/istio-system/configmaps" in r.path for r in kube_api.requests if "configmaps" in r.path)
+
+
+async def test_the_rate_limit_config_comes_from_the_ratelimit_config_configmap_beside_it(
+        source: KubernetesSource, kube_api: FakeKubeApiServer) -> None:
+    config = "domain: ratelimit\ndescriptors:\n- key: PATH\n  rate_limit: {unit: minute, requests_per_unit: 100}\n"
+    kube_api.create({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "ratelimit-config", "namespace": "istio-system"},
+                     "data": {"config.yaml": config}})
+    kube_api.create({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "istio", "namespace": "istio-system"},
+                     "data": {"mesh": "rootNamespace: istio-system\n"}})
+    async with running(source):
+        await asyncio.wait_for(source.wait_synced(), 5)
+        found = {r.kind: r for _, r in source.resources().values()}
+        assert set(found) == {"MeshConfig", "RateLimitConfig"}
+        assert found["RateLimitConfig"].spec["configs"]["config.yaml"]["domain"] == "ratelimit"
+    # One watch of the namespace's ConfigMaps serves both kinds.
+    assert len({r.path for r in kube_api.requests if "configmaps" in r.path and r.method == "GET"}) == 1

@@ -15,7 +15,8 @@ TELEMETRY = ("Telemetry",)
 MIXER = ("rule", "handler", "instance", "denier", "listchecker", "memquota", "redisquota", "checknothing",
          "listentry", "quota", "QuotaSpec", "QuotaSpecBinding")
 # The `istio` ConfigMap's mesh config, held as its own kind.
-MESH = ("MeshConfig",)
+# From ConfigMaps: the mesh config, and envoyproxy/ratelimit's `ratelimit-config`.
+MESH = ("MeshConfig", "RateLimitConfig")
 
 
 def test_the_supported_kinds() -> None:
