@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
 
 from libs.bus._kv import KvBucket, KvSynced
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class KvMirror:
@@ -21,6 +27,17 @@ class KvMirror:
         self.values: dict[str, bytes] = {}
         self.revision = 0
         self.synced = False
+
+    def decode(self, parse: Callable[[bytes], T]) -> list[T]:
+        """Every value `parse` can read; the others are logged and skipped (only the writer
+        is to blame, and the rest must keep serving)."""
+        found: list[T] = []
+        for key, value in self.values.items():
+            try:
+                found.append(parse(value))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("ignoring an unreadable entry", bucket=self._bucket.name, key=key, error=repr(exc))
+        return found
 
     async def run(self) -> None:
         """Follow the bucket until cancelled; `on_change` after the initial sync and after

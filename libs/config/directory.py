@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from libs.config._resource import Resource
 from libs.config.workloads import WorkloadRegistration
@@ -20,6 +21,9 @@ UNKNOWN = "unknown"
 # Labels Istio reads a workload's app and version from, in order.
 APP_LABELS = ("app", "app.kubernetes.io/name")
 VERSION_LABELS = ("version", "app.kubernetes.io/version")
+
+
+_BY_NAME = object()
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class _Entry:
     namespace: str
     selector: tuple[tuple[str, str], ...] | None
     addresses: frozenset[str]
+    # (number, name) of each port, and each inline endpoint's address with its port map.
+    ports: tuple[tuple[int, str], ...] = ()
+    endpoints: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
 
 
 @dataclass
@@ -69,9 +76,17 @@ class Directory:
     by_address: dict[str, Workload] = field(default_factory=dict)
     services: dict[str, ServiceName] = field(default_factory=dict)
     _entries: list[_Entry] = field(default_factory=list)
+    # Answers its users derived from this snapshot (a new snapshot starts empty).
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def workload_at(self, address: str) -> Workload | None:
         return self.by_address.get(address)
+
+    def workload_named(self, name: str, namespace: str) -> Workload | None:
+        index = self.cache.get(_BY_NAME)
+        if index is None:
+            index = self.cache[_BY_NAME] = {(w.name, w.namespace): w for w in self.by_address.values()}
+        return index.get((name, namespace))
 
     def service(self, host: str) -> ServiceName | None:
         return self.services.get(host)
@@ -87,6 +102,26 @@ class Directory:
             elif address and address in entry.addresses:
                 hosts.update(entry.hosts)
         return sorted(hosts)
+
+
+    def endpoint(self, host: str, port: int) -> tuple[str, int] | None:
+        """An address serving `host:port` (a ServiceEntry's inline endpoint, or a workload it
+        selects), as a client in the mesh would reach it; None when the registry has none."""
+        for entry in self._entries:
+            if host not in entry.hosts:
+                continue
+            name = next((n for number, n in entry.ports if number == port), None)
+            if name is None:
+                continue
+            for address, ports in entry.endpoints:
+                return address, dict(ports).get(name, port)
+            if entry.selector is not None:
+                wanted = dict(entry.selector)
+                for address, workload in sorted(self.by_address.items()):
+                    labels = dict(workload.labels)
+                    if workload.namespace == entry.namespace and all(labels.get(k) == v for k, v in wanted.items()):
+                        return address, port
+        return None
 
 
 def service_name(host: str, namespace: str) -> ServiceName:
@@ -113,10 +148,12 @@ def build(registrations: Iterable[WorkloadRegistration], resources: Iterable[Res
         elif resource.kind == "ServiceEntry":
             hosts = tuple(spec.get("hosts", []))
             selector = spec.get("workloadSelector", {}).get("labels")
-            addresses = frozenset(e.get("address", "") for e in spec.get("endpoints", []))
+            endpoints = tuple((e.get("address", ""), tuple(sorted((e.get("ports") or {}).items())))
+                              for e in spec.get("endpoints", []))
+            ports = tuple((int(p.get("number", 0)), p.get("name", "")) for p in spec.get("ports", []))
             directory._entries.append(_Entry(hosts, resource.namespace,
                                              tuple(sorted(selector.items())) if selector is not None else None,
-                                             addresses))
+                                             frozenset(address for address, _ in endpoints), ports, endpoints))
             for host in hosts:
                 directory.services.setdefault(host, service_name(host, resource.namespace))
     return directory

@@ -8,6 +8,7 @@ background task, a `Readiness` gates `/readyz`, and `MonitoringServer` serves `/
 """
 
 from libs.runtime._errors import FatalServiceError, SettingsError
+from libs.runtime._grpc import serve_grpc
 from libs.runtime._logging import configure_logging
 from libs.runtime._main import run_service
 from libs.runtime._monitoring import MonitoringServer
@@ -26,4 +27,5 @@ __all__ = [
     "knob",
     "load_settings",
     "run_service",
+    "serve_grpc",
 ]

@@ -95,6 +95,8 @@ def node_metadata(settings: AgentSettings) -> struct_pb2.Struct:
     })
     if settings.bind_address:
         metadata.update({"MIZZEN_BIND_ADDRESS": settings.bind_address})
+    if settings.annotations:
+        metadata.update({"ANNOTATIONS": settings.annotation_map})
     if settings.app_ports:
         metadata.update({"APP_PORTS": ",".join(settings.app_ports)})
     if settings.identity_enabled:

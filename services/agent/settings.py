@@ -18,6 +18,8 @@ class AgentSettings:
     namespace: str = knob("default", "namespace of the workload")
     instance_ip: str = knob("127.0.0.1", "IP address of the workload")
     labels: tuple[str, ...] = knob((), "workload labels as k=v, comma separated")
+    annotations: tuple[str, ...] = knob((), "workload annotations as k=v, comma separated (e.g. "
+                                            "policy.istio.io/check=disable), sent to pilot as ANNOTATIONS")
     service_account: str = knob("default", "service account the workload runs as")
     domain_suffix: str = knob("cluster.local", "cluster DNS suffix")
     bind_address: str = knob("", "address the proxy's listeners bind (empty: 0.0.0.0)")
@@ -78,6 +80,11 @@ class AgentSettings:
                                          "account)")
     credentials_poll_interval_s: float = knob(0.5, "seconds between checks of credential and certificate files "
                                                    "for changes")
+
+    @property
+    def annotation_map(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.annotations if "=" in item)
+        return {key.strip(): value.strip() for key, value in pairs}
 
     @property
     def label_map(self) -> dict[str, str]:

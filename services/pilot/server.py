@@ -11,12 +11,13 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings
-from libs.runtime import MonitoringServer, Readiness, Supervisor
+from libs.config import MESH_CONFIG_KIND
+from libs.runtime import MonitoringServer, Readiness, Supervisor, serve_grpc
 from services.pilot import debug
 from services.pilot.config_watch import ConfigWatcher
 from services.pilot.debounce import Debouncer
 from services.pilot.metrics import PilotMetrics
-from services.pilot.model.mesh import MESH_CONFIG_KIND, MeshConfig, mesh_from_config
+from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from services.pilot.model.push_context import PushContext
 from services.pilot.push_status import PushHistory, PushRecord
 from services.pilot.settings import PilotSettings
@@ -135,14 +136,7 @@ async def run(settings: PilotSettings) -> None:
             ("grpc.keepalive_time_ms", 30_000),
         ])
         server.add_generic_rpc_handlers((pilot.ads.handler(),))
-        bound = server.add_insecure_port(f"{settings.xds_address}:{settings.xds_port}")
-        await server.start()
-        log.info("xds serving", address=settings.xds_address, port=bound)
-
-        async def stop_grpc() -> None:
-            await server.stop(grace=1.0)
-
-        supervisor.on_stop("grpc", stop_grpc)
+        await serve_grpc(supervisor, server, settings.xds_address, settings.xds_port, name="xds")
         await pilot.run(supervisor, bus)
         await supervisor.wait()
     finally:

@@ -14,19 +14,18 @@ Metrics live in memory: a restart starts the counters again, as Prometheus expec
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import grpc
 import structlog
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from prometheus_client import CollectorRegistry, Gauge
 
-from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings, KvMirror
-from libs.config import Resource
-from libs.config.directory import Directory, build
-from libs.config.workloads import WorkloadRegistration
-from libs.runtime import MonitoringServer, Readiness, Supervisor
+from libs.bus import Bus, BusSettings
+from libs.config import MESH_CONFIG_KIND, Resource
+from libs.config.directory import Directory
+from libs.config.mesh_view import MeshView
+from libs.runtime import MonitoringServer, Readiness, Supervisor, serve_grpc
 from services.telemetry.access_log import AccessLogWriter
 from services.telemetry.als import AccessLogService
 from services.telemetry.graph import graph_router
@@ -38,18 +37,6 @@ from services.telemetry.traffic import TrafficWindow
 
 log = structlog.get_logger(__name__)
 
-MESH_CONFIG_KIND = "MeshConfig"
-T = TypeVar("T")
-
-
-def _decode(values: dict[str, bytes], parse: Callable[[bytes], T]) -> list[T]:
-    decoded = []
-    for key, value in values.items():
-        try:
-            decoded.append(parse(value))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("ignoring an unreadable entry", key=key, error=repr(exc))
-    return decoded
 
 
 class Telemetry:
@@ -59,7 +46,7 @@ class Telemetry:
         self.istio_registry = CollectorRegistry()
         self.istio_registry.register(self.store)
         self.readiness = Readiness()
-        self.readiness.require("nats-connected", "config-synced", "workloads-synced")
+        self.readiness.require("nats-connected")
         self.directory = Directory()
         self.writer: AccessLogWriter | None = None
         if settings.access_log:
@@ -73,19 +60,11 @@ class Telemetry:
             lambda: self.store.series)
         Gauge("telemetry_access_log_streams", "Proxies streaming access logs", registry=registry).set_function(
             lambda: self.als.streams)
-        self.config: KvMirror | None = None
-        self.workloads: KvMirror | None = None
+        self.view = MeshView(self.readiness, self.refresh)
 
-    def refresh(self) -> None:
-        """Rebuild the join (and the log encoding) from the latest of both buckets."""
-        if self.config is None or self.workloads is None:
-            return
-        if self.config.synced:
-            self.readiness.mark("config-synced")
-        if self.workloads.synced:
-            self.readiness.mark("workloads-synced")
-        resources = _decode(self.config.values, Resource.from_json)
-        self.directory = build(_decode(self.workloads.values, WorkloadRegistration.from_json), resources)
+    def refresh(self, resources: list[Resource], directory: Directory) -> None:
+        """The new join, log encoding and overrides, from the latest of both buckets."""
+        self.directory = directory
         mesh = next((r for r in resources if r.kind == MESH_CONFIG_KIND and r.name == "istio"
                      and r.namespace == self.settings.system_namespace), None)
         if self.writer is not None:
@@ -95,10 +74,7 @@ class Telemetry:
         self.overrides = OverrideIndex.build(resources, root)
 
     async def run(self, supervisor: Supervisor, bus: Bus) -> None:
-        self.config = KvMirror(await bus.kv(MESH_CONFIG), on_change=self.refresh)
-        self.workloads = KvMirror(await bus.kv(MESH_WORKLOADS), on_change=self.refresh)
-        supervisor.start("config-watch", self.config.run)
-        supervisor.start("workloads-watch", self.workloads.run)
+        await self.view.start(supervisor, bus)
         supervisor.start("traffic-window", self.traffic.run)
 
 
@@ -127,14 +103,7 @@ async def run(settings: TelemetrySettings) -> None:
     try:
         als = grpc.aio.server()
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(telemetry.als, als)
-        bound = als.add_insecure_port(f"{settings.als_address}:{settings.als_port}")
-        await als.start()
-        log.info("access log service serving", address=settings.als_address, port=bound)
-
-        async def stop_als() -> None:
-            await als.stop(grace=1.0)
-
-        supervisor.on_stop("als", stop_als)
+        await serve_grpc(supervisor, als, settings.als_address, settings.als_port, name="access log service")
         await telemetry.run(supervisor, bus)
         await supervisor.wait()
     finally:

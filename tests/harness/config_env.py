@@ -91,6 +91,12 @@ class ConfigEnv:
         except NotReady as exc:
             raise NotReady(f"{exc}; pilot's last /debug/syncz: {last.get('state')}") from None
 
+    def drained(self) -> None:
+        """Wait until no proxy serves a connection under a replaced listener (the agent's
+        drain time is 1s): every request from now on meets the config last ACKed."""
+        wait_until(lambda: all(proxy.admin.draining() == 0 for proxy in self.proxies), timeout=15,
+                   what="replaced listeners to drain")
+
     def nacks(self) -> list[str]:
         state = self.pilot.get("/debug/syncz").json()
         return [f"{p['proxy']} {t}: {w['last_nack']['error']}" for p in state["proxies"]

@@ -36,6 +36,12 @@ class EnvoyAdmin:
                 stats[name] = int(value)
         return stats
 
+    def draining(self) -> int:
+        """Listeners and filter chains replaced but still serving their old connections:
+        a request on one of those meets the config before the change."""
+        stats = self.stats(r"^listener_manager\.total_(listeners|filter_chains)_draining$")
+        return sum(stats.values())
+
     def dynamic(self, type_url: str) -> list[dict[str, Any]]:
         """Active dynamic resources of one type, each with its version_info."""
         dump = self.config_dump()

@@ -77,6 +77,28 @@ class LocalMesh:
 
         wait_until(converged, timeout=timeout, what=f"every proxy to ACK revision {revision}")
 
+        def policy_current() -> bool:
+            metrics = httpx.get(f"{state.policy}/metrics", timeout=3).text
+            found = re.search(r"^policy_config_revision (\S+)$", metrics, re.MULTILINE)
+            return found is not None and float(found.group(1)) >= revision
+
+        wait_until(policy_current, timeout=timeout, what=f"the policy service to run revision {revision}")
+
+    def drained(self) -> None:
+        """Until no proxy serves a connection under a replaced listener (drain time 1s): a
+        config change that added or removed a filter then holds for every request."""
+        admins = [f"http://{self.address_of(name)}:15000" for name in
+                  ("productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1")]
+        admins += [f"http://127.{self.subnet}.1.1:15000", f"http://127.{self.subnet}.2.2:15000"]
+
+        def draining(admin: str) -> int:
+            stats = httpx.get(f"{admin}/stats", params={"filter": "total_(listeners|filter_chains)_draining$"},
+                              timeout=3).text
+            return sum(int(line.rpartition(" ")[2]) for line in stats.splitlines() if line.strip())
+
+        wait_until(lambda: all(draining(admin) == 0 for admin in admins), timeout=15,
+                   what="replaced listeners to drain")
+
     def productpage(self, **headers: str) -> tuple[int, str]:
         response = httpx.get(f"{self.ingress}/productpage", headers=headers, timeout=30)
         return response.status_code, response.text

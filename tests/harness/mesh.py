@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.envoy import EnvoyAdmin
 from tests.harness.nats import NatsServer
@@ -93,6 +94,22 @@ class TelemetryService(Service):
 
 
 @dataclass
+class PolicyService(Service):
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of `name`'s samples whose labels include `labels`."""
+        return sum(sample.value for family in text_string_to_metric_families(self.get("/metrics").text)
+                   for sample in family.samples
+                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+@dataclass
 class Proxy:
     process: Process
     admin: EnvoyAdmin
@@ -136,6 +153,18 @@ class Mesh:
                                     "--zipkin-port", str(zipkin), "--monitoring-address", "127.0.0.1",
                                     "--monitoring-port", str(port), "--access-log", str(access_log), *extra)
         service = TelemetryService(process, port, als, prometheus, zipkin, access_log)
+        wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
+        return service
+
+    def policy(self, *extra: str, name: str = "policy", host: str = "127.0.0.1", grpc_port: int | None = None
+               ) -> PolicyService:
+        """A policy replica on `host`; `grpc_port` given (a stopped replica's): proxies
+        configured for it reconnect."""
+        port, grpc_port = free_port(), grpc_port or free_port(host)
+        process = self.group.python(name, "services.policy", *self._common(), "--grpc-address", host,
+                                    "--grpc-port", str(grpc_port), "--monitoring-address", "127.0.0.1",
+                                    "--monitoring-port", str(port), *extra)
+        service = PolicyService(process, port, host, grpc_port)
         wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service
 

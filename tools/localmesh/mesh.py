@@ -20,7 +20,18 @@ from libs.capture import CaptureSettings
 from libs.capture.iptables import PROXY_UID
 from services.citadel.cli import mint_bootstrap_token
 from tools.localmesh import bookinfo, netns
-from tools.localmesh.plan import MeshOptions, Plan, identities, mesh_config, netns_name, new_token, plan
+from tools.localmesh.plan import (
+    MeshOptions,
+    Plan,
+    identities,
+    mesh_config,
+    netns_name,
+    new_token,
+    plan,
+    policy_service,
+    redis_server,
+    redis_service,
+)
 from tools.localmesh.processes import ManagedProcess, ProcessFailed
 from tools.localmesh.state import MeshState, ProcessState
 
@@ -41,6 +52,14 @@ def prepare(options: MeshOptions) -> None:
         token.chmod(0o600)
     (options.config_dir / "egress-gateway-service.yaml").write_text(
         bookinfo.egress_gateway_service(options.egress_address))
+    (options.config_dir / "istio-policy-service.yaml").write_text(policy_service(options))
+    redis = options.config_dir / "redis-service.yaml"
+    if redis_server() is not None:
+        redis.write_text(redis_service(options))
+    else:
+        redis.unlink(missing_ok=True)
+        log.warning("redis-server is not installed (Debian package redis-server): redisquota handlers will "
+                    "fail their requests until a Redis answers")
     mesh = options.config_dir / "mesh.yaml"
     if not mesh.exists():
         # Written once: it is the user's to edit from then on.
@@ -130,6 +149,7 @@ class LocalMesh:
             proxies=[f"{p.name}.{p.namespace}" for p in self.plan.proxies],
             app=self.options.app, capture=self.options.capture, subnet=self.options.subnet,
             nats=self.options.nats_url, telemetry=self.options.telemetry_url, zipkin=self.options.zipkin_url,
+            policy=self.options.policy_url,
         )
 
     async def start(self, say: Callable[[str], None]) -> None:

@@ -8,7 +8,9 @@ gateway on `--ingress-address`, the egress gateway on 127.0.2.2.  Nothing binds 
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,11 @@ class Ports:
     telemetry_prometheus: int = 42422
     telemetry_zipkin: int = 9411
     telemetry_monitoring: int = 15024
+    policy_grpc: int = 9091
+    policy_monitoring: int = 15025
+    # Not 6379: a Redis the machine already runs keeps its port.  Reached as
+    # redis-release-master:6379 through the registry.
+    redis: int = 16379
     # Per proxy, on the proxy's own address.
     envoy_admin: int = 15000
     agent_monitoring: int = 15020
@@ -96,6 +103,10 @@ class MeshOptions:
         return f"http://{self.control}:{self.ports.telemetry_prometheus}"
 
     @property
+    def policy_url(self) -> str:
+        return f"http://{self.control}:{self.ports.policy_monitoring}"
+
+    @property
     def zipkin_url(self) -> str:
         return f"http://{self.control}:{self.ports.telemetry_zipkin}"
 
@@ -148,12 +159,64 @@ def control_plane(options: MeshOptions) -> list[list[ProcessSpec]]:
                       "--monitoring-port", str(p.telemetry_monitoring),
                       "--access-log", str(s / "logs" / "access.log")],
         ready_url=f"http://{control}:{p.telemetry_monitoring}/readyz")
-    return [[nats], [galley, pilot, citadel, telemetry]]
+    policy = ProcessSpec(
+        "policy", [_python(), "-m", "services.policy", *common, "--grpc-address", control,
+                   "--grpc-port", str(p.policy_grpc), "--monitoring-address", control,
+                   "--monitoring-port", str(p.policy_monitoring)],
+        ready_url=f"http://{control}:{p.policy_monitoring}/readyz")
+    first = [nats]
+    redis = redis_server()
+    if redis is not None:
+        first.append(ProcessSpec("redis", [redis, "--bind", control, "--port", str(p.redis), "--save", "",
+                                           "--appendonly", "no", "--dir", str(s)]))
+    return [first, [galley, pilot, citadel, telemetry, policy]]
+
+
+def redis_server() -> str | None:
+    """Debian's redis-server, when installed: the local mesh runs it for redisquota."""
+    return shutil.which("redis-server") or (REDIS_SBIN if os.access(REDIS_SBIN, os.X_OK) else None)
+
+
+REDIS_SBIN = "/usr/sbin/redis-server"
+
+
+def _service_entry(name: str, host: str, port: int, port_name: str, protocol: str, address: str,
+                   target_port: int | None = None) -> str:
+    target = f", ports: {{{port_name}: {target_port}}}" if target_port else ""
+    return f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: {name}
+  namespace: istio-system
+spec:
+  hosts: [{host}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {port}, name: {port_name}, protocol: {protocol}}}]
+  endpoints: [{{address: {address}{target}}}]
+"""
+
+
+def policy_service(options: MeshOptions) -> str:
+    """The policy service as a mesh service: Mixer-style checks and AuthorizationPolicy
+    CUSTOM providers reach it by name."""
+    return _service_entry("istio-policy", "istio-policy.istio-system.svc.cluster.local", options.ports.policy_grpc,
+                          "grpc", "GRPC", options.control)
+
+
+def redis_service(options: MeshOptions) -> str:
+    """The local mesh's Redis under the name Istio's rate-limit task installs it as (the
+    `redis-release` Helm release in istio-system), so its redisquota samples work as written."""
+    return _service_entry("redis-release-master", "redis-release-master.istio-system.svc.cluster.local", 6379,
+                          "tcp-redis", "TCP", options.control, target_port=options.ports.redis)
 
 
 def mesh_config(options: MeshOptions) -> str:
     """The local mesh's mesh config (Istio's `istio` ConfigMap): every proxy reports to
-    telemetry, and every request is traced, as Istio's demo profile does."""
+    telemetry, and every request is traced, as Istio's demo profile does; Mixer-style policy
+    checks go to the policy service (only workloads its rules reach get the filter), which
+    is also the `mizzen-policy` provider AuthorizationPolicy's CUSTOM action can name."""
     control, p = options.control, options.ports
     return f"""\
 # The local mesh's mesh config, as Istio keeps it: edit this file and galley applies it.
@@ -168,6 +231,13 @@ data:
     trustDomain: cluster.local
     enableEnvoyAccessLogService: true
     enableTracing: true
+    mixerCheckServer: istio-policy.istio-system.svc.cluster.local:{p.policy_grpc}
+    policyCheckFailOpen: false
+    extensionProviders:
+    - name: mizzen-policy
+      envoyExtAuthzGrpc:
+        service: istio-policy.istio-system.svc.cluster.local
+        port: {p.policy_grpc}
     defaultConfig:
       envoyAccessLogService:
         address: {control}:{p.telemetry_als}
@@ -269,18 +339,18 @@ def identities(options: MeshOptions) -> list[tuple[str, str, str]]:
 
 
 def plan(options: MeshOptions) -> Plan:
-    """NATS first (everything else needs it to start); then the rest at once: agents and
+    """NATS (and Redis) first (everything else needs it to start); then the rest at once: agents and
     Envoys retry until pilot and citadel answer, and starting them together is what
     keeps `up` short on two cores."""
-    (nats,), control = control_plane(options)
+    first, control = control_plane(options)
     workload_specs, workload_proxies = workloads(options)
     gateway_specs, gateway_proxies = gateways(options)
     if options.iptables:
         # Captured workloads run as another user and read citadel's root from a copy the
         # launcher makes once citadel has created it: they start after the control plane.
-        stages = [[nats], control, [*workload_specs, *gateway_specs]]
+        stages = [first, control, [*workload_specs, *gateway_specs]]
     else:
-        stages = [[nats], [*control, *workload_specs, *gateway_specs]]
+        stages = [first, [*control, *workload_specs, *gateway_specs]]
     return Plan(stages, [*workload_proxies, *gateway_proxies])
 
 

@@ -36,6 +36,8 @@ class MeshState:
     # Istio's metrics and the service graph; the Zipkin API.
     telemetry: str = ""
     zipkin: str = ""
+    # The policy service's monitoring (/metrics: checks, quota decisions, cache hit rate).
+    policy: str = ""
 
     def write(self, state_dir: Path) -> None:
         path = state_dir / STATE_FILE

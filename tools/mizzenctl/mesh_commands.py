@@ -115,6 +115,8 @@ def status(args: argparse.Namespace) -> int:
     if state.telemetry:
         print(f"telemetry: metrics {state.telemetry}/metrics   graph {state.telemetry}/graph   "
               f"traces {state.zipkin}/api/v2/traces")
+    if state.policy:
+        print(f"policy: checks and quotas {state.policy}/metrics")
     rows: list[Row] = [("PROCESS", "PID", "STATE", "RESTARTS")]
     for process in state.processes:
         rows.append((process.name, str(process.pid or "-"), "running" if alive(process.pid) else "DOWN",

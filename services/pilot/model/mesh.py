@@ -15,7 +15,6 @@ from typing import Any
 from libs.config import Resource
 from libs.config.durations import parse_duration
 
-MESH_CONFIG_KIND = "MeshConfig"
 MESH_CONFIG_NAME = "istio"
 
 
@@ -77,6 +76,10 @@ class MeshConfig:
     tracing_sampling: float = 1.0
     # Every extension provider as written (JSON), for the kinds translation does not type.
     extension_providers_json: str = "[]"
+    # `host:port` of the policy service (Istio 1.0's mixerCheckServer) when policy checks are
+    # on (not disablePolicyChecks): workloads Mixer rules may reach get its check and quota filters.
+    policy_server: str = ""
+    # Istio's policyCheckFailOpen: a policy service that cannot answer lets requests through.
     policy_check_fail_open: bool = False
     _providers: dict[str, ExtAuthzProvider] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -129,6 +132,8 @@ def apply_mesh_config(base: MeshConfig, spec: dict[str, Any]) -> MeshConfig:
         changes["tracing_sampling"] = float(Decimal(str(default_config["tracing"]["sampling"])))
     providers = spec.get("extensionProviders", [])
     changes.update(_telemetry_sinks(spec, default_config, providers))
+    if spec.get("mixerCheckServer"):
+        changes["policy_server"] = "" if spec.get("disablePolicyChecks") else spec["mixerCheckServer"]
     if providers:
         changes["extension_providers_json"] = json.dumps(providers, sort_keys=True)
         changes["ext_authz"] = tuple(

@@ -24,6 +24,7 @@ from services.pilot.networking import (
     mtls,
     names,
     observability,
+    policy_checks,
     security,
     sidecar_inbound,
     sidecar_outbound,
@@ -203,8 +204,8 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
     reference_parts: list[dict[str, frozenset[str]]] = []
     warnings: list[str] = []
     own_routes: Part = {}
-    guard = memo.per_push(("security", proxy.type, proxy.namespace, proxy.labels),
-                          lambda: security.build(proxy, push))
+    guard = memo.per_push(("security", proxy.type, proxy.namespace, proxy.labels,
+                           policy_checks.variant(proxy, push)), lambda: security.build(proxy, push))
     if proxy.type == NodeType.ROUTER:
         out = memo.per_push(("gateway", proxy.namespace, proxy.labels, proxy.bind_address, proxy.identity),
                             lambda: _gateway_parts(proxy, push, guard, scope.telemetry))

@@ -217,25 +217,25 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def address_cluster(name: str, address: str, connect_timeout_s: float, *, http2: bool) -> cluster_pb2.Cluster:
+    """A cluster for one `host:port` a mesh service of the control plane answers on
+    (telemetry's access log service and Zipkin, the policy service)."""
+    host, port = _host_port(address)
+    cluster = cluster_pb2.Cluster(name=name, connect_timeout=duration(connect_timeout_s),
+                                  type=cluster_pb2.Cluster.STATIC if _is_ip(host) else cluster_pb2.Cluster.STRICT_DNS)
+    cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+    cluster.load_assignment.cluster_name = name
+    cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address.CopyFrom(socket_address(host, port))
+    if http2:
+        use_http2(cluster)
+    return cluster
+
+
 def clusters(mesh: MeshConfig) -> list[cluster_pb2.Cluster]:
     """The clusters the loggers and the tracer send to, in every Envoy's CDS."""
-    found: list[cluster_pb2.Cluster] = []
-    for name, address, http2 in ((ALS_CLUSTER, mesh.access_log_service, True),
-                                 (ZIPKIN_CLUSTER, mesh.zipkin_address if mesh.enable_tracing else "", False)):
-        if not address:
-            continue
-        host, port = _host_port(address)
-        cluster = cluster_pb2.Cluster(name=name, connect_timeout=duration(mesh.connect_timeout_s),
-                                      type=cluster_pb2.Cluster.STRICT_DNS)
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-        if _is_ip(host):
-            cluster.type = cluster_pb2.Cluster.STATIC
-        cluster.load_assignment.cluster_name = name
-        cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address.CopyFrom(
-            socket_address(host, port))
-        if http2:
-            use_http2(cluster)
-        found.append(cluster)
-    return found
+    return [address_cluster(name, address, mesh.connect_timeout_s, http2=http2)
+            for name, address, http2 in ((ALS_CLUSTER, mesh.access_log_service, True),
+                                         (ZIPKIN_CLUSTER, mesh.zipkin_address if mesh.enable_tracing else "", False))
+            if address]
 
 

@@ -12,6 +12,7 @@ from tests.harness.local_mesh import LocalMesh
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "bookinfo" / "networking"
 SECURITY_SAMPLES = SAMPLES.parent / "security"
+POLICY_SAMPLES = SAMPLES.parent / "policy"
 SUBNET = 77
 
 
@@ -34,7 +35,9 @@ def bookinfo(local_mesh: LocalMesh) -> Iterator[LocalMesh]:
         yield local_mesh
     finally:
         for kind in ("virtualservices", "destinationrules", "serviceentries", "gateways", "peerauthentications",
-                     "authorizationpolicies", "requestauthentications"):
+                     "authorizationpolicies", "requestauthentications", "rules", "handlers", "instances",
+                     "deniers", "listcheckers", "listentries", "checknothings", "memquotas", "redisquotas", "quotas",
+                     "quotaspecs", "quotaspecbindings"):
             listing = local_mesh.mizzenctl("get", kind, "-A", "-o", "yaml", check=False).stdout
             if "items: []" in listing or not listing.strip():
                 continue

@@ -4,9 +4,7 @@ scraping telemetry, and the live service graph drawn by a real browser."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.telemetry.traces import Span, span_tree
 from tests.e2e.local.conftest import SAMPLES
+from tests.harness.debian import debian_tool
 from tests.harness.local_mesh import LocalMesh
 from tests.harness.ports import free_port
 from tests.harness.processes import ProcessGroup
@@ -30,14 +29,6 @@ def requests_to(mesh: LocalMesh, **labels: str) -> float:
     text = httpx.get(f"{mesh.state().telemetry}/metrics", timeout=5).text
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == "istio_requests_total" and all(sample.labels.get(k) == v for k, v in labels.items()))
-
-
-def missing_tool(name: str, package: str) -> None:
-    if shutil.which(name) is None:
-        message = f"{name} is not installed (Debian package {package}; .ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_page_views_are_counted_on_each_hop(bookinfo: LocalMesh) -> None:
@@ -84,7 +75,7 @@ def test_one_page_one_trace_every_hop_nested(bookinfo: LocalMesh) -> None:
 @pytest.fixture
 def prometheus(local_mesh: LocalMesh, tmp_path: Path) -> Iterator[str]:
     """A real Prometheus (Debian's) scraping telemetry every second."""
-    missing_tool("prometheus", "prometheus")
+    binary = debian_tool("prometheus", "prometheus")
     target = local_mesh.state().telemetry.removeprefix("http://")
     (tmp_path / "prometheus.yml").write_text(f"""\
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
@@ -94,7 +85,7 @@ scrape_configs:
 """)
     port = free_port()
     group = ProcessGroup(tmp_path)
-    group.start("prometheus", ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+    group.start("prometheus", [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
                                f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"])
     url = f"http://127.0.0.1:{port}"
     try:
@@ -131,7 +122,7 @@ def has_edge(page: str, source: str, destination: str) -> bool:
 
 
 def test_the_service_graph_in_a_real_browser(bookinfo: LocalMesh, tmp_path: Path) -> None:
-    missing_tool("chromium", "chromium")
+    browser = debian_tool("chromium", "chromium")
     for _ in range(5):
         assert bookinfo.productpage()[0] == 200
     url = f"{bookinfo.state().telemetry}/graph"
@@ -141,9 +132,9 @@ def test_the_service_graph_in_a_real_browser(bookinfo: LocalMesh, tmp_path: Path
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={profile}"]
-        page = subprocess.run(["chromium", *flags, "--virtual-time-budget=5000", "--dump-dom", url],
+        page = subprocess.run([browser, *flags, "--virtual-time-budget=5000", "--dump-dom", url],
                               capture_output=True, text=True, timeout=60, check=False).stdout
-        subprocess.run(["chromium", *flags, "--virtual-time-budget=5000", f"--screenshot={tmp_path / 'graph.png'}",
+        subprocess.run([browser, *flags, "--virtual-time-budget=5000", f"--screenshot={tmp_path / 'graph.png'}",
                         "--window-size=1400,900", url], capture_output=True, timeout=60, check=False)
         needed = (("istio-ingressgateway.istio-system", "productpage-v1.default"),
                   ("productpage-v1.default", "details-v1.default"))

@@ -2,7 +2,7 @@
 unchanged and normalised like every other kind, and the kinds are named and served where
 every other kind is (the registry and mizzenctl's names, galley's API and watches, the kube fake).
 
-The samples are in testdata/mixer (see its README for where they come from).
+The samples are Istio's, shipped in samples/bookinfo/policy (its README says where they come from).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from services.galley.sources.kubernetes import KindWatch, plan_watches
 from tests.harness.kube_resources import istio_types
 from tests.unit.config.cases import parse
 
-TESTDATA = Path(__file__).parent / "testdata" / "mixer"
+TESTDATA = Path(__file__).resolve().parents[3] / "samples" / "bookinfo" / "policy"
 SAMPLES = sorted(path.name for path in TESTDATA.glob("*.yaml"))
 GROUP = "config.istio.io"
 API_VERSION = "config.istio.io/v1alpha2"

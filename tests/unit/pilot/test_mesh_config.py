@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from libs.config import Resource, parse_text
-from services.pilot.model.mesh import MESH_CONFIG_KIND, MeshConfig, mesh_from_config
+from libs.config import MESH_CONFIG_KIND, Resource, parse_text
+from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from tests.unit.config.test_mesh_config import ISTIO_DEFAULTS, configmap
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -22,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.telemetry.graph import Edge, Node, graph_document, graph_router
+from tests.harness.debian import debian_tool
 
 NOW = 1_700_000_000.5
 WINDOW_S = 60.0
@@ -275,18 +274,8 @@ def test_real_server_answers_graph_json() -> None:
     assert response.json() == document()
 
 
-def chromium() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    reason = "Debian's chromium is not installed (/usr/bin/chromium; apt-get install chromium): page not rendered"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true needs it")
-    pytest.skip(reason)
-
-
 def test_page_renders_the_graph_in_headless_chromium(tmp_path: Path) -> None:
-    browser = chromium()
+    browser = debian_tool("chromium", "chromium")
     edges = bookinfo()
     with serving(app_for(edges)) as base:
         result = subprocess.run(
