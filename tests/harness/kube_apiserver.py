@@ -1,28 +1,52 @@
-"""A fake Kubernetes API server over real HTTP, for the real `kubernetes` client.
+"""A fake Kubernetes API server over real HTTP or HTTPS, for the real `kubernetes` client and
+the real `kubectl`.
 
 Kubernetes cannot run here, so this is the one fake Mizzen's tests allow; it speaks the
-protocol the real server speaks, as far as Mizzen's clients use it:
+protocol the real server speaks, as far as Mizzen's clients and kubectl use it:
 
 - REST on `/api/v1/...` and `/apis/<group>/<version>/...`, namespaced and cluster-wide:
-  list (with `metadata.resourceVersion`, `labelSelector`), get, create, replace (optimistic
-  concurrency on `metadata.resourceVersion`), delete; failures as `Status` objects;
+  list (with `metadata.resourceVersion`, `labelSelector`, `fieldSelector` on metadata.name,
+  metadata.namespace and the few fields each type makes selectable), get, create, replace
+  (optimistic concurrency on `metadata.resourceVersion`), patch (JSON merge, JSON patch and,
+  for built-in kinds, strategic merge; a patch that changes nothing writes nothing), delete
+  (DeleteOptions preconditions; a namespace takes its contents with it) and deletecollection;
+  failures as `Status` objects;
 - watch (`?watch=true&resourceVersion=N&allowWatchBookmarks=true&timeoutSeconds=S`) as a
   chunked stream of newline-delimited JSON events, 410 Gone as an ERROR event in the stream;
-- discovery (`/api`, `/apis`, `/version`), TokenReview, bearer-token authentication.
+- server-side printing: lists, gets and watches as `meta.k8s.io` Tables when asked
+  (`kubectl get`'s columns for the core types, Istio's CRD printer columns);
+- discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`, and aggregated
+  discovery), an OpenAPI v2 document without schemas and an empty OpenAPI v3 index (so
+  kubectl validates nothing client-side and sends no `fieldValidation` the fake would ignore);
+- TokenReview, bearer-token authentication; with `tls=True`, HTTPS with a throw-away CA that
+  `write_kubeconfig()` puts in the kubeconfig (kubectl sends its token only over TLS).
+
+kubectl works against it unmodified (tests/integration/kube/test_kubectl.py, kubectl 1.20 to
+1.33): `apply` (client-side: create, then three-way strategic or JSON merge patches with the
+last-applied annotation), `get` (tables, `-o wide|yaml|json|name`, `-l`, `--field-selector`,
+`-A`, `all`), `get --watch` (tables or `--output-watch-events`), `patch`, `label`, `replace`,
+`create`, `delete` (by name, `-f`, `-l`).  Not served: server-side apply (415), `dryRun`
+(`kubectl diff`, `--dry-run=server`), subresources (status, scale, logs, exec), CRD objects
+(`kubectl get crd`), OpenAPI schemas (`kubectl explain`), server-side field validation,
+defaulting and cluster IP allocation (objects are stored as sent).
 
 Test controls: `expire_history()` (the next watch from before now gets 410), `close_watches()`
 (cleanly or by cutting connections), `hold_watches()` (a partition: watches end, new ones wait),
 `send_bookmark()`, `fail_next()` (Status errors), `install()` (a CRD appears), `create()`
-(seed objects), `register_token()` (TokenReview answers); `requests` records every request.
+(seed objects), `register_token()` (TokenReview answers); `requests` records every request
+(method, path, query, content type, Accept, user agent).
 Everything runs in-process on 127.0.0.1 with a free port, in background threads.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import secrets
 import socket
+import ssl
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
@@ -33,9 +57,10 @@ from typing import Any
 import yaml
 
 from tests.harness.kube_discovery import TokenInfo
-from tests.harness.kube_http import Handler, Request
+from tests.harness.kube_http import Handler, Request, cut
 from tests.harness.kube_resources import ResourceType, default_types
 from tests.harness.kube_store import KubeStore
+from tests.harness.tls_certs import TestCA
 
 
 class _Server(ThreadingHTTPServer):
@@ -43,11 +68,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True
 
-    def __init__(self, fake: FakeKubeApiServer) -> None:
+    def __init__(self, fake: FakeKubeApiServer, tls: ssl.SSLContext | None) -> None:
         self.fake = fake
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__((fake.host, 0), Handler)
+        if tls is not None:
+            # The handshake happens in the handler's thread (Handler.setup), never in accept().
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
@@ -68,17 +96,20 @@ class _Server(ThreadingHTTPServer):
         """Unblock handler threads idling on keep-alive connections."""
         with self.connections_lock:
             for connection in self.connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
+                cut(connection)
 
 
 class FakeKubeApiServer:
     """Start with `with FakeKubeApiServer() as api:`; it stops, watches and all, on exit."""
 
     def __init__(self, types: list[ResourceType] | None = None, *, history_limit: int = 1000,
-                 host: str = "127.0.0.1", version: str = "v1.30.0") -> None:
+                 host: str = "127.0.0.1", version: str = "v1.30.0", tls: bool = False) -> None:
         self.host = host
         self.version = version
+        # kubectl (client-go) sends credentials only over TLS; the `kubernetes` client does either.
+        self.tls = tls
+        self.ca_pem: bytes | None = None  # the CA that signed the serving certificate, with `tls`
+        self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
         self.token = secrets.token_urlsafe(24)
         self.store = KubeStore(types if types is not None else default_types(), history_limit=history_limit)
         self.tokens: dict[str, TokenInfo] = {}
@@ -92,7 +123,7 @@ class FakeKubeApiServer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeKubeApiServer:
-        self._server = _Server(self)
+        self._server = _Server(self, self._tls_context() if self.tls else None)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-kube-apiserver", daemon=True)
         self._thread.start()
@@ -108,6 +139,9 @@ class FakeKubeApiServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = None
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+            self._tls_dir = None
         if self.handler_errors:
             raise AssertionError("the fake API server failed handling requests:\n" + "\n".join(self.handler_errors))
 
@@ -124,13 +158,28 @@ class FakeKubeApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """A throw-away CA and a serving certificate for `host` (kept in a temporary directory
+        until `stop()`), as a cluster's CA and the API server's certificate."""
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-kube-apiserver-")
+        ca = TestCA(Path(self._tls_dir.name), "fake-kube-ca")
+        cert = ca.issue("kube-apiserver", dns=("localhost", "kubernetes.default.svc"), ips=(self.host,))
+        self.ca_pem = ca.ca_path.read_bytes()
+        context = ca.server_context(cert)
+        context.set_alpn_protocols(["http/1.1"])  # no HTTP/2: Go's client then speaks HTTP/1.1
+        return context
 
     def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str = "default") -> Path:
-        """A kubeconfig for `kubernetes.config.load_kube_config`: this server, a bearer token."""
+        """A kubeconfig for `kubernetes.config.load_kube_config` and for kubectl: this server (with
+        its CA, when serving TLS), a bearer token."""
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.ca_pem is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake", "cluster": cluster}],
             "users": [{"name": "fake", "user": {"token": token or self.token}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}],
         }

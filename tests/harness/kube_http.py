@@ -1,4 +1,11 @@
-"""The fake API server's HTTP handler: routing, Status errors, chunked watch streams."""
+"""The fake API server's HTTP handler: authentication, content negotiation, Status errors,
+discovery and OpenAPI, chunked watch streams; the REST verbs themselves are kube_rest's.
+
+Content negotiation as kubectl exercises it: `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`
+gets a Table (lists, gets and watches, where a watch sends column definitions with its first
+event only), the aggregated-discovery media type gets an APIGroupDiscoveryList, the OpenAPI v2
+protobuf type gets protobuf; request bodies are JSON, or YAML for `application/apply-patch+yaml`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,31 @@ import json
 import queue
 import select
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.harness.kube_discovery import api_group_list, token_review
-from tests.harness.kube_resources import ResourceType, parse_selector
+import yaml
+
+from tests.harness import kube_rest
+from tests.harness.kube_discovery import (
+    OPENAPI_V2_PROTOBUF,
+    OPENAPI_V2_PROTOBUF_SERVED,
+    OPENAPI_V3_INDEX,
+    aggregated_discovery,
+    api_group_list,
+    api_resource_list,
+    openapi_v2,
+    token_review,
+    version_info,
+)
+from tests.harness.kube_patch import APPLY_PATCH
+from tests.harness.kube_rest import Call
 from tests.harness.kube_store import ABORT, StoreError, Watcher, status
+from tests.harness.kube_tables import TABLE_VERSIONS
 
 if TYPE_CHECKING:
     from tests.harness.kube_apiserver import FakeKubeApiServer
@@ -24,19 +47,47 @@ DEFAULT_WATCH_TIMEOUT_S = 1800
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 
 
+def cut(connection: socket.socket) -> None:
+    """Shut a connection down under a thread still using it (for TLS too: the plain socket's
+    shutdown, leaving the TLS object to the thread that owns it)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(connection, socket.SHUT_RDWR)
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
     path: str
     query: dict[str, str]
+    content_type: str = ""
+    accept: str = ""
+    user_agent: str = ""
 
 
-@dataclass(frozen=True)
-class Route:
-    rtype: ResourceType
-    version: str
-    namespace: str | None
-    name: str | None
+MediaType = tuple[str, dict[str, str]]
+
+
+def media_types(header: str) -> list[MediaType]:
+    """`Accept: a/b;k=v, c/d` as [("a/b", {"k": "v"}), ("c/d", {})], in the client's order."""
+    found = []
+    for clause in header.split(","):
+        base, *params = (part.strip() for part in clause.split(";"))
+        if base:
+            found.append((base.lower(), dict(p.split("=", 1) for p in params if "=" in p)))
+    return found
+
+
+def _converted(header: str, group: str, kinds: tuple[str, ...], versions: tuple[str, ...]) -> str | None:
+    """The `group/version` of the first acceptable conversion the client asks for (`as=<kind>`),
+    or None if it takes plain JSON first (or offers nothing the fake serves)."""
+    for base, params in media_types(header):
+        if base not in ("application/json", "application/*", "*/*"):
+            continue
+        if "as" not in params:
+            return None
+        if params["as"] in kinds and params.get("g") == group and params.get("v") in versions:
+            return f"{group}/{params['v']}"
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -49,6 +100,8 @@ class Handler(BaseHTTPRequestHandler):
         # As Go's net/http does: without it, a response written as headers then body meets the
         # client's delayed ACK (Nagle) and every request takes 40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # a failed handshake is an OSError: the client's problem
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are recorded on the fake (`requests`), not printed."""
@@ -75,16 +128,18 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _send_json(self, code: int, body: Any) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, code: int, data: bytes, content_type: str = "application/json") -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def _fail(self, code: int, reason: str, message: str) -> None:
-        self._send_json(code, status(code, reason, message))
+    def _send_json(self, code: int, body: Any, content_type: str = "application/json") -> None:
+        self._send(code, json.dumps(body).encode(), content_type)
+
+    def _fail(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+        self._send_json(code, status(code, reason, message, details))
 
     def _dispatch(self, method: str) -> None:
         # Read the body first, whatever the answer: unread bytes would corrupt the next
@@ -93,7 +148,9 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"  # the client asks discovery for "/apis/"
         query = dict(parse_qsl(parts.query))
-        self.fake.record(Request(method, path, query))
+        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        self.fake.record(Request(method, path, query, content_type if raw else "", self.headers.get("Accept") or "",
+                                 self.headers.get("User-Agent") or ""))
         if self.headers.get("Authorization") != f"Bearer {self.fake.token}":
             self._fail(401, "Unauthorized", "Unauthorized")
             return
@@ -102,15 +159,15 @@ class Handler(BaseHTTPRequestHandler):
             self._fail(*failure, "injected by the test (fail_next)")
             return
         try:
-            body = json.loads(raw) if raw else None
+            body = (yaml.safe_load(raw) if content_type == APPLY_PATCH else json.loads(raw)) if raw else None
             if not self._discovery(method, path, body):
-                self._resource(method, path, query, body)
+                self._resource(method, path, query, body, content_type)
         except StoreError as exc:
-            self._fail(exc.code, exc.reason, exc.message)
-        except (ValueError, KeyError, TypeError) as exc:
+            self._fail(exc.code, exc.reason, exc.message, exc.details)
+        except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
             self._fail(400, "BadRequest", f"bad request: {exc}")
 
-    # -- discovery and TokenReview --------------------------------------------------------------
+    # -- discovery, OpenAPI and TokenReview --------------------------------------------------------
 
     def _discovery(self, method: str, path: str, body: Any) -> bool:
         if method == "POST" and path == TOKENREVIEW_PATH:
@@ -118,94 +175,59 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if method != "GET":
             return False
+        types = self.fake.store.types.values()
+        accept = self.headers.get("Accept") or ""
+        aggregated = _converted(accept, "apidiscovery.k8s.io", ("APIGroupDiscoveryList",), ("v2", "v2beta1"))
+        segments = [s for s in path.split("/") if s]
         if path == "/version":
-            self._send_json(200, {"major": "1", "minor": self.fake.version.split(".")[1],
-                                  "gitVersion": self.fake.version})
+            self._send_json(200, version_info(self.fake.version))
+        elif path in ("/api", "/apis") and aggregated is not None:
+            version = aggregated.rpartition("/")[2]
+            self._send_json(200, aggregated_discovery(types, core=path == "/api", version=version),
+                            f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
         elif path == "/api":
-            self._send_json(200, {"kind": "APIVersions", "versions": ["v1"]})
+            address = {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.fake.host}:{self.fake.port}"}
+            self._send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [address]})
         elif path == "/apis":
-            self._send_json(200, api_group_list(self.fake.store.types.values()))
+            self._send_json(200, api_group_list(types))
+        elif segments[:1] == ["apis"] and len(segments) == 2:
+            group = next((g for g in api_group_list(types)["groups"] if g["name"] == segments[1]), None)
+            if group is None:
+                raise kube_rest.not_found()
+            self._send_json(200, {"kind": "APIGroup", "apiVersion": "v1", **group})
+        elif (segments[:1] == ["api"] and len(segments) == 2) or (segments[:1] == ["apis"] and len(segments) == 3):
+            group, version = ("", segments[1]) if segments[0] == "api" else (segments[1], segments[2])
+            resources = api_resource_list(types, group, version)
+            if resources is None:
+                raise kube_rest.not_found()
+            self._send_json(200, resources)
+        elif path == "/openapi/v2":
+            protobuf = any(base in (OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_SERVED) for base, _ in media_types(accept))
+            self._send(200, openapi_v2(self.fake.version, protobuf=protobuf),
+                       OPENAPI_V2_PROTOBUF_SERVED if protobuf else "application/json")
+        elif path == "/openapi/v3":
+            self._send_json(200, OPENAPI_V3_INDEX)
         else:
             return False
         return True
 
     # -- resources ---------------------------------------------------------------------------------
 
-    def _route(self, path: str) -> Route:
-        segments = [s for s in path.split("/") if s]
-        if segments[:1] == ["api"] and len(segments) >= 3:
-            group, version, rest = "", segments[1], segments[2:]
-        elif segments[:1] == ["apis"] and len(segments) >= 4:
-            group, version, rest = segments[1], segments[2], segments[3:]
-        else:
-            raise StoreError(404, "NotFound", "the server could not find the requested resource")
-        namespace = None
-        if rest[0] == "namespaces" and len(rest) >= 3:
-            namespace, rest = rest[1], rest[2:]
-        rtype = self.fake.store.lookup(group, version, rest[0])
-        name = rest[1] if len(rest) == 2 else None
-        if (rtype is None or len(rest) > 2  # subresources (status, scale) are not served
-                or (namespace is not None and not rtype.namespaced)
-                or (rtype.namespaced and name is not None and namespace is None)):
-            raise StoreError(404, "NotFound", "the server could not find the requested resource")
-        return Route(rtype, version, namespace, name)
-
-    def _out(self, route: Route, obj: dict[str, Any], *, list_item: bool = False) -> dict[str, Any]:
-        """`obj` as served at the requested version (Istio's CRDs convert by relabelling)."""
-        if list_item and not route.rtype.group:
-            return obj  # core list items carry no apiVersion or kind, as on a real server
-        return {**obj, "apiVersion": route.rtype.api_version(route.version), "kind": route.rtype.kind}
-
-    def _resource(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
-        route = self._route(path)
-        store, rtype = self.fake.store, route.rtype
-        key = (route.namespace or "", route.name or "")
-        if method == "GET" and route.name is None:
-            if query.get("fieldSelector"):
-                raise StoreError(400, "BadRequest", "the fake API server does not support fieldSelector")
-            selector = parse_selector(query.get("labelSelector", ""))
-            if query.get("watch") in ("true", "1"):
-                self._watch(route, query, Watcher(rtype, route.version, route.namespace, selector,
-                                                  query.get("allowWatchBookmarks") in ("true", "1")))
-                return
-            items, rv = store.list(rtype, route.namespace, selector)
-            self._send_json(200, {"apiVersion": rtype.api_version(route.version), "kind": f"{rtype.kind}List",
-                                  "metadata": {"resourceVersion": str(rv)},
-                                  "items": [self._out(route, obj, list_item=True) for obj in items]})
-        elif method == "GET":
-            self._send_json(200, self._out(route, store.get(rtype, key)))
-        elif method == "POST" and route.name is None:
-            key = self._check_body(route, body, None)
-            self._send_json(201, self._out(route, store.create(rtype, key, body)))
-        elif method == "PUT" and route.name is not None:
-            self._check_body(route, body, route.name)
-            self._send_json(200, self._out(route, store.replace(rtype, key, body)))
-        elif method == "DELETE" and route.name is not None:
-            self._send_json(200, self._out(route, store.delete(rtype, key)))
-        else:
-            raise StoreError(405, "MethodNotAllowed", f"{method} is not supported on {path} by the fake")
-
-    def _check_body(self, route: Route, body: Any, name: str | None) -> tuple[str, str]:
-        """Validate a create/replace body as the API server does; return its key."""
-        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
-            raise StoreError(400, "BadRequest", "the body must be an object with metadata")
-        want = (route.rtype.api_version(route.version), route.rtype.kind)
-        if (body.get("apiVersion"), body.get("kind")) != want:
-            raise StoreError(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) "
-                             f"and kind ({body.get('kind')}) do not match {want[0]} {want[1]}")
-        metadata = body["metadata"]
-        if metadata.get("namespace") not in (None, route.namespace):
-            raise StoreError(400, "BadRequest", "the namespace of the provided object does not match the "
-                             "namespace sent on the request")
-        if not metadata.get("name"):
-            raise StoreError(422, "Invalid", f"{route.rtype.kind} is invalid: metadata.name: Required value")
-        if name is not None and metadata["name"] != name:
-            raise StoreError(400, "BadRequest", "the name of the object does not match the name on the URL")
-        return (route.namespace or "", str(metadata["name"]))
+    def _resource(self, method: str, path: str, query: dict[str, str], body: Any, content_type: str) -> None:
+        route = kube_rest.route(self.fake.store, path)
+        table = _converted(self.headers.get("Accept") or "", "meta.k8s.io", ("Table",),
+                           tuple(v.rpartition("/")[2] for v in TABLE_VERSIONS)) if method == "GET" else None
+        call = Call(method, route, query, body, content_type, table)
+        if method == "GET" and route.name is None and query.get("watch") in ("true", "1"):
+            self._watch(call, kube_rest.watcher(call))
+            return
+        code, answer = kube_rest.answer(self.fake.store, call)
+        self._send_json(code, answer)
 
     # -- watch ---------------------------------------------------------------------------------------
 
-    def _watch(self, route: Route, query: dict[str, str], watcher: Watcher) -> None:
+    def _watch(self, call: Call, watcher: Watcher) -> None:
+        query = call.query
         raw_rv = query.get("resourceVersion")
         # Unset or "0": start with synthetic ADDED events for every current object.
         resource_version = int(raw_rv) if raw_rv not in (None, "", "0") else None
@@ -220,14 +242,13 @@ class Handler(BaseHTTPRequestHandler):
         if store.wait_released():
             store.start_watch(watcher, resource_version)
             try:
-                abrupt = self._stream(route, watcher, time.monotonic() + timeout_s)
+                abrupt = self._stream(call, watcher, time.monotonic() + timeout_s)
             finally:
                 store.stop_watch(watcher)
         if abrupt:
             # No terminating chunk: the client sees the connection break mid-stream.
             self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            cut(self.connection)
             return
         with contextlib.suppress(OSError):
             self.wfile.write(b"0\r\n\r\n")
@@ -236,13 +257,26 @@ class Handler(BaseHTTPRequestHandler):
         readable, _, _ = select.select([self.connection], [], [], 0)
         if not readable:
             return False
+        if isinstance(self.connection, ssl.SSLSocket):
+            # No peeking through TLS; a watching client sends nothing more, so read: its
+            # close_notify or EOF reads as b"", a partial record as "would block".
+            self.connection.setblocking(False)
+            try:
+                return self.connection.recv(1) == b""
+            except ssl.SSLWantReadError:
+                return False
+            except OSError:
+                return True
+            finally:
+                self.connection.setblocking(True)
         try:
             return self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
 
-    def _stream(self, route: Route, watcher: Watcher, deadline: float) -> bool:
+    def _stream(self, call: Call, watcher: Watcher, deadline: float) -> bool:
         """Write events until the timeout or a close; True if the stream must be cut abruptly."""
+        headers = True  # a Table watch sends its column definitions once, with the first event
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -256,7 +290,15 @@ class Handler(BaseHTTPRequestHandler):
             if isinstance(item, str):
                 return item == ABORT
             kind, obj = item
-            line = json.dumps({"type": kind, "object": obj if kind == "ERROR" else self._out(route, obj)})
+            if kind == "ERROR":
+                event = obj
+            elif call.table is not None:
+                rows = [] if kind == "BOOKMARK" else [obj]
+                event = kube_rest.as_table(call, rows, obj["metadata"]["resourceVersion"], headers=headers)
+                headers = False
+            else:
+                event = kube_rest.out(call.route, obj)
+            line = json.dumps({"type": kind, "object": event})
             data = line.encode() + b"\n"
             try:
                 # One chunk per event, written at once: the client reads it as soon as it is sent.

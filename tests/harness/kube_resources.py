@@ -1,9 +1,10 @@
-"""The resource types the fake Kubernetes API server serves, and label selectors.
+"""The resource types the fake Kubernetes API server serves, and label and field selectors.
 
 By default it serves what a cluster with Istio installed serves: the core types Mizzen reads
-(namespaces, services, pods, service accounts, secrets, config maps, endpoint slices) and Istio's CRDs in
+(namespaces, nodes, services, pods, service accounts, secrets, config maps, endpoint slices) and Istio's CRDs in
 the versions Istio's own CRDs declare, including kinds Mizzen does not support, plus every
-kind `libs.config` supports in every version it accepts.
+kind `libs.config` supports in every version it accepts.  Each type carries what discovery
+tells kubectl (short names, categories) and, for CRDs, the printer columns of `kubectl get`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,31 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from libs.config import supported_kinds
 
 Selector = Callable[[Mapping[str, str]], bool]
+FieldSelector = Callable[[Mapping[str, Any]], bool]  # on the whole object
 
 NETWORKING, SECURITY, TELEMETRY = "networking.istio.io", "security.istio.io", "telemetry.istio.io"
 _NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
+_BUILT_IN_GROUPS = ("", "apps", "batch", "policy", "autoscaling", "discovery.k8s.io", "networking.k8s.io")
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """A CRD's `additionalPrinterColumns` entry: a column of `kubectl get`."""
+
+    name: str
+    json_path: str  # a simple path such as `.spec.hosts`
+    type: str = "string"  # string, integer, number, boolean or date
+    description: str = ""
+    priority: int = 0  # 1: shown only by `kubectl get -o wide`
+
+
+AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date",
+                    "CreationTimestamp is a timestamp representing the server time when this object was created.")
 
 
 @dataclass(frozen=True)
@@ -27,6 +46,9 @@ class ResourceType:
     plural: str
     versions: tuple[str, ...]
     namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    columns: tuple[PrinterColumn, ...] = (AGE,)  # a CRD's printer columns (a CRD without any gets Age)
 
     @property
     def group_resource(self) -> tuple[str, str]:
@@ -35,29 +57,67 @@ class ResourceType:
     def api_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
 
+    @property
+    def group_resource_name(self) -> str:
+        """As the API server names it in messages: `services`, `virtualservices.networking.istio.io`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
+    @property
+    def custom(self) -> bool:
+        """Served from a CRD (Istio's kinds), not built into the API server."""
+        return self.group not in _BUILT_IN_GROUPS
+
+
+# Printer columns of the core types are computed in kube_tables, as the API server's printers do.
 CORE_TYPES = (
-    ResourceType("", "Namespace", "namespaces", ("v1",), namespaced=False),
-    ResourceType("", "Service", "services", ("v1",)),
-    ResourceType("", "Pod", "pods", ("v1",)),
-    ResourceType("", "ServiceAccount", "serviceaccounts", ("v1",)),
+    ResourceType("", "Namespace", "namespaces", ("v1",), namespaced=False, short_names=("ns",)),
+    # Pilot's Kubernetes registry reads nodes' topology labels for endpoint localities.
+    ResourceType("", "Node", "nodes", ("v1",), namespaced=False, short_names=("no",)),
+    ResourceType("", "Service", "services", ("v1",), short_names=("svc",), categories=("all",)),
+    ResourceType("", "Pod", "pods", ("v1",), short_names=("po",), categories=("all",)),
+    ResourceType("", "ServiceAccount", "serviceaccounts", ("v1",), short_names=("sa",)),
     ResourceType("", "Secret", "secrets", ("v1",)),
-    ResourceType("", "ConfigMap", "configmaps", ("v1",)),
+    ResourceType("", "ConfigMap", "configmaps", ("v1",), short_names=("cm",)),
     ResourceType("discovery.k8s.io", "EndpointSlice", "endpointslices", ("v1",)),
 )
 
-# As Istio 1.22+ installs them (its CRDs serve one stored object in each listed version).
+
+def _istio(group: str, kind: str, plural: str, versions: tuple[str, ...], short_names: tuple[str, ...] = (),
+           *columns: PrinterColumn) -> ResourceType:
+    return ResourceType(group, kind, plural, versions, short_names=short_names,
+                        categories=("istio-io", group.replace(".", "-")), columns=(*columns, AGE))
+
+
+def _column(name: str, path: str, description: str) -> PrinterColumn:
+    return PrinterColumn(name, path, "string", description)
+
+
+# As Istio 1.22+ installs them (its CRDs serve one stored object in each listed version), with
+# their short names, categories and printer columns.
 ISTIO_TYPES = (
-    *(ResourceType(NETWORKING, kind, plural, _NETWORKING_VERSIONS) for kind, plural in (
-        ("VirtualService", "virtualservices"), ("DestinationRule", "destinationrules"),
-        ("Gateway", "gateways"), ("ServiceEntry", "serviceentries"), ("Sidecar", "sidecars"),
-        ("WorkloadEntry", "workloadentries"), ("WorkloadGroup", "workloadgroups"))),
-    ResourceType(NETWORKING, "EnvoyFilter", "envoyfilters", ("v1alpha3",)),
-    ResourceType(NETWORKING, "ProxyConfig", "proxyconfigs", ("v1beta1",)),
-    *(ResourceType(SECURITY, kind, plural, ("v1beta1", "v1")) for kind, plural in (
-        ("AuthorizationPolicy", "authorizationpolicies"), ("PeerAuthentication", "peerauthentications"),
-        ("RequestAuthentication", "requestauthentications"))),
-    ResourceType(TELEMETRY, "Telemetry", "telemetries", ("v1alpha1", "v1")),
+    _istio(NETWORKING, "VirtualService", "virtualservices", _NETWORKING_VERSIONS, ("vs",),
+           _column("Gateways", ".spec.gateways", "The names of gateways and sidecars that should apply these routes"),
+           _column("Hosts", ".spec.hosts", "The destination hosts to which traffic is being sent")),
+    _istio(NETWORKING, "DestinationRule", "destinationrules", _NETWORKING_VERSIONS, ("dr",),
+           _column("Host", ".spec.host", "The name of a service from the service registry")),
+    _istio(NETWORKING, "Gateway", "gateways", _NETWORKING_VERSIONS, ("gw",)),
+    _istio(NETWORKING, "ServiceEntry", "serviceentries", _NETWORKING_VERSIONS, ("se",),
+           _column("Hosts", ".spec.hosts", "The hosts associated with the ServiceEntry"),
+           _column("Location", ".spec.location", "Whether the service is external to the mesh or part of the "
+                   "mesh (MESH_EXTERNAL or MESH_INTERNAL)"),
+           _column("Resolution", ".spec.resolution", "Service resolution mode for the hosts (NONE, STATIC, or DNS)")),
+    _istio(NETWORKING, "Sidecar", "sidecars", _NETWORKING_VERSIONS),
+    _istio(NETWORKING, "WorkloadEntry", "workloadentries", _NETWORKING_VERSIONS, ("we",),
+           _column("Address", ".spec.address", "Address associated with the network endpoint.")),
+    _istio(NETWORKING, "WorkloadGroup", "workloadgroups", _NETWORKING_VERSIONS, ("wg",)),
+    _istio(NETWORKING, "EnvoyFilter", "envoyfilters", ("v1alpha3",)),
+    _istio(NETWORKING, "ProxyConfig", "proxyconfigs", ("v1beta1",)),
+    _istio(SECURITY, "AuthorizationPolicy", "authorizationpolicies", ("v1beta1", "v1"), ("ap",),
+           _column("Action", ".spec.action", "The operation to take.")),
+    _istio(SECURITY, "PeerAuthentication", "peerauthentications", ("v1beta1", "v1"), ("pa",),
+           _column("Mode", ".spec.mtls.mode", "Defines the mTLS mode used for peer authentication.")),
+    _istio(SECURITY, "RequestAuthentication", "requestauthentications", ("v1beta1", "v1"), ("ra",)),
+    _istio(TELEMETRY, "Telemetry", "telemetries", ("v1alpha1", "v1"), ("telemetry",)),
 )
 
 
@@ -70,7 +130,8 @@ def istio_types(only_versions: Iterable[str] | None = None) -> list[ResourceType
             continue  # the mesh config: a core ConfigMap, served with the core types
         known = merged.get(info.kind)
         versions = tuple(dict.fromkeys((*(known.versions if known else ()), *info.versions)))
-        merged[info.kind] = ResourceType(info.group, info.kind, info.plural, versions)
+        merged[info.kind] = (replace(known, versions=versions) if known is not None and known.plural == info.plural
+                             else _istio(info.group, info.kind, info.plural, versions))
     if only_versions is not None:
         keep = set(only_versions)
         merged = {k: replace(t, versions=tuple(v for v in t.versions if v in keep)) for k, t in merged.items()}
@@ -129,3 +190,51 @@ def _requirement(match: re.Match[str]) -> Selector:
             return lambda labels: labels.get(key) in values
         return lambda labels: labels.get(key) not in values
     return lambda labels: key in labels
+
+
+# Beyond metadata.name and metadata.namespace (every type), the fields the API server lets a
+# field selector name, per type.
+_SELECTABLE_FIELDS = {
+    ("", "pods"): ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                   "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
+    ("", "secrets"): ("type",),
+    ("", "namespaces"): ("status.phase",),
+    ("", "nodes"): ("spec.unschedulable",),
+}
+_BOOLEAN_FIELDS = ("spec.hostNetwork", "spec.unschedulable")  # unset reads as "false", as Go's zero value
+_FIELD_REQUIREMENT = re.compile(r"^\s*(?P<field>[A-Za-z0-9._-]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^,]*?)\s*$")
+
+
+class FieldSelectorError(ValueError):
+    """A field selector the API server would refuse (400 BadRequest)."""
+
+
+def parse_field_selector(text: str, rtype: ResourceType) -> FieldSelector:
+    """A field selector as the API server evaluates it: `f=v`, `f==v`, `f!=v`, comma-separated,
+    on fields this type makes selectable (a missing field compares as "")."""
+    allowed = {"metadata.name", "metadata.namespace", *_SELECTABLE_FIELDS.get(rtype.group_resource, ())}
+    requirements: list[FieldSelector] = []
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        match = _FIELD_REQUIREMENT.match(part)
+        if match is None:
+            raise FieldSelectorError(f"invalid selector: '{text}'; can't understand '{part}'")
+        if match["field"] not in allowed:
+            raise FieldSelectorError(f"field label not supported: {match['field']}")
+        requirements.append(_field_requirement(match["field"], match["op"] != "!=", match["value"]))
+    return lambda obj: all(requirement(obj) for requirement in requirements)
+
+
+def _field_requirement(path: str, equal: bool, value: str) -> FieldSelector:
+    def check(obj: Mapping[str, Any]) -> bool:
+        current: Any = obj
+        for part in path.split("."):
+            current = current.get(part) if isinstance(current, Mapping) else None
+        if current is None and path in _BOOLEAN_FIELDS:
+            current = False
+        text = ("true" if current else "false") if isinstance(current, bool) else ("" if current is None
+                                                                                   else str(current))
+        return (text == value) == equal
+
+    return check

@@ -9,15 +9,17 @@ gets an ERROR event with a 410 Status, exactly as the real API server answers.
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.harness.kube_resources import ResourceType, Selector
+from tests.harness.kube_resources import FieldSelector, ResourceType, Selector
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 CLOSE = "close"  # end the stream cleanly (the terminating chunk)
@@ -27,18 +29,24 @@ ABORT = "abort"  # cut the connection mid-stream
 class StoreError(Exception):
     """A failure the API server reports as a Status with this HTTP code and reason."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
 
 
-def status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+def status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+              "message": message, "reason": reason, "code": code}
+    return answer if details is None else {**answer, "details": details}
 
 
 def labels_of(obj: dict[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def every_object(obj: Mapping[str, Any]) -> bool:
+    """The empty field selector."""
+    return True
 
 
 @dataclass(eq=False)
@@ -49,6 +57,10 @@ class Watcher:
     selector: Selector
     bookmarks: bool
     items: queue.SimpleQueue[tuple[str, dict[str, Any]] | str] = field(default_factory=queue.SimpleQueue)
+    fields: FieldSelector = every_object
+
+    def selects(self, obj: dict[str, Any]) -> bool:
+        return self.selector(labels_of(obj)) and self.fields(obj)
 
 
 @dataclass(frozen=True)
@@ -90,17 +102,18 @@ class KubeStore:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def list(self, rtype: ResourceType, namespace: str | None, selector: Selector) -> tuple[list[dict[str, Any]], int]:
+    def list(self, rtype: ResourceType, namespace: str | None, selector: Selector,
+             fields: FieldSelector = every_object) -> tuple[list[dict[str, Any]], int]:
         with self._lock:
             items = [obj for (ns, _), obj in sorted(self._objects[rtype.group_resource].items())
-                     if (namespace is None or ns == namespace) and selector(labels_of(obj))]
+                     if (namespace is None or ns == namespace) and selector(labels_of(obj)) and fields(obj)]
             return items, self._rv
 
     def get(self, rtype: ResourceType, key: Key) -> dict[str, Any]:
         with self._lock:
             obj = self._objects[rtype.group_resource].get(key)
         if obj is None:
-            raise StoreError(404, "NotFound", f'{rtype.plural}.{rtype.group} "{key[1]}" not found')
+            raise StoreError(404, "NotFound", f'{rtype.group_resource_name} "{key[1]}" not found')
         return obj
 
     # -- writes: each takes the next resourceVersion and is dispatched to the watches -------
@@ -108,7 +121,7 @@ class KubeStore:
     def create(self, rtype: ResourceType, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             if key in self._objects[rtype.group_resource]:
-                raise StoreError(409, "AlreadyExists", f'{rtype.plural}.{rtype.group} "{key[1]}" already exists')
+                raise StoreError(409, "AlreadyExists", f'{rtype.group_resource_name} "{key[1]}" already exists')
             metadata = {**obj.get("metadata", {}), "uid": str(uuid.uuid4()), "generation": 1,
                         "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
             return self._write(rtype, key, "ADDED", {**obj, "metadata": metadata}, None)
@@ -118,7 +131,7 @@ class KubeStore:
             old = self.get(rtype, key)
             sent_rv = (obj.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-                raise StoreError(409, "Conflict", f'Operation cannot be fulfilled on {rtype.plural}.{rtype.group} '
+                raise StoreError(409, "Conflict", f'Operation cannot be fulfilled on {rtype.group_resource_name} '
                                  f'"{key[1]}": the object has been modified; please apply your changes to the '
                                  "latest version and try again")
             kept = {k: old["metadata"][k] for k in ("uid", "creationTimestamp", "generation")}
@@ -126,9 +139,26 @@ class KubeStore:
                 kept["generation"] += 1
             return self._write(rtype, key, "MODIFIED", {**obj, "metadata": {**obj["metadata"], **kept}}, old)
 
-    def delete(self, rtype: ResourceType, key: Key) -> dict[str, Any]:
+    def patch(self, rtype: ResourceType, key: Key,
+              change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Read, change (a copy) and replace, atomically; as the API server does, a change that
+        changes nothing writes nothing (the resourceVersion stays)."""
         with self._lock:
             old = self.get(rtype, key)
+            new = change(copy.deepcopy(old))
+            if new == old:
+                return old
+            return self.replace(rtype, key, new)
+
+    def delete(self, rtype: ResourceType, key: Key,
+               preconditions: Mapping[str, str] | None = None) -> dict[str, Any]:
+        with self._lock:
+            old = self.get(rtype, key)
+            for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+                wanted, actual = (preconditions or {}).get(field_name), old["metadata"].get(field_name)
+                if wanted and wanted != actual:
+                    raise StoreError(409, "Conflict", f"Precondition failed: {label} in precondition: {wanted}, "
+                                     f"{label} in object meta: {actual}")
             return self._write(rtype, key, "DELETED", dict(old), old)
 
     def _write(self, rtype: ResourceType, key: Key, kind: str, obj: dict[str, Any],
@@ -156,8 +186,8 @@ class KubeStore:
             return
         if watcher.namespace is not None and change.obj["metadata"].get("namespace") != watcher.namespace:
             return
-        now = watcher.selector(labels_of(change.obj))
-        before = change.old is not None and watcher.selector(labels_of(change.old))
+        now = watcher.selects(change.obj)
+        before = change.old is not None and watcher.selects(change.old)
         kind = change.type
         if kind == "MODIFIED" and now != before:
             # Moving into or out of the selector is an ADDED or DELETED for this watch.
@@ -182,7 +212,7 @@ class KubeStore:
                 watcher.items.put(CLOSE)
                 return
             if resource_version is None:
-                items, _ = self.list(watcher.rtype, watcher.namespace, watcher.selector)
+                items, _ = self.list(watcher.rtype, watcher.namespace, watcher.selector, watcher.fields)
                 for obj in items:
                     watcher.items.put(("ADDED", obj))
             else:

@@ -4,6 +4,7 @@ issues, written as PEM files into a directory the test owns (a tmp dir, never th
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,12 @@ class TestCA:
         self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, name: str, *, dns: tuple[str, ...] = (), uris: tuple[str, ...] = (),
-              client: bool = False) -> Issued:
+              ips: tuple[str, ...] = (), client: bool = False) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         sans += [x509.UniformResourceIdentifier(u) for u in uris]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(name)).issuer_name(self.cert.subject)
