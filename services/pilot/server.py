@@ -12,13 +12,16 @@ from prometheus_client import CollectorRegistry
 
 from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings
 from libs.config import MESH_CONFIG_KIND
-from libs.runtime import MonitoringServer, Readiness, Supervisor, serve_grpc
+from libs.kube import KubeClient
+from libs.runtime import MonitoringServer, Readiness, SettingsError, Supervisor, serve_grpc
 from services.pilot import debug
 from services.pilot.config_watch import ConfigWatcher
 from services.pilot.debounce import Debouncer
+from services.pilot.kube_registry import KubernetesRegistry
 from services.pilot.metrics import PilotMetrics
 from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from services.pilot.model.push_context import PushContext
+from services.pilot.model.registry import ServiceRegistry
 from services.pilot.push_status import PushHistory, PushRecord
 from services.pilot.settings import PilotSettings
 from services.pilot.workloads_watch import WorkloadWatcher
@@ -26,6 +29,9 @@ from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.server import AdsServer
 
 log = structlog.get_logger(__name__)
+
+# The registries `--registries` may name; ServiceEntries and WorkloadEntries are always read.
+REGISTRIES = ("nats", "kubernetes")
 
 # A full SotW CDS or LDS for a large mesh exceeds gRPC's 4 MB default.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -49,7 +55,7 @@ class Pilot:
         self.ads = AdsServer(self.cache, observer=self.metrics)
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
-        self.readiness.require("nats-connected", "config-synced", "workloads-synced")
+        self.readiness.require("nats-connected", "config-synced", "registries-synced")
         self.debouncer = Debouncer(settings.debounce_quiet_s, settings.debounce_max_s,
                                    lambda: self.push("config"))
         # Endpoints move on their own, shorter clock: a workload coming or going should
@@ -57,17 +63,16 @@ class Pilot:
         self.endpoint_debouncer = Debouncer(settings.endpoint_debounce_quiet_s, settings.endpoint_debounce_max_s,
                                             lambda: self.push("endpoints"))
         self.watcher: ConfigWatcher | None = None
-        self.workloads: WorkloadWatcher | None = None
+        self.registries: list[ServiceRegistry] = []
 
     def push(self, trigger: str = "config") -> None:
-        assert self.watcher is not None and self.workloads is not None
+        assert self.watcher is not None
         changed_at, changes = self.history.take_pending()
         initial = self.history.last is None
         started = time.monotonic()
         snapshot = self.watcher.snapshot()
         mesh = mesh_from_config(snapshot.of_kind(MESH_CONFIG_KIND), self.mesh, self.settings.system_namespace)
-        push = PushContext.build(snapshot, mesh, workloads=self.workloads.instances(),
-                                 registry_version=self.workloads.version())
+        push = PushContext.build(snapshot, mesh, registries=[registry.contents() for registry in self.registries])
         self.cache.set_push(push)
         self.metrics.push_contexts.inc()
         self.metrics.config_revision.set(self.watcher.revision)
@@ -90,23 +95,36 @@ class Pilot:
     def _synced(self) -> None:
         """Serve only once config and registry are both loaded: an early, partial answer
         would make Envoy drop what it has."""
-        assert self.watcher is not None and self.workloads is not None
+        assert self.watcher is not None
+        registries_synced = all(registry.synced for registry in self.registries)
         if self.watcher.synced:
             self.readiness.mark("config-synced")
-        if self.workloads.synced:
-            self.readiness.mark("workloads-synced")
-        if self.watcher.synced and self.workloads.synced and not self.ads.ready:
+        if registries_synced:
+            self.readiness.mark("registries-synced")
+        if self.watcher.synced and registries_synced and not self.ads.ready:
             self.push()
             self.ads.ready = True
 
     async def run(self, supervisor: Supervisor, bus: Bus) -> None:
-        bucket = await bus.kv(MESH_CONFIG)
-        ttl = self.settings.workload_ttl_s
-        registry = await bus.kv(MESH_WORKLOADS, ttl_s=ttl, expiry_markers_s=ttl)
-        self.watcher = ConfigWatcher(bucket, on_synced=self._synced, on_change=self._changed)
-        self.workloads = WorkloadWatcher(registry, on_synced=self._synced, on_change=self._endpoints_changed)
+        unknown = set(self.settings.registries) - set(REGISTRIES)
+        if unknown:
+            raise SettingsError("registries", "--registries / MIZZEN_REGISTRIES",
+                                f"{', '.join(sorted(unknown))} unknown; choose from {', '.join(REGISTRIES)}")
+        # Every registry is in the list before any watch starts: the first push waits for all.
+        if "nats" in self.settings.registries:
+            ttl = self.settings.workload_ttl_s
+            workloads = WorkloadWatcher(await bus.kv(MESH_WORKLOADS, ttl_s=ttl, expiry_markers_s=ttl),
+                                        on_synced=self._synced, on_change=self._endpoints_changed)
+            self.registries.append(workloads)
+        if "kubernetes" in self.settings.registries:
+            client = KubeClient.connect(self.settings.kube_config, environ=os.environ)
+            self.registries.append(KubernetesRegistry(client, domain_suffix=self.settings.domain_suffix,
+                                                      on_synced=self._synced, on_services_change=self._changed,
+                                                      on_endpoints_change=self._endpoints_changed))
+        self.watcher = ConfigWatcher(await bus.kv(MESH_CONFIG), on_synced=self._synced, on_change=self._changed)
         supervisor.start("config-watch", self.watcher.run)
-        supervisor.start("workloads-watch", self.workloads.run)
+        for registry in self.registries:
+            registry.start(supervisor)
         supervisor.start("debounce", self.debouncer.run)
         supervisor.start("debounce-endpoints", self.endpoint_debouncer.run)
 

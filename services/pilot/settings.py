@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from libs.runtime import knob
 
@@ -30,6 +31,9 @@ class PilotSettings:
     outbound_traffic_policy: str = knob("ALLOW_ANY", "ALLOW_ANY or REGISTRY_ONLY for unknown destinations")
     workload_ttl_s: float = knob(15.0, "seconds a registered workload stays in mesh-workloads without a refresh "
                                        "(used when pilot creates the bucket; agents refresh at a third of it)")
+    registries: tuple[str, ...] = knob(("nats",), "service registries beside ServiceEntries, comma separated: nats "
+                                                  "(the local mesh's mesh-workloads), kubernetes")
+    kube_config: Path | None = knob(None, "kubeconfig of the Kubernetes registry (unset: the pod's service account)")
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

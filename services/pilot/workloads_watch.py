@@ -1,7 +1,8 @@
-"""Follows the local mesh's workload registry (`mesh-workloads`) that agents write.
+"""The local mesh's workload registry (`mesh-workloads`, written by agents) as one of
+pilot's service registries.
 
 Registered workloads become endpoints of the ServiceEntries whose `workloadSelector`
-matches them, exactly as WorkloadEntries do.
+matches them, exactly as WorkloadEntries do; the registry defines no services itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import structlog
 
 from libs.bus import KvBucket, KvSynced
 from libs.config.workloads import WorkloadRegistration
+from libs.runtime import Supervisor
+from services.pilot.model.registry import RegistryContents
 from services.pilot.model.serviceentry import WorkloadInstance
 
 log = structlog.get_logger(__name__)
@@ -28,6 +31,8 @@ def instance_of(registration: WorkloadRegistration) -> WorkloadInstance:
 
 
 class WorkloadWatcher:
+    name = "mesh-workloads"
+
     def __init__(self, bucket: KvBucket, *, on_synced: Callable[[], None], on_change: Callable[[], None]) -> None:
         self._bucket = bucket
         self._on_synced = on_synced
@@ -37,6 +42,12 @@ class WorkloadWatcher:
 
     def instances(self) -> list[WorkloadInstance]:
         return [self._instances[key] for key in sorted(self._instances)]
+
+    def start(self, supervisor: Supervisor) -> None:
+        supervisor.start("workloads-watch", self.run)
+
+    def contents(self) -> RegistryContents:
+        return RegistryContents(self.name, workloads=tuple(self.instances()), version=self.version())
 
     def version(self) -> str:
         """A digest of the registered workloads: refreshes bump KV revisions without

@@ -41,7 +41,7 @@ def test_unready_until_nats_comes_then_ready(processes: ProcessGroup, tmp_path: 
                              "--xds-port", str(free_port()), "--log-json")
     readyz = f"http://127.0.0.1:{monitoring}/readyz"
     body = wait_until(lambda: httpx.get(readyz, timeout=1).json(), what="pilot's /readyz")
-    assert body == {"ready": False, "pending": ["config-synced", "nats-connected", "workloads-synced"]}
+    assert body == {"ready": False, "pending": ["config-synced", "nats-connected", "registries-synced"]}
     wait_until(lambda: "nats error" in pilot.log(), what="pilot to log the failed NATS connection")
     start_nats(processes, tmp_path / "nats", port=nats_port)
     wait_until(lambda: httpx.get(readyz, timeout=1).status_code == 200, what="pilot to become ready")

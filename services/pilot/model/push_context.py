@@ -6,14 +6,14 @@ is what Envoy sees as `version_info`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from libs.config import Resource
-from services.pilot.model import serviceentry
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, resolve_host
+from services.pilot.model.registry import RegistryContents, aggregate
 from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.model.services import Endpoint, Service, ServicePort
 
@@ -58,19 +58,20 @@ class PushContext:
         config: ConfigSnapshot,
         mesh: MeshConfig,
         *,
+        registries: Sequence[RegistryContents] = (),
         workloads: Iterable[WorkloadInstance] = (),
-        registry_version: str = "",
     ) -> PushContext:
-        instances = [serviceentry.workload_from_entry(r) for r in config.of_kind("WorkloadEntry")]
-        instances.extend(workloads)
-        services, endpoints = serviceentry.build(config.of_kind("ServiceEntry"), instances)
+        """The push for `config` and the registries' contents (`workloads`: registered
+        workloads outside any registry, for tests)."""
+        extra = [RegistryContents("workloads", workloads=tuple(workloads))] if workloads else []
+        merged = aggregate(config.of_kind("ServiceEntry"), config.of_kind("WorkloadEntry"), [*registries, *extra])
         return cls(
-            version=make_version(config.revision, registry_version),
+            version=make_version(config.revision, merged.version),
             config=config,
             mesh=mesh,
-            services=services,
-            endpoints=endpoints,
-            workloads=tuple(instances),
+            services=merged.services,
+            endpoints=merged.endpoints,
+            workloads=merged.workloads,
         )
 
     def gateway(self, reference: str, namespace: str) -> Resource | None:

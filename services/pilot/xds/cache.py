@@ -1,10 +1,11 @@
 """Snapshots per proxy class for the current push: computed once, shared by every
 proxy with the same inputs.
 
-When only the registry moved (the config revision is the one of the last push), a proxy's
-snapshot is the last one with new load assignments, provided its own workload's service
-instances and its clusters came out the same: an endpoint change then costs a lookup per
-proxy, not a translation, and streams see every other type as the very dict they sent.
+When only endpoints moved (the config revision, mesh config and services are the last
+push's: a registry's change to a service is a full push), a proxy's snapshot is the last
+one with new load assignments, provided its own workload's service instances and its
+clusters came out the same: an endpoint change then costs a lookup per proxy, not a
+translation, and streams see every other type as the very dict they sent.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class SnapshotCache:
     def set_push(self, push: PushContext) -> None:
         before = self._push
         endpoints_only = before is not None and before.config.revision == push.config.revision \
-            and before.mesh == push.mesh
+            and before.mesh == push.mesh and before.services == push.services
         if endpoints_only and before is not None:
             # Snapshots not asked for during the last push are still carried from the one before.
             previous = self._before[1] if self._before is not None and self._before[0] is before else {}

@@ -13,6 +13,7 @@ from services.pilot.model.instances import service_instances
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
+from services.pilot.model.registry import RegistryContents
 from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.networking import generator
 from services.pilot.networking.memo import TranslationMemo
@@ -132,7 +133,8 @@ def test_service_instances_are_found_by_the_proxy_address() -> None:
 def push_with(workloads: tuple[WorkloadInstance, ...], revision: int = 1) -> PushContext:
     result = parse_text(SERVICES, "test")
     return PushContext.build(ConfigSnapshot(revision, {r.key: r for _, r in result.resources}), MeshConfig(),
-                             workloads=workloads, registry_version=str(len(workloads)))
+                             registries=[RegistryContents("mesh-workloads", workloads=workloads,
+                                                          version=str(len(workloads)))])
 
 
 def test_an_endpoint_only_push_carries_snapshots_over_with_new_load_assignments() -> None:

@@ -1,0 +1,109 @@
+"""Service registries, as translation sees them: services, their endpoints, and workloads.
+
+Each registry (Kubernetes, the local mesh's `mesh-workloads`, one in memory for tests)
+hands pilot a `RegistryContents` snapshot; ServiceEntries and WorkloadEntries come from
+config.  `aggregate` merges them into the one view a push holds, as Istio's aggregate
+controller does: a hostname defined by Kubernetes wins over a ServiceEntry's, and a
+ServiceEntry's `workloadSelector` selects the workloads of every registry (WorkloadEntries,
+registered workloads, pods).  Pure: contents in, merged maps out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from libs.config import Resource
+from libs.runtime import Supervisor
+from services.pilot.model import serviceentry
+from services.pilot.model.serviceentry import WorkloadInstance
+from services.pilot.model.services import Endpoint, Service
+
+KUBERNETES = "Kubernetes"
+SERVICE_ENTRIES = "ServiceEntry"
+# Who wins a hostname several registries define: Kubernetes first, as in Istio.
+_PRECEDENCE = {KUBERNETES: 0, SERVICE_ENTRIES: 1}
+
+Endpoints = Mapping[tuple[str, int], tuple[Endpoint, ...]]
+
+
+@dataclass(frozen=True)
+class RegistryContents:
+    """One registry's view at one moment."""
+
+    name: str
+    services: Mapping[str, Service] = field(default_factory=dict)
+    # By (hostname, service port).
+    endpoints: Endpoints = field(default_factory=dict)
+    # What a ServiceEntry's workloadSelector may select, and whom an address belongs to.
+    workloads: tuple[WorkloadInstance, ...] = ()
+    # Changes whenever the contents do (a digest or a resourceVersion), "" when empty.
+    version: str = ""
+
+
+class ServiceRegistry(Protocol):
+    """What pilot asks of a running registry."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def synced(self) -> bool:
+        """Whether its initial state is in: pilot serves no proxy before every registry is."""
+
+    def contents(self) -> RegistryContents: ...
+
+    def start(self, supervisor: Supervisor) -> None:
+        """Start following its source, under the service's supervisor."""
+
+
+@dataclass
+class MemoryRegistry:
+    """A registry whose contents are set by hand (tests, and registries that are only data)."""
+
+    name: str = "memory"
+    services: dict[str, Service] = field(default_factory=dict)
+    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = field(default_factory=dict)
+    workloads: list[WorkloadInstance] = field(default_factory=list)
+    synced: bool = True
+
+    def start(self, supervisor: Supervisor) -> None:
+        pass  # nothing to follow: its contents are set by hand
+
+    def contents(self) -> RegistryContents:
+        digest = str(hash((tuple(sorted(self.services.items())), tuple(sorted(self.endpoints.items())),
+                           tuple(self.workloads)))) if (self.services or self.endpoints or self.workloads) else ""
+        return RegistryContents(self.name, dict(self.services), dict(self.endpoints), tuple(self.workloads), digest)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    services: dict[str, Service]
+    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]]
+    workloads: tuple[WorkloadInstance, ...]
+    version: str
+
+
+def aggregate(entries: Iterable[Resource], workload_entries: Iterable[Resource],
+              registries: Sequence[RegistryContents]) -> Aggregate:
+    """ServiceEntries (selecting the workloads of every registry) and each registry's
+    services, merged by hostname; each service keeps the endpoints of the registry that
+    defined it."""
+    workloads = [serviceentry.workload_from_entry(r) for r in workload_entries]
+    for registry in registries:
+        workloads.extend(registry.workloads)
+    entry_services, entry_endpoints = serviceentry.build(entries, workloads)
+    ordered = sorted([*registries, RegistryContents(SERVICE_ENTRIES, entry_services, entry_endpoints)],
+                     key=lambda r: _PRECEDENCE.get(r.name, len(_PRECEDENCE)))
+    services: dict[str, Service] = {}
+    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    for registry in ordered:
+        for host, service in registry.services.items():
+            if host in services:
+                continue
+            services[host] = service
+            for port in service.ports:
+                endpoints[(host, port.number)] = registry.endpoints.get((host, port.number), ())
+    version = ".".join(f"{r.version}" for r in registries if r.version)
+    return Aggregate(services, endpoints, tuple(workloads), version)
