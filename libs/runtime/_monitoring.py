@@ -3,7 +3,8 @@
 uvicorn serves a small ASGI app for the three probes; a service that needs more routes
 (pilot's /debug/*, galley's API) passes FastAPI routers, mounted behind the probes.
 FastAPI is imported only then: it costs a fifth of a second at start, and the agent
-beside every Envoy, which only needs the probes, should not pay it.
+beside every Envoy should not pay it; it passes a plain ASGI app (`app`) for its
+/app-health/* paths instead.
 uvicorn's own signal handling is switched off: the service's Supervisor owns signals.
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -94,12 +96,17 @@ class MonitoringServer:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         metrics: Callable[[], Iterable[bytes]] | None = None,
+        app: Asgi | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """`metrics`: the pieces of what /metrics answers, when not `registry` in Prometheus'
-        text format."""
+        text format.  `app`: an ASGI app answering every other path (not with `routers`).
+        `ssl_context`: TLS from a context the caller keeps (and may re-key) rather than files."""
+        if routers and app is not None:
+            raise ValueError("pass routers or app, not both")
         self.readiness = readiness
         self.registry = registry
-        fallback: Asgi | None = None
+        fallback: Asgi | None = app
         if routers:
             from fastapi import FastAPI
 
@@ -109,7 +116,9 @@ class MonitoringServer:
             fallback = api
         self.app = _ProbesApp(readiness, registry, fallback, metrics)
         self._config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,
-                                      lifespan="off", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                                      lifespan="off", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                                      ssl_context_factory=None if ssl_context is None
+                                      else lambda _config, _default: ssl_context)
         self._server = _Server(self._config)
         self._started = asyncio.Event()
         self.bound_port: int | None = None

@@ -2,7 +2,9 @@
 
 Each field of a settings dataclass is one knob, declared with `knob()`.  A knob named
 `nats_url` is set by `--nats-url`, else by `MIZZEN_NATS_URL` in the environment passed
-in, else by its default.  The environment is a parameter, never read at import time, so
+in, else by its default.  A knob may also answer to other names in the environment
+(`aliases`, e.g. the variable Istio's injector writes for the same setting), read in order
+when its own is unset.  The environment is a parameter, never read at import time, so
 tests pass a dict.
 """
 
@@ -23,16 +25,22 @@ T = TypeVar("T")
 ENV_PREFIX = "MIZZEN_"
 
 
-def knob(default: Any, help: str, *, env: str | None = None) -> Any:
-    """Declare one setting: its default, a help text that names its unit, and
-    optionally an environment variable other than `MIZZEN_<NAME>`."""
+def knob(default: Any, help: str, *, env: str | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    """Declare one setting: its default, a help text that names its unit, optionally an
+    environment variable other than `MIZZEN_<NAME>`, and other variables read when that
+    one is unset (`aliases`, first found wins)."""
     if isinstance(default, list | dict | set):
         raise TypeError("knob defaults must be immutable; use a tuple")
-    return dataclasses.field(default=default, metadata={"help": help, "env": env})
+    return dataclasses.field(default=default, metadata={"help": help, "env": env, "aliases": aliases})
 
 
 def env_name(field: dataclasses.Field[Any]) -> str:
     return field.metadata.get("env") or ENV_PREFIX + field.name.upper()
+
+
+def env_names(field: dataclasses.Field[Any]) -> tuple[str, ...]:
+    """Every environment variable that sets `field`, in the order they are read."""
+    return (env_name(field), *field.metadata.get("aliases", ()))
 
 
 def _base_type(hint: Any) -> tuple[Any, bool]:
@@ -86,7 +94,8 @@ def load_settings(
     parser = argparse.ArgumentParser(prog=prog, description=(cls.__doc__ or "").strip())
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} [env {env_name(field)}; default {field.default!r}]"
+        sources = " or ".join(env_names(field))
+        help_text = f"{field.metadata.get('help', '')} [env {sources}; default {field.default!r}]"
         typ, _ = _base_type(hints[field.name])
         if typ is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
@@ -103,6 +112,6 @@ def load_settings(
             values[field.name] = flag_value
         elif flag_value is not None:
             values[field.name] = _parse(field.name, "--" + field.name.replace("_", "-"), hint, flag_value)
-        elif env_name(field) in environ:
-            values[field.name] = _parse(field.name, env_name(field), hint, environ[env_name(field)])
+        elif found := next((name for name in env_names(field) if name in environ), None):
+            values[field.name] = _parse(field.name, found, hint, environ[found])
     return cls(**values)

@@ -18,6 +18,16 @@ class BootstrapOverrideError(ConfigurationError):
         self.reason = reason
 
 
+class AppProbersError(ConfigurationError):
+    """The app probers the injector handed over (ISTIO_KUBE_APP_PROBERS) cannot be used."""
+
+    SOURCES = "--kube-app-probers, MIZZEN_KUBE_APP_PROBERS or ISTIO_KUBE_APP_PROBERS"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"setting kube_app_probers (from {self.SOURCES}): {reason}")
+        self.reason = reason
+
+
 class IdentityError(AgentError):
     """Getting a workload certificate failed; retried with backoff."""
 

@@ -1,5 +1,6 @@
 """The agent's run(): bootstrap, the SDS server (credentials, certificate files, and the
-workload identity when enabled), Envoy under supervision, readiness from Envoy's admin."""
+workload identity when enabled), Envoy under supervision, readiness from Envoy's admin, and
+the app's probes (/app-health/*) on the monitoring port."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
 from libs.runtime import Backoff, FatalServiceError, MonitoringServer, Readiness, Supervisor
+from services.agent.app_health import AppHealth
+from services.agent.app_probers import parse_app_probers
+from services.agent.app_probing import AppProber, destination
 from services.agent.bootstrap import bootstrap_json
 from services.agent.envoy_process import EnvoyProcess
 from services.agent.errors import ConfigurationError
@@ -52,6 +56,7 @@ async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None)
         state_dir.chmod(0o700)
     try:
         check_settings(settings)
+        app_probes = parse_app_probers(settings.kube_app_probers)
         config = bootstrap_json(settings)
         sds: Sds | None = build_sds(settings, registry, environ or {}) if settings.sds_enabled else None
         node_agent = (NodeAgent(settings, registry, readiness, sds.secrets)
@@ -63,8 +68,11 @@ async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None)
     log.info("bootstrap written", path=str(bootstrap), node=settings.node_id, pilot=settings.pilot_address)
     envoy = EnvoyProcess(bootstrap, log_level=settings.envoy_log_level, concurrency=settings.envoy_concurrency,
                          grace_s=settings.shutdown_grace_s, log_path=state_dir / "envoy.log")
+    app_health = (AppHealth(app_probes, AppProber(destination(settings.instance_ip, settings.app_probe_localhost),
+                                                  settings.monitoring_port), registry)
+                  if app_probes else None)
     monitoring = MonitoringServer(host=settings.monitoring_address, port=settings.monitoring_port,
-                                  readiness=readiness, registry=registry)
+                                  readiness=readiness, registry=registry, app=app_health)
     if sds is not None:
         try:
             await sds.start(supervisor)
@@ -75,6 +83,9 @@ async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None)
     supervisor.start("envoy", envoy.run, restart=Backoff(initial_s=0.2, maximum_s=10.0))
     if node_agent is not None:
         await node_agent.start(supervisor)
+    if app_health is not None:
+        log.info("serving app probes", probes=sorted(app_probes))
+        supervisor.on_stop("app-probes", app_health.aclose)
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)
     supervisor.on_stop("envoy", envoy.stop)

@@ -41,7 +41,17 @@ class AgentSettings:
     envoy_concurrency: int = knob(2, "Envoy worker threads")
     xds_api: str = knob("GRPC", "GRPC (state of the world) or DELTA_GRPC")
     monitoring_address: str = knob("127.0.0.1", "address of the agent's /healthz, /readyz, /metrics")
-    monitoring_port: int = knob(15020, "port of the agent's /healthz, /readyz, /metrics")
+    monitoring_port: int = knob(15020, "port of the agent's /healthz, /readyz, /metrics and /app-health/*")
+    # -- app probes (Istio's probe rewrite): the kubelet probes the agent, the agent the app --
+    kube_app_probers: str = knob(
+        "", "JSON object of the app's original probes (httpGet, tcpSocket or grpc, with timeoutSeconds) keyed "
+            "by /app-health/<container>/livez|readyz|startupz, as the injector writes it; the agent answers "
+            "those paths on its monitoring port by probing the app. Empty: no app probes",
+        aliases=("ISTIO_KUBE_APP_PROBERS",))
+    app_probe_localhost: bool = knob(
+        False, "send app probes to localhost instead of instance_ip (the pod IP, where the kubelet sends them); "
+               "Istio's REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION",
+        aliases=("REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION",))
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown (Envoy included)")

@@ -4,11 +4,13 @@ select the workloads the agents register)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 APP_PORT_OFFSET = 10_000
 SERVICE_PORT = 9080
+HEALTH_PATH = "/health"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,14 @@ def app_argv(python: str, workload: Workload, *, port: int | None = None, host: 
     if workload.service == "reviews":
         argv += ["--version", workload.version]
     return argv
+
+
+def app_probers(workload: Workload, port: int) -> str:
+    """What the injector would hand the agent of a Bookinfo pod whose container (named after
+    its service) has readiness and liveness probes on the app's /health: Istio's
+    ISTIO_KUBE_APP_PROBERS, the originals behind the agent's /app-health/<container>/*."""
+    probe = {"httpGet": {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"}, "timeoutSeconds": 1}
+    return json.dumps({f"/app-health/{workload.service}/{kind}": probe for kind in ("readyz", "livez")})
 
 
 def egress_gateway_service(address: str) -> str:

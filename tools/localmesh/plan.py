@@ -323,7 +323,11 @@ def workloads(options: MeshOptions) -> tuple[list[ProcessSpec], list[Proxy]]:
                 ready_url=f"http://{workload.address}:{workload.app_port}/health"))
         ready = (f"http://{workload.address}:{options.ports.envoy_health}/healthz/ready" if options.iptables
                  else _live(workload.address, options.ports))
-        specs.append(ProcessSpec(f"{workload.name}-proxy", argv, ready_url=ready, ready_body="LIVE"))
+        # As an injected pod's: the app's probes, served by the agent on its monitoring port
+        # (the app listens on the service port under capture, beside its sidecar otherwise).
+        probed = bookinfo.SERVICE_PORT if options.iptables else workload.app_port
+        env = {"ISTIO_KUBE_APP_PROBERS": bookinfo.app_probers(workload, probed)}
+        specs.append(ProcessSpec(f"{workload.name}-proxy", argv, env=env, ready_url=ready, ready_body="LIVE"))
         proxies.append(Proxy(workload.name, "default", workload.address))
     return specs, proxies
 

@@ -1,10 +1,13 @@
 """The local mesh with Istio's iptables capture: every workload in its own network
-namespace, apps calling services by name, and nothing left behind by `down`."""
+namespace, apps calling services by name, the kubelet's probes answered through the agent
+under STRICT mTLS, and nothing left behind by `down`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ import httpx
 import pytest
 
 from tests.harness.local_mesh import LocalMesh, reviews_version
+from tests.harness.waiting import wait_until
 from tools.localmesh.netns import available
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +65,56 @@ def test_bookinfo_under_iptables_capture(captured: LocalMesh) -> None:
     counts = [float(line.rsplit(" ", 1)[1]) for line in stats.splitlines()
               if "upstream_rq_total{" in line and 'envoy_cluster_name="outbound|9080||details"' in line]
     assert counts and counts[0] >= 1, "productpage's calls to details did not pass its sidecar"
+
+
+STRICT = """\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+"""
+DETAILS = f"10.222.{SUBNET}.12"
+# What the kubelet sends: plaintext, from outside the pod's network namespace.
+KUBE_PROBE = {"User-Agent": "kube-probe/1.30"}
+
+
+@contextlib.contextmanager
+def stopped(mesh: LocalMesh, process: str) -> Iterator[None]:
+    """`process` (and its process group) stopped with SIGSTOP: it holds its port and never
+    answers, like a hung app; and the mesh does not restart it, as it would a dead one."""
+    [pid] = [p.pid for p in mesh.state().processes if p.name == process and p.pid]
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+def test_app_probes_through_the_agent_pass_a_strict_sidecar(captured: LocalMesh, tmp_path: Path) -> None:
+    app = f"http://{DETAILS}:9080/health"
+    ready, live = (f"http://{DETAILS}:15020/app-health/details/{kind}" for kind in ("readyz", "livez"))
+    assert httpx.get(app, headers=KUBE_PROBE, timeout=5).status_code == 200, "PERMISSIVE: plaintext accepted"
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(STRICT)
+    captured.apply(policy)
+    try:
+        # The kubelet's own probe would fail: the sidecar captures it and wants mTLS...
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(app, headers=KUBE_PROBE, timeout=5)
+        # ...while the rewritten probe, on the agent's port, is answered by probing the app.
+        answer = httpx.get(ready, headers=KUBE_PROBE, timeout=5)
+        assert (answer.status_code, answer.json()) == (200, {"status": "Details is healthy"})
+        assert httpx.get(live, headers=KUBE_PROBE, timeout=5).status_code == 200
+        assert httpx.get(f"http://{DETAILS}:15020/app-health/reviews/readyz", timeout=5).status_code == 404
+        with stopped(captured, "details-v1-app"):
+            hung = httpx.get(ready, headers=KUBE_PROBE, timeout=10)
+            assert hung.status_code == 500
+            assert hung.text == "app probe failed: no answer within 1s\n"
+        wait_until(lambda: httpx.get(ready, headers=KUBE_PROBE, timeout=5).status_code == 200, timeout=10,
+                   what="the readiness probe to pass again once details runs")
+    finally:
+        captured.delete(policy)
 
 
 def test_down_removes_the_namespaces(captured: LocalMesh) -> None:

@@ -55,3 +55,31 @@ def test_bad_environment_value_names_the_setting() -> None:
 def test_mutable_defaults_are_refused() -> None:
     with pytest.raises(TypeError):
         knob([], "a list")
+
+
+@dataclass(frozen=True)
+class WithAliases:
+    probers: str = knob("", "JSON", aliases=("ISTIO_KUBE_APP_PROBERS", "OLDER_NAME"))
+
+
+def test_aliases_are_read_in_order_when_the_own_variable_is_unset() -> None:
+    assert load_settings(WithAliases, [], {"OLDER_NAME": "c"}, prog="x").probers == "c"
+    assert load_settings(WithAliases, [], {"OLDER_NAME": "c", "ISTIO_KUBE_APP_PROBERS": "b"}, prog="x").probers == "b"
+    both = {"ISTIO_KUBE_APP_PROBERS": "b", "MIZZEN_PROBERS": "a"}
+    assert load_settings(WithAliases, [], both, prog="x").probers == "a"
+    assert load_settings(WithAliases, ["--probers", "flag"], both, prog="x").probers == "flag"
+
+
+def test_a_bad_alias_value_names_the_variable_it_came_from() -> None:
+    @dataclass(frozen=True)
+    class Port:
+        port: int = knob(1, "port", aliases=("ISTIO_PORT",))
+
+    with pytest.raises(SettingsError, match="setting port \\(from ISTIO_PORT\\)"):
+        load_settings(Port, [], {"ISTIO_PORT": "eighty"}, prog="x")
+
+
+def test_help_lists_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        load_settings(WithAliases, ["--help"], {}, prog="x")
+    assert "MIZZEN_PROBERS or ISTIO_KUBE_APP_PROBERS or OLDER_NAME" in " ".join(capsys.readouterr().out.split())
