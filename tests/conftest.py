@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadFileScheduling
 
     return LoadFileScheduling(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mizzen_config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """mizzenctl's contexts (which mesh it talks to) in a directory of the test run's own:
+    a mesh a test starts must not become the developer's current context, and a
+    developer's contexts must not steer the tests.  Subprocesses inherit it."""
+    home = tmp_path_factory.mktemp("mizzen-config")
+    before = os.environ.get("MIZZEN_CONFIG_HOME")
+    os.environ["MIZZEN_CONFIG_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if before is None:
+            os.environ.pop("MIZZEN_CONFIG_HOME", None)
+        else:
+            os.environ["MIZZEN_CONFIG_HOME"] = before
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

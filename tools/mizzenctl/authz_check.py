@@ -27,7 +27,7 @@ import re
 import sys
 from typing import Any, NamedTuple
 
-from tools.mizzenctl import config_dump
+from tools.mizzenctl import config_dump, contexts
 from tools.mizzenctl.envoy_tables import HCM_TYPE, filter_chains
 from tools.mizzenctl.sources import SourceError, add_pilot_flags, envoy_config_dump, pilot_config, pilot_urls
 from tools.mizzenctl.table import render
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             dump = pilot_config(pilot_urls(args), args.proxy, include_eds=False).dump
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}; {contexts.explain(args)}", file=sys.stderr)
         return 1
     rows = policy_rows(dump)
     if args.output == "json":

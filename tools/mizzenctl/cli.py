@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.mizzenctl import authz_check, mesh_commands, proxy_config, proxy_status, resources, validate
+from tools.mizzenctl import authz_check, contexts, mesh_commands, proxy_config, proxy_status, resources, validate
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", default=".mizzen", help="where logs and data go (default .mizzen/)")
     demo.set_defaults(run=_demo)
     mesh_commands.add_parsers(commands)
+    contexts.add_parser(commands)
     validate.add_parser(commands)
     resources.add_parsers(commands)
     proxy_status.add_parser(commands)

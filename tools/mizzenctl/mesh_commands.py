@@ -16,6 +16,7 @@ import httpx
 
 from tools.localmesh.plan import MeshOptions, identities
 from tools.localmesh.state import MeshState, alive
+from tools.mizzenctl import contexts
 
 Row = tuple[str, ...]
 
@@ -40,6 +41,8 @@ def up(args: argparse.Namespace) -> int:
             print(f"--capture iptables {missing} (network namespaces, iptables, setpriv); use --capture proxy",
                   file=sys.stderr)
             return 1
+    name = contexts.record_local(state_dir)
+    print(f"context {name!r} is current: mizzenctl finds this mesh from any directory")
     if args.detach:
         return _detach(args, state_dir)
     from tools.localmesh.mesh import run_foreground
@@ -178,7 +181,8 @@ def _table(rows: list[Row]) -> None:
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("up", help="run the local mesh: control plane, Bookinfo, gateways")
     parser.add_argument("--app", choices=("bookinfo", "none"), default="bookinfo")
-    parser.add_argument("--state-dir", default=".mizzen", help="where data and logs go (default .mizzen/)")
+    parser.add_argument("--state-dir", default=os.environ.get("MIZZEN_STATE_DIR", contexts.LOCAL_DEFAULT),
+                        help="where data and logs go (default .mizzen/ here) [env MIZZEN_STATE_DIR]")
     parser.add_argument("--ingress-address", default="127.0.0.1",
                         help="loopback address the ingress gateway listens on (Gateway ports, e.g. 8080)")
     parser.add_argument("--capture", choices=("proxy", "iptables"), default="proxy",
@@ -189,11 +193,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                              "meshes can share a machine (default 0)")
     parser.set_defaults(run=up)
     graph = commands.add_parser("dashboard", help="open the live service graph (prints its URL without a browser)")
-    graph.add_argument("--state-dir", default=os.environ.get("MIZZEN_STATE_DIR", ".mizzen"))
+    graph.add_argument("--state-dir", default=contexts.default_state_dir(),
+                       help="the local mesh's state dir [default: the current context's]")
     graph.add_argument("--telemetry", help="telemetry's URL (default: the local mesh's)")
     graph.add_argument("--no-browser", action="store_true", help="only print the URL")
     graph.set_defaults(run=dashboard)
     for name, func, text in (("down", down, "stop the local mesh"), ("status", status, "processes and proxies")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--state-dir", default=".mizzen")
+        sub.add_argument("--state-dir", default=contexts.default_state_dir(),
+                         help="the local mesh's state dir [env MIZZEN_STATE_DIR; default: the current context's]")
         sub.set_defaults(run=func)

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from tools.mizzenctl import config_dump, envoy_tables
+from tools.mizzenctl import config_dump, contexts, envoy_tables
 from tools.mizzenctl.sources import (
     SourceError,
     add_pilot_flags,
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         dump, origins = _source(args)
         statuses = envoy_clusters(args.admin) if args.admin and args.kind == "endpoints" else None
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}; {contexts.explain(args)}", file=sys.stderr)
         return 1
     if args.output == "json":
         print(json.dumps(raw(args.kind, dump, statuses), indent=2))

@@ -18,7 +18,7 @@ import json
 import sys
 from typing import Any
 
-from tools.mizzenctl import config_diff
+from tools.mizzenctl import config_diff, contexts
 from tools.mizzenctl.sources import SourceError, add_pilot_flags, envoy_config_dump, pilot_config, pilot_urls, syncz
 from tools.mizzenctl.table import render
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             return _one(args, urls, chosen[0])
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}; {contexts.explain(args)}", file=sys.stderr)
         return 1
     if args.output == "json":
         print(json.dumps(status_json(rows), indent=2))

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from tools.localmesh.state import MeshState
+from tools.mizzenctl import contexts
 
 DEFAULT_PILOT = "http://127.0.0.1:15014"
 
@@ -29,8 +30,9 @@ def add_pilot_flags(parser: argparse.ArgumentParser) -> None:
                         help="pilot's monitoring URL; repeat for several replicas [env MIZZEN_PILOT_URL, "
                              f"comma-separated; default: the local mesh's, else {DEFAULT_PILOT}]")
     if not any(action.dest == "state_dir" for action in parser._actions):
-        parser.add_argument("--state-dir", default=os.environ.get("MIZZEN_STATE_DIR", ".mizzen"),
-                            help="local mesh state dir, to find its pilot [env MIZZEN_STATE_DIR]")
+        parser.add_argument("--state-dir", default=contexts.default_state_dir(),
+                            help="local mesh state dir, to find its pilot [env MIZZEN_STATE_DIR; default: the "
+                                 "current context's]")
 
 
 def pilot_urls(args: argparse.Namespace, environ: dict[str, str] | None = None) -> list[str]:
@@ -38,9 +40,12 @@ def pilot_urls(args: argparse.Namespace, environ: dict[str, str] | None = None) 
         return [url.rstrip("/") for url in args.pilot]
     env = os.environ if environ is None else environ
     if "MIZZEN_PILOT_URL" not in env:
-        state = MeshState.read(Path(getattr(args, "state_dir", ".mizzen")))
+        state = MeshState.read(Path(getattr(args, "state_dir", contexts.LOCAL_DEFAULT)))
         if state is not None:
             return [state.pilot]
+        context = contexts.current(env)
+        if context is not None and context.pilot:
+            return [url.strip().rstrip("/") for url in context.pilot.split(",") if url.strip()]
     value = env.get("MIZZEN_PILOT_URL", DEFAULT_PILOT)
     return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
 
