@@ -10,13 +10,14 @@ STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit integration e2e lint proto proto-check bench lock clean help
+.PHONY: demo test unit integration e2e lint proto proto-check bench lock clean help golden
 
 help:
 	@echo "make demo    run the local mesh with Bookinfo (Ctrl-C stops everything)"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
 	@echo "make lint    ruff, mypy and the import layering contracts"
 	@echo "make proto   regenerate Python code from proto/"
+	@echo "make golden  rewrite the sidecar injector's golden files after a deliberate change"
 	@echo "make bench   run the benchmarks; results land in bench/results/"
 	@echo "make lock    move constraints.txt to the newest releases that pass the suite"
 
@@ -74,6 +75,11 @@ lint: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python tools/protogen.py
+
+# Rewrite the injector's golden files (tests/unit/inject/testdata/*.injected) after a
+# deliberate change to the injected pod; review the diff.
+golden: $(STAMP)
+	MIZZEN_REGENERATE_GOLDEN=1 $(BIN)/pytest tests/unit/inject/test_golden.py -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

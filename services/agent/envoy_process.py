@@ -22,10 +22,11 @@ class EnvoyExited(RuntimeError):
 
 class EnvoyProcess:
     def __init__(self, bootstrap: Path, *, log_level: str = "warning", concurrency: int = 2,
-                 grace_s: float = 5.0, log_path: Path | None = None) -> None:
+                 grace_s: float = 5.0, log_path: Path | None = None, drain_time_s: float = 1.0) -> None:
         self.bootstrap = bootstrap
         self.log_level = log_level
         self.concurrency = concurrency
+        self.drain_time_s = drain_time_s
         self.grace_s = grace_s
         self.log_path = log_path
         self._process: asyncio.subprocess.Process | None = None
@@ -43,8 +44,8 @@ class EnvoyProcess:
             "--use-dynamic-base-id",
             "--log-level", self.log_level,
             "--concurrency", str(self.concurrency),
-            "--drain-time-s", "1",
-            "--parent-shutdown-time-s", "2",
+            "--drain-time-s", str(max(1, round(self.drain_time_s))),
+            "--parent-shutdown-time-s", str(max(1, round(self.drain_time_s)) + 1),
             "--drain-strategy", "immediate",
         ]
 

@@ -67,7 +67,8 @@ async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None)
     bootstrap.write_text(config)
     log.info("bootstrap written", path=str(bootstrap), node=settings.node_id, pilot=settings.pilot_address)
     envoy = EnvoyProcess(bootstrap, log_level=settings.envoy_log_level, concurrency=settings.envoy_concurrency,
-                         grace_s=settings.shutdown_grace_s, log_path=state_dir / "envoy.log")
+                         grace_s=settings.shutdown_grace_s, log_path=state_dir / "envoy.log",
+                         drain_time_s=settings.drain_duration_s)
     app_health = (AppHealth(app_probes, AppProber(destination(settings.instance_ip, settings.app_probe_localhost),
                                                   settings.monitoring_port), registry)
                   if app_probes else None)

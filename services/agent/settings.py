@@ -39,6 +39,8 @@ class AgentSettings:
     state_dir: Path = knob(Path(".mizzen/agent"), "directory for the bootstrap file")
     envoy_log_level: str = knob("warning", "Envoy's log level")
     envoy_concurrency: int = knob(2, "Envoy worker threads")
+    drain_duration_s: float = knob(1.0, "seconds Envoy keeps serving the connections of a replaced listener "
+                                        "(Istio's proxyConfig drainDuration; whole seconds, at least 1)")
     xds_api: str = knob("GRPC", "GRPC (state of the world) or DELTA_GRPC")
     monitoring_address: str = knob("127.0.0.1", "address of the agent's /healthz, /readyz, /metrics")
     monitoring_port: int = knob(15020, "port of the agent's /healthz, /readyz, /metrics and /app-health/*")

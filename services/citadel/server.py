@@ -28,6 +28,7 @@ from services.citadel.ca import (
     FileCaStore,
     IssuancePolicy,
     KubeSecretCaStore,
+    parse_dns_grants,
     utc_now,
 )
 from services.citadel.errors import CaLoadError
@@ -89,7 +90,8 @@ async def load_ca(settings: CitadelSettings, kube: KubeClient | None = None) -> 
     try:
         key_type = parse_key_type(settings.ca_key_type)
         policy = IssuancePolicy(trust_domain=settings.trust_domain, default_ttl_s=settings.workload_cert_ttl_s,
-                                max_ttl_s=settings.max_workload_cert_ttl_s, clock_skew_s=settings.cert_backdate_s)
+                                max_ttl_s=settings.max_workload_cert_ttl_s, clock_skew_s=settings.cert_backdate_s,
+                                dns_grants=parse_dns_grants(settings.dns_grants))
         if policy.default_ttl_s > policy.max_ttl_s:
             raise CaLoadError(f"workload_cert_ttl_s {policy.default_ttl_s} exceeds max_workload_cert_ttl_s "
                               f"{policy.max_ttl_s}")

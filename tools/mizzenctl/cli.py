@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.mizzenctl import authz_check, contexts, mesh_commands, proxy_config, proxy_status, resources, validate
+from tools.mizzenctl import (
+    authz_check,
+    contexts,
+    kube_inject,
+    mesh_commands,
+    proxy_config,
+    proxy_status,
+    resources,
+    validate,
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -26,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh_commands.add_parsers(commands)
     contexts.add_parser(commands)
     validate.add_parser(commands)
+    kube_inject.add_parser(commands)
     resources.add_parsers(commands)
     proxy_status.add_parser(commands)
     proxy_config.add_parser(commands)

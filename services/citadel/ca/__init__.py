@@ -2,7 +2,13 @@
 and signing (`CertificateAuthority`).  I/O only in the stores: files, or the Kubernetes
 API for the Secret store."""
 
-from services.citadel.ca.authority import CertificateAuthority, IssuancePolicy, IssuedCertificate, utc_now
+from services.citadel.ca.authority import (
+    CertificateAuthority,
+    IssuancePolicy,
+    IssuedCertificate,
+    parse_dns_grants,
+    utc_now,
+)
 from services.citadel.ca.bundle import CaBundle, assemble
 from services.citadel.ca.csr import ALLOWED_KEY_TYPES, CheckedCsr, authorize, check_csr
 from services.citadel.ca.root import self_signed_root
@@ -25,6 +31,7 @@ __all__ = [
     "authorize",
     "bundle_from_secret",
     "check_csr",
+    "parse_dns_grants",
     "secret_body",
     "self_signed_root",
     "utc_now",

@@ -6,8 +6,8 @@ Pure apart from the clock and randomness (serial numbers): no files, no network.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
@@ -36,6 +36,10 @@ class IssuancePolicy:
     # NotBefore is set this far in the past so a peer whose clock lags still accepts
     # a fresh certificate.
     clock_skew_s: int = 60
+    # DNS names an identity may have beside its SPIFFE id, by (namespace, service account):
+    # a webhook's Service name, which the Kubernetes API server checks (Istio 1.0's citadel
+    # granted the sidecar injector and galley theirs).  Everyone else gets none.
+    dns_grants: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def ttl_for(self, requested_s: int) -> int:
         """The validity to issue: the default for 0 or less, refused above the maximum."""
@@ -68,11 +72,13 @@ class CertificateAuthority:
         return SpiffeId(self.policy.trust_domain, namespace, service_account)
 
     def sign_workload(self, csr: CheckedCsr, caller: SpiffeId, requested_ttl_s: int) -> IssuedCertificate:
-        """Sign `csr` for `caller` after checking it asks for nothing else; Istio's profile."""
-        authorize(csr, caller)
+        """Sign `csr` for `caller` after checking it asks for nothing else (beyond the DNS
+        names granted to it); Istio's profile."""
+        granted = self.policy.dns_grants.get((caller.namespace, caller.service_account), frozenset())
+        authorize(csr, caller, granted)
         ttl_s = self.policy.ttl_for(requested_ttl_s)
         builder = workload_extensions(self._builder(csr.public_key, ttl_s), csr.public_key, caller.uri,
-                                      self._authority_key_id)
+                                      self._authority_key_id, csr.dns_names)
         return self._issue(builder)
 
     def issue_serving(self, public_key: PublicKey, hosts: tuple[str, ...], ttl_s: int) -> IssuedCertificate:
@@ -99,3 +105,18 @@ class CertificateAuthority:
     def _issue(self, builder: x509.CertificateBuilder) -> IssuedCertificate:
         cert = builder.sign(self.bundle.signing_key, self._hash)
         return IssuedCertificate(cert, (cert_pem(cert), *self._chain_after_leaf))
+
+
+def parse_dns_grants(entries: tuple[str, ...]) -> dict[tuple[str, str], frozenset[str]]:
+    """`namespace/serviceaccount=dns.name` entries (one name each; repeat an identity for
+    several) as `IssuancePolicy.dns_grants`; ValueError names a malformed entry."""
+    grants: dict[tuple[str, str], set[str]] = {}
+    for entry in entries:
+        identity, _, name = entry.partition("=")
+        namespace, _, service_account = identity.strip().partition("/")
+        name = name.strip().lower().rstrip(".")
+        if not namespace or not service_account or not name or "*" in name:
+            raise ValueError(f"dns_grants entry {entry!r} is not namespace/serviceaccount=dns.name "
+                             "(wildcards are not granted)")
+        grants.setdefault((namespace, service_account), set()).add(name)
+    return {identity: frozenset(names) for identity, names in grants.items()}

@@ -1,5 +1,5 @@
 """CSR checks, pure: is it a well-formed, self-signed request for an allowed key, and
-does it ask only for the caller's own SPIFFE id?"""
+does it ask only for the caller's own SPIFFE id (and the DNS names granted to it)?"""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class CheckedCsr:
     uris: tuple[str, ...]
     # Every other SAN (DNS names, IPs, e-mail) as text, to refuse them by name.
     other_names: tuple[str, ...]
+    # The DNS names among them, for a caller granted serving names (the sidecar injector's
+    # webhook certificate).
+    dns_names: tuple[str, ...] = ()
 
 
 def check_csr(pem: str | bytes, *, allowed_key_types: frozenset[str] = ALLOWED_KEY_TYPES) -> CheckedCsr:
@@ -46,33 +49,40 @@ def check_csr(pem: str | bytes, *, allowed_key_types: frozenset[str] = ALLOWED_K
                          f"allowed: {', '.join(sorted(allowed_key_types))}")
     if not csr.is_signature_valid:
         raise InvalidCsr("the CSR's signature does not verify with its own public key")
-    uris, others = _sans(csr)
+    uris, others, dns_names = _sans(csr)
     if not uris:
         raise InvalidCsr("the CSR carries no URI SAN; it must name the caller's SPIFFE id")
-    return CheckedCsr(public_key, uris, others)
+    return CheckedCsr(public_key, uris, others, dns_names)
 
 
-def _sans(csr: x509.CertificateSigningRequest) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _sans(csr: x509.CertificateSigningRequest) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     try:
         extension = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
-        return (), ()
+        return (), (), ()
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise InvalidCsr(f"the CSR's extensions cannot be parsed: {exc}") from exc
     uris: list[str] = []
     others: list[str] = []
+    dns_names: list[str] = []
     for name in extension.value:
         if isinstance(name, x509.UniformResourceIdentifier):
             uris.append(name.value)
         else:
             others.append(f"{type(name).__name__} {name.value}")
-    return tuple(uris), tuple(others)
+            if isinstance(name, x509.DNSName):
+                dns_names.append(name.value)
+    return tuple(uris), tuple(others), tuple(dns_names)
 
 
-def authorize(checked: CheckedCsr, caller: SpiffeId) -> None:
-    """The caller may ask for its own SPIFFE id and nothing else (Istio's rule for CSR SANs)."""
+def authorize(checked: CheckedCsr, caller: SpiffeId, granted_dns: frozenset[str] = frozenset()) -> None:
+    """The caller may ask for its own SPIFFE id and nothing else (Istio's rule for CSR SANs),
+    except the DNS names granted to its identity (Istio 1.0's citadel gave the sidecar
+    injector its webhook Service name the same way)."""
     for uri in checked.uris:
         if uri != caller.uri:
             raise IdentityMismatch(caller.uri, uri)
+    dns = {f"DNSName {name}" for name in checked.dns_names if name in granted_dns}
     for other in checked.other_names:
-        raise IdentityMismatch(caller.uri, other)
+        if other not in dns:
+            raise IdentityMismatch(caller.uri, other)

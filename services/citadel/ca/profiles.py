@@ -1,6 +1,7 @@
 """Certificate profiles: which extensions a root, a workload leaf and a serving cert carry.
 
-Workload leaves follow Istio: an empty subject, the SPIFFE id as the only (critical) SAN,
+Workload leaves follow Istio: an empty subject, the SPIFFE id as the only (critical) SAN
+(plus the DNS names granted to a serving identity such as the sidecar injector),
 digitalSignature (+ keyEncipherment for RSA keys, meaningless for EC), serverAuth and
 clientAuth, not a CA.
 """
@@ -52,12 +53,14 @@ def _end_entity(builder: x509.CertificateBuilder, public_key: PublicKey,
 
 
 def workload_extensions(builder: x509.CertificateBuilder, public_key: PublicKey, spiffe_uri: str,
-                        authority_key_id: x509.AuthorityKeyIdentifier) -> x509.CertificateBuilder:
+                        authority_key_id: x509.AuthorityKeyIdentifier,
+                        dns_names: tuple[str, ...] = ()) -> x509.CertificateBuilder:
     builder = _end_entity(builder, public_key, authority_key_id,
                           [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe_uri)]
+    names += [x509.DNSName(name) for name in dns_names]
     # The subject is empty, so RFC 5280 requires the SAN extension to be critical.
-    return builder.add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_uri)]),
-                                 critical=True)
+    return builder.add_extension(x509.SubjectAlternativeName(names), critical=True)
 
 
 def serving_extensions(builder: x509.CertificateBuilder, public_key: PublicKey, hosts: tuple[str, ...],

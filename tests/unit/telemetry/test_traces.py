@@ -243,7 +243,8 @@ async def test_a_bad_span_refuses_the_whole_batch_naming_index_and_field(client:
     (b"[]", {"content-type": "application/x-protobuf"}, 400, "content-type 'application/x-protobuf' is not supp"),
     (b"[]", {"content-encoding": "br"}, 400, "content-encoding 'br' is not supported"),
     (b"[]", {"content-encoding": "gzip"}, 400, "content-encoding gzip, but the body is not gzip"),
-    (gzip.compress(b"[]" * 100)[:-12], {"content-encoding": "gzip"}, 400, "content-encoding gzip, but the gzip"),
+    (gzip.compress(b"[]" * 100, mtime=0)[:-12], {"content-encoding": "gzip"}, 400,
+     "content-encoding gzip, but the gzip"),
 ])
 async def test_bad_bodies_are_refused_with_400_naming_the_problem(client: httpx.AsyncClient, store: SpanStore,
                                                                   content: bytes, headers: dict[str, str],

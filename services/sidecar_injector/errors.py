@@ -1,0 +1,36 @@
+"""The injector's own errors; injection's are `libs.inject`'s.  `webhook.py` maps both to
+admission statuses in one table, and a body that is not an AdmissionReview to HTTP 400."""
+
+from __future__ import annotations
+
+
+class InjectorError(Exception):
+    """Root of the injector's errors."""
+
+
+class BadReview(InjectorError):
+    """The request body is not an AdmissionReview the webhook can answer."""
+
+
+class ConfigNotLoaded(InjectorError):
+    """A review came before the injection config and the mesh config were loaded."""
+
+
+class CertificateError(InjectorError):
+    """The webhook's serving certificate could not be obtained; retried."""
+
+
+class CitadelUnavailable(CertificateError):
+    """Citadel did not answer (down, unreachable, slow)."""
+
+
+class CitadelRefused(CertificateError):
+    """Citadel answered no: a bad token, or DNS names not granted to the injector's identity."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"citadel refused the CSR ({code}): {detail}")
+        self.code = code
+
+
+class InvalidCertificate(CertificateError):
+    """Citadel's answer is not a certificate for our key and names, chained to its root."""
