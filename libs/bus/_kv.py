@@ -132,17 +132,37 @@ class KvBucket:
                     found[event.key] = KvEntry(event.key, event.value, event.revision)
         return found
 
+    async def _stored(self, keys: str) -> int:
+        """How many messages the bucket holds under `keys` (nats-py keeps the stream's name
+        and subject prefix private; they are stable parts of the KV protocol)."""
+        try:
+            if keys == ">":
+                return int((await self._kv.status()).values)
+            info = await self._kv._js.stream_info(self._kv._stream, subjects_filter=f"{self._kv._pre}{keys}")
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"{self.name}: status failed: {exc!r}") from exc
+        return sum((info.state.subjects or {}).values())
+
     async def watch(self, keys: str = ">") -> AsyncGenerator[KvEvent | KvSynced, None]:
-        """Yield the current entries, then `KvSynced`, then every change, forever."""
+        """Yield the current entries, then `KvSynced`, then every change, forever.
+
+        nats-py may signal "nothing pending" before the first entry reaches the client
+        (its consumer info can count a message already sent but not yet received): when the
+        bucket held entries under `keys`, the sync comes with the entry after which nothing
+        is pending instead."""
+        stored = await self._stored(keys)
         try:
             watcher = await self._kv.watch(keys)
         except (nats.errors.Error, OSError) as exc:
             raise BusError(f"{self.name}: watch failed: {exc!r}") from exc
         last_revision = 0
+        synced = False
         try:
             async for entry in watcher:
                 if entry is None:
-                    yield KvSynced(last_revision)
+                    if not synced and not (stored and last_revision == 0):
+                        synced = True
+                        yield KvSynced(last_revision)
                     continue
                 revision = entry.revision or 0
                 last_revision = max(last_revision, revision)
@@ -150,6 +170,9 @@ class KvBucket:
                     yield KvEvent(entry.key, None, revision)
                 else:
                     yield KvEvent(entry.key, entry.value or b"", revision)
+                if not synced and entry.delta == 0:
+                    synced = True
+                    yield KvSynced(last_revision)
         finally:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await watcher.stop()

@@ -1,8 +1,8 @@
-"""X.509 pieces shared by citadel and the agent: SPIFFE identities, key types, PEM bundles.
-
-Pure functions over `cryptography` objects; no I/O.
+"""X.509 pieces shared by citadel and the agent: SPIFFE identities, key types, PEM bundles
+(pure functions over `cryptography` objects), and the client that asks citadel to sign.
 """
 
+from libs.pki._citadel import CitadelClient, CitadelError, CitadelRefused, CitadelUnavailable, token_from_file
 from libs.pki._errors import InvalidPem, InvalidSpiffeId, PkiError, UnsupportedKeyType
 from libs.pki._keys import KEY_TYPES, KeyType, PrivateKey, PublicKey, describe_key, generate_key, parse_key_type
 from libs.pki._pem import cert_pem, fingerprint, key_pem, load_certs, load_private_key, split_pem
@@ -10,6 +10,10 @@ from libs.pki._spiffe import SpiffeId, parse_spiffe_id, workload_name_problem
 
 __all__ = [
     "KEY_TYPES",
+    "CitadelClient",
+    "CitadelError",
+    "CitadelRefused",
+    "CitadelUnavailable",
     "InvalidPem",
     "InvalidSpiffeId",
     "KeyType",
@@ -28,5 +32,6 @@ __all__ = [
     "parse_key_type",
     "parse_spiffe_id",
     "split_pem",
+    "token_from_file",
     "workload_name_problem",
 ]

@@ -32,17 +32,6 @@ class IdentityError(AgentError):
     """Getting a workload certificate failed; retried with backoff."""
 
 
-class CitadelRefused(IdentityError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"citadel refused the CSR ({code}): {message}")
-        self.code = code
-        self.message = message
-
-
-class CitadelUnavailable(IdentityError):
-    pass
-
-
 class InvalidCertificateResponse(IdentityError):
     """Citadel answered, but not with a chain for our key and identity."""
 

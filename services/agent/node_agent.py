@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.pki import PkiError, SpiffeId
 from libs.runtime import Backoff, Readiness, Supervisor
-from services.agent.citadel_client import CitadelClient
+from services.agent.citadel_client import citadel_client
 from services.agent.errors import ConfigurationError
 from services.agent.identity import WorkloadCert
 from services.agent.rotation import IdentityManager, IdentityMetrics, RotationPolicy
@@ -46,7 +46,7 @@ class NodeAgent:
                                     retry_max_s=settings.citadel_retry_max_s)
         except (PkiError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from exc
-        self.client = CitadelClient.from_settings(settings)
+        self.client = citadel_client(settings)
         self.store = store
         self.manager = IdentityManager(
             self.identity, self.client, policy, self._on_certificate, metrics=IdentityMetrics(registry),

@@ -13,8 +13,8 @@ from typing import Protocol
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from libs.pki import SpiffeId, parse_key_type
-from services.agent.errors import CitadelRefused, IdentityError
+from libs.pki import CitadelError, CitadelRefused, SpiffeId, parse_key_type
+from services.agent.errors import IdentityError
 from services.agent.identity import WorkloadCert, accept_response, new_key_and_csr
 
 log = structlog.get_logger(__name__)
@@ -89,7 +89,7 @@ class IdentityManager:
         while True:
             try:
                 return await self._attempt()
-            except IdentityError as exc:
+            except (IdentityError, CitadelError) as exc:
                 reason = exc.code if isinstance(exc, CitadelRefused) else type(exc).__name__
                 if self.metrics:
                     self.metrics.failures.labels(reason).inc()

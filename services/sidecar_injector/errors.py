@@ -20,17 +20,5 @@ class CertificateError(InjectorError):
     """The webhook's serving certificate could not be obtained; retried."""
 
 
-class CitadelUnavailable(CertificateError):
-    """Citadel did not answer (down, unreachable, slow)."""
-
-
-class CitadelRefused(CertificateError):
-    """Citadel answered no: a bad token, or DNS names not granted to the injector's identity."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"citadel refused the CSR ({code}): {detail}")
-        self.code = code
-
-
 class InvalidCertificate(CertificateError):
     """Citadel's answer is not a certificate for our key and names, chained to its root."""

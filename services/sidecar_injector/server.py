@@ -8,11 +8,11 @@ from prometheus_client import CollectorRegistry
 
 from libs.bus import Bus, BusSettings
 from libs.inject import InjectionConfig, InvalidConfig, MeshSettings
-from libs.pki import PkiError, SpiffeId
+from libs.pki import CitadelClient, PkiError, SpiffeId, token_from_file
 from libs.runtime import FatalServiceError, MonitoringServer, Readiness, Supervisor
 from services.sidecar_injector.config_source import InjectionConfigFiles, MeshConfigWatch
 from services.sidecar_injector.errors import ConfigNotLoaded
-from services.sidecar_injector.serving_cert import CitadelSigner, ServingCertificate, ServingIdentity
+from services.sidecar_injector.serving_cert import ServingCertificate, ServingIdentity
 from services.sidecar_injector.settings import InjectorSettings
 from services.sidecar_injector.webhook import WebhookMetrics, router
 
@@ -49,7 +49,7 @@ async def run(settings: InjectorSettings) -> None:
     except (InvalidConfig, PkiError, ValueError) as exc:
         await supervisor.shutdown()
         raise FatalServiceError("configure", exc) from exc
-    signer = CitadelSigner(settings.citadel_address, root, settings.citadel_token_file,
+    signer = CitadelClient(settings.citadel_address, root, token_from_file(settings.citadel_token_file),
                            server_name=settings.citadel_server_name, timeout_s=settings.citadel_timeout_s)
     supervisor.on_stop("citadel-channel", signer.close)
     certificate = ServingCertificate(signer, identity, readiness, registry, ttl_s=settings.cert_ttl_s,

@@ -17,30 +17,31 @@ import os
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 import structlog
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from libs.pki import InvalidPem, PkiError, PrivateKey, SpiffeId, generate_key, key_pem, load_certs
-from libs.proto_gen.istio.v1.auth import ca_pb2, ca_pb2_grpc
-from libs.runtime import Readiness
-from services.sidecar_injector.errors import (
-    CertificateError,
+from libs.pki import (
+    CitadelClient,
+    CitadelError,
     CitadelRefused,
-    CitadelUnavailable,
-    InvalidCertificate,
+    InvalidPem,
+    PkiError,
+    PrivateKey,
+    SpiffeId,
+    generate_key,
+    key_pem,
+    load_certs,
 )
+from libs.runtime import Readiness
+from services.sidecar_injector.errors import CertificateError, InvalidCertificate
 
 log = structlog.get_logger(__name__)
 
 SERVING_CERT = "serving-cert"
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -58,44 +59,6 @@ class Issued:
     @property
     def not_after(self) -> float:
         return self.leaf.not_valid_after_utc.timestamp()
-
-
-class CitadelSigner:
-    """Istio's CreateCertificate over TLS with a bearer token re-read from its file."""
-
-    def __init__(self, address: str, root_pem: bytes, token_file: Path, *, server_name: str = "",
-                 timeout_s: float = 10.0) -> None:
-        options: list[tuple[str, str | int]] = [("grpc.initial_reconnect_backoff_ms", 100)]
-        if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
-        self._channel = grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_pem), options=options)
-        self._stub = ca_pb2_grpc.IstioCertificateServiceStub(self._channel)
-        self.address = address
-        self._token_file = token_file
-        self._timeout_s = timeout_s
-
-    def _token(self) -> str:
-        try:
-            token = self._token_file.read_text().strip()
-        except OSError as exc:
-            raise CitadelRefused("NO_TOKEN", f"cannot read the token file {self._token_file}: {exc.strerror}") from exc
-        if not token:
-            raise CitadelRefused("NO_TOKEN", f"the token file {self._token_file} is empty")
-        return token
-
-    async def sign(self, csr_pem: str, ttl_s: int) -> list[str]:
-        request = ca_pb2.IstioCertificateRequest(csr=csr_pem, validity_duration=ttl_s)
-        try:
-            response = await self._stub.CreateCertificate(
-                request, metadata=(("authorization", f"Bearer {self._token()}"),), timeout=self._timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in TRANSIENT:
-                raise CitadelUnavailable(f"citadel at {self.address}: {exc.code().name} {exc.details()}") from exc
-            raise CitadelRefused(exc.code().name, exc.details() or "") from exc
-        return list(response.cert_chain)
-
-    async def close(self) -> None:
-        await self._channel.close()
 
 
 def new_key_and_csr(identity: ServingIdentity) -> tuple[PrivateKey, str]:
@@ -155,7 +118,7 @@ def ssl_context(issued: Issued) -> ssl.SSLContext:
 
 
 class ServingCertificate:
-    def __init__(self, signer: CitadelSigner, identity: ServingIdentity, readiness: Readiness,
+    def __init__(self, signer: CitadelClient, identity: ServingIdentity, readiness: Readiness,
                  registry: CollectorRegistry, *, ttl_s: int, rotation_fraction: float,
                  retry_initial_s: float, retry_max_s: float) -> None:
         if not 0.0 < rotation_fraction < 1.0:
@@ -211,8 +174,8 @@ class ServingCertificate:
         while True:
             try:
                 key, csr = new_key_and_csr(self.identity)
-                return accept(await self.signer.sign(csr, self.ttl_s), key, self.identity)
-            except CertificateError as exc:
+                return accept(await self.signer.create_certificate(csr, self.ttl_s), key, self.identity)
+            except (CertificateError, CitadelError) as exc:
                 self.failures.labels(type(exc).__name__).inc()
                 level = log.error if isinstance(exc, CitadelRefused | InvalidCertificate) else log.warning
                 level("getting the webhook certificate failed; retrying", error=str(exc), retry_in_s=delay)

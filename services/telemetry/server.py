@@ -58,6 +58,8 @@ class Telemetry:
         self.als = AccessLogService(self.store, lambda: self.directory, self.writer, registry, lambda: self.overrides)
         Gauge("telemetry_metric_series", "Series of Istio's metrics held", registry=registry).set_function(
             lambda: self.store.series)
+        Gauge("telemetry_config_revision", "The mesh-config revision the join and overrides were built from",
+              registry=registry).set_function(lambda: self.view.revision)
         Gauge("telemetry_access_log_streams", "Proxies streaming access logs", registry=registry).set_function(
             lambda: self.als.streams)
         self.view = MeshView(self.readiness, self.refresh)

@@ -51,6 +51,12 @@ class Service:
     def get(self, path: str, **params: str) -> httpx.Response:
         return _MONITORING.get(f"{self.monitoring}{path}", params=params or None)
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of `name`'s samples (on the monitoring port) whose labels include `labels`."""
+        return sum(sample.value for family in text_string_to_metric_families(self.get("/metrics").text)
+                   for sample in family.samples
+                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
 
 @dataclass
 class GalleyService(Service):
@@ -101,12 +107,6 @@ class PolicyService(Service):
     @property
     def address(self) -> str:
         return f"{self.grpc_host}:{self.grpc_port}"
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of `name`'s samples whose labels include `labels`."""
-        return sum(sample.value for family in text_string_to_metric_families(self.get("/metrics").text)
-                   for sample in family.samples
-                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 
 @dataclass

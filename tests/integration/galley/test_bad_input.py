@@ -3,7 +3,6 @@ was valid before is lost, and galley keeps serving."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -46,11 +45,10 @@ def test_hostile_file_is_rejected_and_valid_config_survives(mesh: Mesh, tmp_path
     (config / "valid.yaml").write_text(VALID)
     galley = mesh.galley(config)
     wait_until(lambda: "ServiceEntry.default.keep-me" in config_entries(mesh.nats.url), what="the valid entry")
-    started = time.monotonic()
     (config / name).write_bytes(content)
-    wait_until(lambda: name in galley.process.log() and reason in galley.process.log(), timeout=10,
+    # How fast is bench material; here only that it is refused, by name, with the reason.
+    wait_until(lambda: name in galley.process.log() and reason in galley.process.log(), timeout=30,
                what=f"galley to reject {name}")
-    assert time.monotonic() - started < 10
     assert galley.process.alive()
     assert galley.get("/readyz").status_code == 200
     assert "ServiceEntry.default.keep-me" in config_entries(mesh.nats.url)

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from samples.echo import EchoServer
 from tests.harness.citadel import identity_args, start_citadel
 from tests.harness.config_env import ConfigEnv
+from tests.harness.kv import config_revision
 from tests.harness.mesh import Mesh, Proxy, TelemetryService
 from tests.harness.nats import start_nats
 from tests.harness.processes import ProcessGroup
@@ -302,6 +303,12 @@ spec:
   - providers: [{name: errors-file}]
     filter: {expression: "response.code >= 400"}
 """)
+    # Telemetry applies the overrides from its own copy of mesh-config, and the access log
+    # filter replaced reviews' listener: both must be in place before the requests.
+    revision = config_revision(world.mesh.nats.url)
+    wait_until(lambda: world.telemetry.metric("telemetry_config_revision") >= revision, timeout=15,
+               what=f"telemetry to run revision {revision}")
+    world.config.drained()
     try:
         before = samples(world, "istio_request_duration_milliseconds_count", reporter="destination",
                          path="/api-shaped")
