@@ -6,16 +6,19 @@ import ipaddress
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, config_source_pb2, grpc_service_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, grpc_service_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import duration_pb2, json_format, struct_pb2
 
 from libs.envoy import pack
+from libs.runtime import version
 from services.agent.bootstrap_override import load_override
 from services.agent.settings import AgentSettings
 
@@ -92,6 +95,10 @@ def node_metadata(settings: AgentSettings) -> struct_pb2.Struct:
         "INTERCEPTION_MODE": settings.interception_mode,
         "MESH_ID": settings.domain_suffix,
         "CLUSTER_ID": "Kubernetes",
+        # Not Istio's: which Mizzen built this proxy, and where its Envoy's admin answers,
+        # so pilot's /debug/syncz can tell `mizzenctl version` and `proxy-config secret`.
+        "MIZZEN_VERSION": version(),
+        "MIZZEN_ADMIN_ADDRESS": f"{settings.admin_address}:{settings.admin_port}",
     })
     if settings.bind_address:
         metadata.update({"MIZZEN_BIND_ADDRESS": settings.bind_address})
@@ -104,6 +111,31 @@ def node_metadata(settings: AgentSettings) -> struct_pb2.Struct:
         # be given mTLS listeners and clusters.
         metadata.update({"MIZZEN_IDENTITY": "true", "TRUST_DOMAIN": settings.trust_domain})
     return metadata
+
+
+def _sds(name: str) -> secret_pb2.SdsSecretConfig:
+    """A secret of the agent's own SDS server, waited for without limit (as Istio's)."""
+    return secret_pb2.SdsSecretConfig(name=name, sds_config=config_source_pb2.ConfigSource(
+        resource_api_version=config_source_pb2.V3, initial_fetch_timeout=duration_pb2.Duration(seconds=0),
+        api_config_source=config_source_pb2.ApiConfigSource(
+            api_type=config_source_pb2.ApiConfigSource.GRPC, transport_api_version=config_source_pb2.V3,
+            set_node_on_first_message_only=True,
+            grpc_services=[grpc_service_pb2.GrpcService(
+                envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=SDS_CLUSTER))])))
+
+
+def _pilot_tls(server_name: str) -> base_pb2.TransportSocket:
+    """Secure xDS: pilot must show a certificate for `server_name` chained to the mesh's
+    roots (SDS ROOTCA), so whoever answers on the port cannot feed this proxy config; the
+    proxy shows its workload certificate in turn (SDS default)."""
+    context = tls_pb2.UpstreamTlsContext(sni=server_name)
+    common = context.common_tls_context
+    common.tls_certificate_sds_secret_configs.append(_sds("default"))
+    common.combined_validation_context.validation_context_sds_secret_config.CopyFrom(_sds("ROOTCA"))
+    common.combined_validation_context.default_validation_context.match_typed_subject_alt_names.append(
+        common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                                         matcher=string_pb2.StringMatcher(exact=server_name)))
+    return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=pack(context))
 
 
 def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
@@ -133,8 +165,11 @@ def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
         ),
         admin=bootstrap_pb2.Admin(address=_address(settings.admin_address, settings.admin_port)),
     )
+    xds = _static_cluster(XDS_CLUSTER, pilot_host, int(pilot_port), http2=True)
+    if settings.pilot_tls:
+        xds.transport_socket.CopyFrom(_pilot_tls(settings.pilot_server_name))
     bootstrap.static_resources.clusters.extend([
-        _static_cluster(XDS_CLUSTER, pilot_host, int(pilot_port), http2=True),
+        xds,
         _static_cluster(ADMIN_CLUSTER, settings.admin_address, settings.admin_port),
     ])
     if settings.sds_enabled:

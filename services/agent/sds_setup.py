@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 def check_settings(settings: AgentSettings) -> None:
     """Settings that cannot work together; raises ConfigurationError."""
+    if settings.pilot_tls and not settings.identity_enabled:
+        raise ConfigurationError("pilot_tls needs identity_enabled: pilot's certificate is checked against the "
+                                 "mesh's roots, which the workload identity brings")
     if settings.identity_enabled and not settings.sds_enabled:
         raise ConfigurationError("identity_enabled needs sds_enabled: the workload certificate reaches Envoy "
                                  "over SDS")

@@ -13,6 +13,10 @@ class AgentSettings:
     """The agent writes its Envoy's bootstrap, then starts and supervises Envoy."""
 
     pilot_address: str = knob("127.0.0.1:15010", "host:port of pilot's xDS server")
+    pilot_tls: bool = knob(False, "reach pilot over TLS (Istio's secure xDS port 15012), verifying its certificate "
+                                  "against the mesh's roots (needs identity_enabled: the roots come over SDS)")
+    pilot_server_name: str = knob("istiod.istio-system.svc", "DNS name pilot's certificate must carry (and the SNI "
+                                                              "sent) when pilot_tls is on")
     node_type: str = knob("sidecar", "sidecar, or router for ingress/egress gateways")
     pod_name: str = knob("", "workload instance name (Kubernetes pod name)")
     namespace: str = knob("default", "namespace of the workload")

@@ -50,10 +50,13 @@ class CitadelSettings:
         "DNS names and IPs in the CSR API's serving certificate, comma separated")
     serving_cert_ttl_s: int = knob(86400, "seconds the CSR API's serving certificate lives; renewed at half")
     dns_grants: tuple[str, ...] = knob(
-        ("istio-system/istio-sidecar-injector-service-account=istio-sidecar-injector.istio-system.svc",),
+        ("istio-system/istio-sidecar-injector-service-account=istio-sidecar-injector.istio-system.svc",
+         "istio-system/istio-pilot-service-account=istiod.istio-system.svc",
+         "istio-system/istio-pilot-service-account=istio-pilot.istio-system.svc"),
         "DNS names a caller may have in its certificate beside its SPIFFE id, comma separated "
-        "namespace/serviceaccount=dns.name entries (the sidecar injector's webhook Service name, as "
-        "Istio 1.0's citadel granted it); every other caller may ask for its SPIFFE id only")
+        "namespace/serviceaccount=dns.name entries (the sidecar injector's webhook Service name and "
+        "pilot's secure xDS names, as Istio 1.0's citadel granted them); every other caller may ask for its "
+        "SPIFFE id only")
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

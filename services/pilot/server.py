@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings
 from libs.config import MESH_CONFIG_KIND
 from libs.kube import KubeClient
+from libs.pki import CitadelClient, ServingCertificate, ServingIdentity, SpiffeId, token_from_file
 from libs.runtime import MonitoringServer, Readiness, SettingsError, Supervisor, serve_grpc
 from services.pilot import debug
 from services.pilot.config_watch import ConfigWatcher
@@ -23,6 +24,7 @@ from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.registry import ServiceRegistry
 from services.pilot.push_status import PushHistory, PushRecord
+from services.pilot.secure_xds import GrpcTls
 from services.pilot.settings import PilotSettings
 from services.pilot.workloads_watch import WorkloadWatcher
 from services.pilot.xds.cache import SnapshotCache
@@ -129,6 +131,48 @@ class Pilot:
         supervisor.start("debounce-endpoints", self.endpoint_debouncer.run)
 
 
+def _xds_server(pilot: Pilot) -> grpc.aio.Server:
+    server = grpc.aio.server(options=[
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 30_000),
+    ])
+    server.add_generic_rpc_handlers((pilot.ads.handler(),))
+    return server
+
+
+def _start_secure_xds(supervisor: Supervisor, settings: PilotSettings, pilot: Pilot,
+                      registry: CollectorRegistry) -> None:
+    """The secure xDS port, listening once citadel has signed pilot's first certificate."""
+    if settings.citadel_root_cert is None or settings.citadel_token_file is None:
+        raise SettingsError("xds_tls_port", "--xds-tls-port", "needs citadel_root_cert and citadel_token_file: "
+                                                              "citadel signs pilot's certificate")
+    try:
+        root = settings.citadel_root_cert.read_bytes()
+    except OSError as exc:
+        raise SettingsError("citadel_root_cert", str(settings.citadel_root_cert), exc.strerror or str(exc)) from exc
+    signer = CitadelClient(settings.citadel_address, root, token_from_file(settings.citadel_token_file),
+                           server_name=settings.citadel_server_name)
+    supervisor.on_stop("citadel-channel", signer.close)
+    tls = GrpcTls()
+    identity = ServingIdentity(SpiffeId(settings.trust_domain, settings.system_namespace, settings.service_account),
+                               settings.serving_dns_names)
+    certificate = ServingCertificate(signer, identity, tls.install, registry, metric_prefix="pilot",
+                                     what="secure xDS", ttl_s=settings.serving_cert_ttl_s,
+                                     rotation_fraction=settings.cert_rotation_fraction, retry_initial_s=0.2,
+                                     retry_max_s=30.0)
+    supervisor.start("serving-cert", certificate.run)
+    pilot.readiness.require("secure-xds")
+
+    async def serve() -> None:
+        await certificate.ready()
+        await serve_grpc(supervisor, _xds_server(pilot), settings.xds_address, settings.xds_tls_port,
+                         name="secure xds", credentials=tls.credentials())
+        pilot.readiness.mark("secure-xds")
+
+    supervisor.start("secure-xds", serve)
+
+
 def _instance_id() -> str:
     """This pilot, as `mizzenctl proxy-status` names it (Istio shows the istiod pod name)."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -148,13 +192,9 @@ async def run(settings: PilotSettings) -> None:
     bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="pilot")
     pilot.readiness.mark("nats-connected")
     try:
-        server = grpc.aio.server(options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 30_000),
-        ])
-        server.add_generic_rpc_handlers((pilot.ads.handler(),))
-        await serve_grpc(supervisor, server, settings.xds_address, settings.xds_port, name="xds")
+        await serve_grpc(supervisor, _xds_server(pilot), settings.xds_address, settings.xds_port, name="xds")
+        if settings.xds_tls_port:
+            _start_secure_xds(supervisor, settings, pilot, registry)
         await pilot.run(supervisor, bus)
         await supervisor.wait()
     finally:

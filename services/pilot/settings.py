@@ -15,6 +15,20 @@ class PilotSettings:
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL")
     xds_address: str = knob("0.0.0.0", "address the plain-text xDS gRPC server binds")
     xds_port: int = knob(15010, "port of the plain-text xDS gRPC server (Istio: 15010)")
+    xds_tls_port: int = knob(0, "port of the xDS gRPC server over TLS (Istio: 15012), its certificate from citadel; "
+                                "0: off")
+    citadel_address: str = knob("127.0.0.1:8060", "host:port of citadel's CSR API, for the secure xDS certificate")
+    citadel_root_cert: Path | None = knob(None, "PEM root certificate citadel's TLS certificate chains to")
+    citadel_server_name: str = knob("", "TLS server name expected from citadel (empty: the host of citadel_address)")
+    citadel_token_file: Path | None = knob(None, "file holding pilot's service-account token for citadel, re-read "
+                                                 "for every CSR")
+    service_account: str = knob("istio-pilot-service-account", "pilot's service account (in system_namespace): its "
+                                                               "SPIFFE identity")
+    serving_dns_names: tuple[str, ...] = knob(("istiod.istio-system.svc", "istio-pilot.istio-system.svc"),
+                                              "DNS names of pilot's secure xDS certificate, comma separated "
+                                              "(citadel must grant them to pilot's identity)")
+    serving_cert_ttl_s: int = knob(86400, "seconds of validity asked for the secure xDS certificate")
+    cert_rotation_fraction: float = knob(0.5, "renew the secure xDS certificate after this fraction of its life")
     monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz, /metrics and /debug")
     monitoring_port: int = knob(15014, "port of /healthz, /readyz, /metrics and /debug (Istio: 15014)")
     debounce_quiet_s: float = knob(0.1, "seconds without a config change before a push starts")

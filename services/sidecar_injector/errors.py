@@ -14,11 +14,3 @@ class BadReview(InjectorError):
 
 class ConfigNotLoaded(InjectorError):
     """A review came before the injection config and the mesh config were loaded."""
-
-
-class CertificateError(InjectorError):
-    """The webhook's serving certificate could not be obtained; retried."""
-
-
-class InvalidCertificate(CertificateError):
-    """Citadel's answer is not a certificate for our key and names, chained to its root."""

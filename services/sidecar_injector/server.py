@@ -8,11 +8,11 @@ from prometheus_client import CollectorRegistry
 
 from libs.bus import Bus, BusSettings
 from libs.inject import InjectionConfig, InvalidConfig, MeshSettings
-from libs.pki import CitadelClient, PkiError, SpiffeId, token_from_file
+from libs.pki import CitadelClient, PkiError, ServingCertificate, ServingIdentity, SpiffeId, token_from_file
 from libs.runtime import FatalServiceError, MonitoringServer, Readiness, Supervisor
 from services.sidecar_injector.config_source import InjectionConfigFiles, MeshConfigWatch
 from services.sidecar_injector.errors import ConfigNotLoaded
-from services.sidecar_injector.serving_cert import ServingCertificate, ServingIdentity
+from services.sidecar_injector.serving_cert import WebhookTls
 from services.sidecar_injector.settings import InjectorSettings
 from services.sidecar_injector.webhook import WebhookMetrics, router
 
@@ -52,7 +52,9 @@ async def run(settings: InjectorSettings) -> None:
     signer = CitadelClient(settings.citadel_address, root, token_from_file(settings.citadel_token_file),
                            server_name=settings.citadel_server_name, timeout_s=settings.citadel_timeout_s)
     supervisor.on_stop("citadel-channel", signer.close)
-    certificate = ServingCertificate(signer, identity, readiness, registry, ttl_s=settings.cert_ttl_s,
+    tls = WebhookTls(readiness)
+    certificate = ServingCertificate(signer, identity, tls.install, registry, metric_prefix="sidecar_injector",
+                                     what="webhook", ttl_s=settings.cert_ttl_s,
                                      rotation_fraction=settings.cert_rotation_fraction,
                                      retry_initial_s=settings.citadel_retry_initial_s,
                                      retry_max_s=settings.citadel_retry_max_s)
@@ -67,7 +69,7 @@ async def run(settings: InjectorSettings) -> None:
 
     webhook = MonitoringServer(host=settings.webhook_address, port=settings.webhook_port, readiness=readiness,
                                registry=registry, routers=(router(configs, WebhookMetrics(registry)),),
-                               ssl_context=certificate.server_context)
+                               ssl_context=tls.server_context)
 
     async def serve_webhook() -> None:
         # TLS handshakes need a certificate: listen once citadel has signed the first.

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
 from services.agent.bootstrap import SDS_CLUSTER, build_bootstrap
-from services.agent.errors import BootstrapOverrideError
+from services.agent.errors import BootstrapOverrideError, ConfigurationError
+from services.agent.sds_setup import check_settings
 from services.agent.settings import AgentSettings
 from tests.harness.identity import write_override
 
@@ -45,3 +47,24 @@ def test_bad_override_names_the_file_and_reason(tmp_path: Path, text: str, messa
     path.write_text(text)
     with pytest.raises(BootstrapOverrideError, match=f"bootstrap override {path}: {message}"):
         build_bootstrap(AgentSettings(bootstrap_override=path))
+
+
+def test_secure_xds_checks_pilots_name_against_the_mesh_roots() -> None:
+    bootstrap = build_bootstrap(AgentSettings(pilot_address="istiod.istio-system.svc:15012", pilot_tls=True,
+                                              identity_enabled=True))
+    [xds] = [c for c in bootstrap.static_resources.clusters if c.name == "xds-grpc"]
+    context = tls_pb2.UpstreamTlsContext()
+    assert xds.transport_socket.typed_config.Unpack(context)
+    assert context.sni == "istiod.istio-system.svc"
+    validation = context.common_tls_context.combined_validation_context
+    assert validation.validation_context_sds_secret_config.name == "ROOTCA"
+    [san] = validation.default_validation_context.match_typed_subject_alt_names
+    assert (san.san_type, san.matcher.exact) == (common_pb2.SubjectAltNameMatcher.DNS, "istiod.istio-system.svc")
+    assert [s.name for s in context.common_tls_context.tls_certificate_sds_secret_configs] == ["default"]
+    plain = build_bootstrap(AgentSettings())
+    assert not next(c for c in plain.static_resources.clusters if c.name == "xds-grpc").HasField("transport_socket")
+
+
+def test_secure_xds_needs_the_workload_identity() -> None:
+    with pytest.raises(ConfigurationError, match="pilot_tls needs identity_enabled"):
+        check_settings(AgentSettings(pilot_tls=True))
