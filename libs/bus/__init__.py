@@ -15,11 +15,13 @@ from libs.bus._connection import Bus, BusSettings
 from libs.bus._errors import BusError, BusUnavailable, KeyNotFound
 from libs.bus._kv import KvBucket, KvEntry, KvEvent, KvSynced
 from libs.bus._mirror import KvMirror
+from libs.bus._readiness import NATS_CONNECTED, track_connection
 
 __all__ = [
     "MESH_CONFIG",
     "MESH_TRUST",
     "MESH_WORKLOADS",
+    "NATS_CONNECTED",
     "Bus",
     "BusError",
     "BusSettings",
@@ -33,4 +35,5 @@ __all__ = [
     "KvSynced",
     "config_key",
     "parse_config_key",
+    "track_connection",
 ]

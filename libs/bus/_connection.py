@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nats
@@ -39,15 +40,30 @@ class Bus:
         self._js = js
         self.name = name
         self._buckets: dict[str, KvBucket] = {}
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def on_connection(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(False)` when the connection drops and `listener(True)` when it is back."""
+        self._listeners.append(listener)
+
+    def _connection_changed(self, connected: bool) -> None:
+        for listener in self._listeners:
+            listener(connected)
 
     @classmethod
     async def connect(cls, settings: BusSettings, *, name: str) -> Bus:
+        bus: Bus | None = None
+
         async def disconnected() -> None:
             log.warning("nats disconnected", url=settings.url, client=name)
+            if bus is not None:
+                bus._connection_changed(False)
 
         async def reconnected() -> None:
             log.info("nats reconnected", url=nc.connected_url.geturl() if nc.connected_url else settings.url,
                      client=name)
+            if bus is not None:
+                bus._connection_changed(True)
 
         async def error(exc: Exception) -> None:
             log.warning("nats error", error=repr(exc), client=name)
@@ -77,7 +93,8 @@ class Bus:
             reason = f"no answer within {settings.connect_timeout_s}s" if isinstance(exc, TimeoutError) else repr(exc)
             raise BusUnavailable(f"cannot connect to NATS at {settings.url}: {reason}") from exc
         log.info("nats connected", url=settings.url, client=name)
-        return cls(nc, nc.jetstream(), name)
+        bus = cls(nc, nc.jetstream(), name)
+        return bus
 
     @property
     def connected(self) -> bool:

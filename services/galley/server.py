@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from libs.bus import MESH_CONFIG, Bus, BusSettings, KvBucket
+from libs.bus import MESH_CONFIG, Bus, BusSettings, KvBucket, track_connection
 from libs.config import LoadLimits
 from libs.kube import KubeClient, WatchSettings
 from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor
@@ -140,6 +140,7 @@ async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None
     supervisor.on_stop("monitoring", monitoring.stop)
     bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="galley")
     galley.readiness.mark("nats-connected")
+    track_connection(bus, galley.readiness, grace_s=settings.nats_grace_s)
     try:
         await galley.run(supervisor, bus)
         assert galley.applied is not None

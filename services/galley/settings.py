@@ -13,6 +13,7 @@ class GalleySettings:
     """Galley validates Istio config from its sources and publishes it to mesh-config."""
 
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL")
+    nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
     config_dir: Path | None = knob(None, "directory of YAML to watch, recursively (unset: no file source)")
     poll_interval_s: float = knob(0.2, "seconds between scans of config_dir for changed files")
     default_namespace: str = knob("default", "namespace of resources that do not name one")

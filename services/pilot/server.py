@@ -10,7 +10,7 @@ import grpc
 import structlog
 from prometheus_client import CollectorRegistry
 
-from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings
+from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings, track_connection
 from libs.config import MESH_CONFIG_KIND
 from libs.kube import KubeClient
 from libs.pki import CitadelClient, ServingCertificate, ServingIdentity, SpiffeId, token_from_file
@@ -191,6 +191,7 @@ async def run(settings: PilotSettings) -> None:
     supervisor.on_stop("monitoring", monitoring.stop)
     bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="pilot")
     pilot.readiness.mark("nats-connected")
+    track_connection(bus, pilot.readiness, grace_s=settings.nats_grace_s)
     try:
         await serve_grpc(supervisor, _xds_server(pilot), settings.xds_address, settings.xds_port, name="xds")
         if settings.xds_tls_port:

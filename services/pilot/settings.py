@@ -13,6 +13,7 @@ class PilotSettings:
     """Pilot serves Envoy configuration (ADS) built from mesh-config and the registries."""
 
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL")
+    nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
     xds_address: str = knob("0.0.0.0", "address the plain-text xDS gRPC server binds")
     xds_port: int = knob(15010, "port of the plain-text xDS gRPC server (Istio: 15010)")
     xds_tls_port: int = knob(0, "port of the xDS gRPC server over TLS (Istio: 15012), its certificate from citadel; "

@@ -28,7 +28,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-from libs.bus import Bus, BusSettings
+from libs.bus import Bus, BusSettings, track_connection
 from libs.config import RATELIMIT_CONFIG_KIND, Resource
 from libs.config.directory import Directory
 from libs.config.mesh_view import MeshView
@@ -132,6 +132,7 @@ async def run(settings: PolicySettings) -> None:
     supervisor.on_stop("monitoring", monitoring.stop)
     bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="policy")
     policy.readiness.mark("nats-connected")
+    track_connection(bus, policy.readiness, grace_s=settings.nats_grace_s)
     try:
         server = grpc.aio.server(options=[("grpc.so_reuseport", int(settings.grpc_reuse_port))])
         add_to_server(server, policy.authorization, policy.rate_limits)

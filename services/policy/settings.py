@@ -12,6 +12,7 @@ class PolicySettings:
     """Policy answers Envoy's checks (ext_authz) and quotas (rate limit) from Mixer's rules."""
 
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL (mesh-config and mesh-workloads)")
+    nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
     grpc_address: str = knob("0.0.0.0", "address of the check and rate-limit gRPC APIs")
     grpc_port: int = knob(9091, "port of the check and rate-limit gRPC APIs (Istio 1.0 Mixer: 9091)")
     monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz and /metrics")

@@ -21,7 +21,7 @@ import structlog
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from prometheus_client import CollectorRegistry, Gauge
 
-from libs.bus import Bus, BusSettings
+from libs.bus import Bus, BusSettings, track_connection
 from libs.config import MESH_CONFIG_KIND, Resource
 from libs.config.directory import Directory
 from libs.config.mesh_view import MeshView
@@ -102,6 +102,7 @@ async def run(settings: TelemetrySettings) -> None:
         supervisor.on_stop(name, server.stop)
     bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="telemetry")
     telemetry.readiness.mark("nats-connected")
+    track_connection(bus, telemetry.readiness, grace_s=settings.nats_grace_s)
     try:
         als = grpc.aio.server()
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(telemetry.als, als)

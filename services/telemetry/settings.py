@@ -12,6 +12,7 @@ class TelemetrySettings:
     """Telemetry turns Envoy's access log streams into Istio's metrics, logs and traces."""
 
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL (mesh-config and mesh-workloads for the join)")
+    nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
     als_address: str = knob("0.0.0.0", "address of the gRPC access log service proxies stream to")
     als_port: int = knob(9092, "port of the gRPC access log service (Istio 1.0 telemetry: 9092)")
     prometheus_address: str = knob("0.0.0.0", "address of Istio's metrics (/metrics) and the service graph (/graph)")

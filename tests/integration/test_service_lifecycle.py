@@ -46,3 +46,20 @@ def test_unready_until_nats_comes_then_ready(processes: ProcessGroup, tmp_path: 
     start_nats(processes, tmp_path / "nats", port=nats_port)
     wait_until(lambda: httpx.get(readyz, timeout=1).status_code == 200, what="pilot to become ready")
     assert pilot.alive()
+
+
+def test_unready_while_nats_is_away_past_the_grace_then_ready_again(processes: ProcessGroup, tmp_path: Path) -> None:
+    """A service that has lost its source of truth says so on /readyz, and recovers."""
+    nats = start_nats(processes, tmp_path / "nats")
+    mesh = Mesh(processes, nats, tmp_path / "mesh")
+    (tmp_path / "mesh").mkdir()
+    (tmp_path / "config").mkdir()
+    services = [mesh.galley(tmp_path / "config", "--nats-grace-s", "0.5"), mesh.pilot("--nats-grace-s", "0.5")]
+    nats.process.stop()
+    for service in services:
+        wait_until(lambda s=service: s.get("/readyz").json() == {"ready": False, "pending": ["nats-connected"]},  # type: ignore[misc]
+                   timeout=30, what=f"{service.process.name} to turn unready")
+    start_nats(processes, tmp_path / "nats", port=nats.port, name="nats-again")
+    for service in services:
+        wait_until(lambda s=service: s.get("/readyz").status_code == 200, timeout=30,  # type: ignore[misc]
+                   what=f"{service.process.name} to be ready again")
