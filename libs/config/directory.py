@@ -133,8 +133,14 @@ def service_name(host: str, namespace: str) -> ServiceName:
     return ServiceName(host, host, namespace)
 
 
-def build(registrations: Iterable[WorkloadRegistration], resources: Iterable[Resource]) -> Directory:
+def build(registrations: Iterable[WorkloadRegistration], resources: Iterable[Resource],
+          selectors: Iterable[tuple[str, str, dict[str, str]]] = ()) -> Directory:
+    """The join from registered workloads (mesh-workloads, or pods), WorkloadEntries,
+    ServiceEntries, and `selectors`: (host, namespace, labels) of Kubernetes Services."""
     directory = Directory()
+    for host, namespace, selector in selectors:
+        directory._entries.append(_Entry((host,), namespace, tuple(sorted(selector.items())), frozenset()))
+        directory.services.setdefault(host, service_name(host, namespace))
     for registration in registrations:
         directory.by_address[registration.address] = Workload(
             registration.name, registration.namespace, tuple(sorted(registration.labels.items())),

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from libs.bus import Bus, BusSettings, track_connection
 from libs.config import RATELIMIT_CONFIG_KIND, Resource
 from libs.config.directory import Directory
-from libs.config.mesh_view import MeshView
+from libs.config.mesh_view import mesh_view
 from libs.config.ratelimit import RateLimits, combine
 from libs.mixer import build as build_mixer
 from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor, serve_grpc
@@ -61,7 +61,8 @@ class Policy:
             counts = RedisCounts(redis_client(settings.ratelimit_redis_url, 10, self.adapters.redis_clients))
         self.rate_limits = RateLimitService(lambda: self.engine, lambda: self.directory, lambda: self.ratelimits,
                                             counts, registry)
-        self.view = MeshView(self.readiness, self.refresh)
+        self.view = mesh_view(settings.registries, settings.kube_config, settings.cluster_domain, self.readiness,
+                              self.refresh)
         self._supervisor: Supervisor | None = None
         self._http = httpx.AsyncClient()
         self._fetches: dict[int, tuple[ListChecker, asyncio.Task[None]]] = {}

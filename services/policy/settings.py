@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from libs.runtime import knob
 
@@ -13,6 +14,9 @@ class PolicySettings:
 
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL (mesh-config and mesh-workloads)")
     nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
+    registries: tuple[str, ...] = knob(("nats",), "where workloads are looked up by address, comma separated: nats "
+                                                  "(the local mesh's mesh-workloads), kubernetes (Pods and Services)")
+    kube_config: Path | None = knob(None, "kubeconfig for the kubernetes registry (unset: the pod's service account)")
     grpc_address: str = knob("0.0.0.0", "address of the check and rate-limit gRPC APIs")
     grpc_port: int = knob(9091, "port of the check and rate-limit gRPC APIs (Istio 1.0 Mixer: 9091)")
     monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz and /metrics")

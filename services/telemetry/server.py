@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from libs.bus import Bus, BusSettings, track_connection
 from libs.config import MESH_CONFIG_KIND, Resource
 from libs.config.directory import Directory
-from libs.config.mesh_view import MeshView
+from libs.config.mesh_view import mesh_view
 from libs.runtime import MonitoringServer, Readiness, Supervisor, serve_grpc
 from services.telemetry.access_log import AccessLogWriter
 from services.telemetry.als import AccessLogService
@@ -62,7 +62,8 @@ class Telemetry:
               registry=registry).set_function(lambda: self.view.revision)
         Gauge("telemetry_access_log_streams", "Proxies streaming access logs", registry=registry).set_function(
             lambda: self.als.streams)
-        self.view = MeshView(self.readiness, self.refresh)
+        self.view = mesh_view(settings.registries, settings.kube_config, settings.domain_suffix, self.readiness,
+                              self.refresh)
 
     def refresh(self, resources: list[Resource], directory: Directory) -> None:
         """The new join, log encoding and overrides, from the latest of both buckets."""

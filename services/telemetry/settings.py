@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from libs.runtime import knob
 
@@ -13,6 +14,10 @@ class TelemetrySettings:
 
     nats_url: str = knob("nats://127.0.0.1:4222", "NATS server URL (mesh-config and mesh-workloads for the join)")
     nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
+    registries: tuple[str, ...] = knob(("nats",), "where workloads are looked up by address, comma separated: nats "
+                                                  "(the local mesh's mesh-workloads), kubernetes (Pods and Services)")
+    kube_config: Path | None = knob(None, "kubeconfig for the kubernetes registry (unset: the pod's service account)")
+    domain_suffix: str = knob("cluster.local", "DNS suffix of Kubernetes service names")
     als_address: str = knob("0.0.0.0", "address of the gRPC access log service proxies stream to")
     als_port: int = knob(9092, "port of the gRPC access log service (Istio 1.0 telemetry: 9092)")
     prometheus_address: str = knob("0.0.0.0", "address of Istio's metrics (/metrics) and the service graph (/graph)")
