@@ -4,7 +4,7 @@ A service's entry point loads its settings (`load_settings`), configures logging
 (`configure_logging`) and hands its async `run()` to `run_service`, which installs uvloop
 and returns only after the service has stopped.  Inside `run()` a `Supervisor` owns every
 background task, a `Readiness` gates `/readyz`, and `MonitoringServer` serves `/healthz`,
-`/readyz` and `/metrics`.
+`/readyz`, `/metrics` and `/version` (`build_info`).
 """
 
 from libs.runtime._errors import FatalServiceError, SettingsError
@@ -15,6 +15,7 @@ from libs.runtime._monitoring import MonitoringServer
 from libs.runtime._readiness import Readiness
 from libs.runtime._settings import knob, load_settings
 from libs.runtime._supervisor import Backoff, Supervisor
+from libs.runtime._version import build_info, version
 
 __all__ = [
     "Backoff",
@@ -23,9 +24,11 @@ __all__ = [
     "Readiness",
     "SettingsError",
     "Supervisor",
+    "build_info",
     "configure_logging",
     "knob",
     "load_settings",
     "run_service",
     "serve_grpc",
+    "version",
 ]

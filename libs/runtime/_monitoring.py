@@ -1,7 +1,8 @@
-"""The monitoring HTTP server each service runs: /healthz, /readyz, /metrics.
+"""The monitoring HTTP server each service runs: /healthz, /readyz, /metrics, /version.
 
-uvicorn serves a small ASGI app for the three probes; a service that needs more routes
-(pilot's /debug/*, galley's API) passes FastAPI routers, mounted behind the probes.
+uvicorn serves a small ASGI app for the probes and the build info (`mizzenctl version`); a
+service that needs more routes (pilot's /debug/*, galley's API) passes FastAPI routers,
+mounted behind the probes.
 FastAPI is imported only then: it costs a fifth of a second at start, and the agent
 beside every Envoy should not pay it; it passes a plain ASGI app (`app`) for its
 /app-health/* paths instead.
@@ -22,6 +23,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from libs.runtime._readiness import Readiness
+from libs.runtime._version import build_info
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -53,7 +55,7 @@ async def _stream(send: Send, chunks: Iterable[bytes], content_type: str) -> Non
 
 
 class _ProbesApp:
-    """/healthz, /readyz and /metrics; everything else goes to `fallback` (or 404)."""
+    """/healthz, /readyz, /metrics and /version; everything else goes to `fallback` (or 404)."""
 
     def __init__(self, readiness: Readiness, registry: CollectorRegistry, fallback: Asgi | None,
                  metrics: Callable[[], Iterable[bytes]] | None = None) -> None:
@@ -76,6 +78,9 @@ class _ProbesApp:
             if path == "/metrics":
                 await _stream(send, self.metrics(), CONTENT_TYPE_LATEST)
                 return
+            if path == "/version":
+                await _respond(send, 200, json.dumps(build_info()).encode(), "application/json")
+                return
         if self.fallback is not None:
             await self.fallback(scope, receive, send)
         elif scope["type"] == "http":
@@ -83,7 +88,7 @@ class _ProbesApp:
 
 
 class MonitoringServer:
-    """Serves health, readiness and Prometheus metrics on `host:port`."""
+    """Serves health, readiness, Prometheus metrics and the build info on `host:port`."""
 
     def __init__(
         self,
