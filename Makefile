@@ -15,6 +15,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo    run the local mesh with Bookinfo (Ctrl-C stops everything)"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
+	@echo "make e2e-kind  run Bookinfo's tasks on a kind cluster (skips without kind or its node image)"
+	@echo "make crds    regenerate the Istio CRDs in deploy/kubernetes from Mizzen's kinds"
 	@echo "make lint    ruff, mypy and the import layering contracts"
 	@echo "make proto   regenerate Python code from proto/"
 	@echo "make golden  rewrite the sidecar injector's golden files after a deliberate change"
@@ -66,6 +68,18 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+# Bookinfo on a kind cluster (tests/e2e/kind): kind, a Docker engine and kind's node image
+# (MIZZEN_KIND_NODE_IMAGE, default kindest/node:v1.30.0) are needed; where one cannot be
+# had the suite skips and says which.  Builds the images first if they are missing.
+.PHONY: e2e-kind crds
+e2e-kind: $(STAMP)
+	$(BIN)/pytest tests/e2e/kind -rs $(PYTEST_ARGS)
+
+# Regenerate deploy/kubernetes/base/crds.yaml from libs.config's kinds (tests/unit/deploy
+# checks it for drift).
+crds: $(STAMP)
+	$(BIN)/python -m tools.crdgen
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,10 +20,12 @@ from libs.kube._errors import (
 )
 from libs.kube._events import EventType, ObjectKey, Synced, WatchEvent
 from libs.kube._informer import WatchSettings, watch_resources
-from libs.kube._resources import ResourceRef
+from libs.kube._resources import JSON_PATCH, MERGE_PATCH, ResourceRef
 from libs.kube._tokenreview import ServiceAccount, parse_service_account, review_token
 
 __all__ = [
+    "JSON_PATCH",
+    "MERGE_PATCH",
     "AlreadyExists",
     "ApiGroup",
     "EventType",

@@ -30,7 +30,7 @@ from kubernetes.config.incluster_config import (
 
 from libs.kube._discovery import ApiGroup, parse_group_list
 from libs.kube._errors import NOT_FOUND, KubeApiError, KubeConfigError, KubeError, KubeUnavailable, from_api_exception
-from libs.kube._resources import ResourceRef, list_method, object_method
+from libs.kube._resources import MERGE_PATCH, ResourceRef, list_method, object_method
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +155,14 @@ class KubeClient:
         name = (body.get("metadata") or {}).get("name", "")
         return await self.call(f"create {ref} {namespace}/{name}", object_method(self.api_client, ref, "create",
                                                                                    namespace), body=body)
+
+    async def patch(self, ref: ResourceRef, name: str, body: Any, *, namespace: str = "",
+                    content_type: str = MERGE_PATCH) -> dict[str, Any]:
+        """Patch one object: a JSON merge patch (a dict) by default, or a JSON patch (a list of
+        operations, `content_type=JSON_PATCH`); the object as changed."""
+        return await self.call(f"patch {ref} {namespace}/{name}", object_method(self.api_client, ref, "patch",
+                                                                                 namespace),
+                               name=name, body=body, _content_type=content_type)
 
     def open_watch(self, ref: ResourceRef, *, namespace: str | None, resource_version: str,
                    timeout_s: int, read_timeout_s: float, label_selector: str | None = None) -> Any:

@@ -25,6 +25,9 @@ _CORE_SINGULAR = {
     "namespaces": "namespace",
     "nodes": "node",
 }
+# The PATCH bodies Mizzen sends (the client would otherwise pick one by the body's type).
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +70,10 @@ def list_method(api: client.ApiClient, ref: ResourceRef, namespace: str | None) 
 
 
 def object_method(api: client.ApiClient, ref: ResourceRef, verb: str, namespace: str) -> Callable[..., Any]:
-    """The generated method that reads (`verb="read"`) or creates (`verb="create"`) one
-    object of `ref` in `namespace` (ignored for cluster-scoped types)."""
-    if verb not in ("read", "create"):
-        raise ValueError(f"verb {verb!r} is not read or create")
+    """The generated method that reads (`verb="read"`), creates (`verb="create"`) or patches
+    (`verb="patch"`) one object of `ref` in `namespace` (ignored for cluster-scoped types)."""
+    if verb not in ("read", "create", "patch"):
+        raise ValueError(f"verb {verb!r} is not read, create or patch")
     if ref.group:
         custom = client.CustomObjectsApi(api)
         # The custom-objects API spells "read" as "get".

@@ -33,6 +33,7 @@ from services.citadel.ca import (
 )
 from services.citadel.errors import CaLoadError
 from services.citadel.metrics import CitadelMetrics
+from services.citadel.root_cert import RootCertPublisher, parse_webhook_configurations
 from services.citadel.serving_cert import ServingCredentials
 from services.citadel.settings import CitadelSettings
 from services.citadel.trust_bundle import publish_trust_bundle
@@ -54,8 +55,14 @@ def settings_problem(settings: CitadelSettings) -> str | None:
         return f"authenticators {list(settings.authenticators)} must be some of {', '.join(AUTHENTICATORS)}"
     if settings.ca_store == "kube" and settings.cacerts_dir is not None:
         return "ca_store=kube and cacerts_dir both say where the CA is; choose one"
+    try:
+        parse_webhook_configurations(settings.webhook_ca_bundles)
+    except ValueError as exc:
+        return str(exc)
     needs_kube = [what for what, used in (("ca_store=kube", settings.ca_store == "kube"),
-                                           ("authenticators=kube", "kube" in settings.authenticators)) if used]
+                                           ("authenticators=kube", "kube" in settings.authenticators),
+                                           ("root_cert_configmaps", settings.root_cert_configmaps),
+                                           ("webhook_ca_bundles", bool(settings.webhook_ca_bundles))) if used]
     if needs_kube and not kube:
         return f"{' and '.join(needs_kube)} need kubeconfig or kube_in_cluster"
     if "kube" in settings.authenticators and not settings.token_audiences:
@@ -166,5 +173,10 @@ async def run(settings: CitadelSettings, environ: Mapping[str, str] | None = Non
             raise RuntimeError(f"publishing the trust bundle failed: {exc}") from exc
 
     supervisor.start("trust-bundle", publish, restart=Backoff(initial_s=0.5, maximum_s=10.0))
+    if kube is not None and (settings.root_cert_configmaps or settings.webhook_ca_bundles):
+        publisher = RootCertPublisher(kube, ca.trust_bundle_pem(), configmaps=settings.root_cert_configmaps,
+                                      webhooks=parse_webhook_configurations(settings.webhook_ca_bundles))
+        for name, loop in publisher.tasks():
+            supervisor.start(name, loop, restart=Backoff(initial_s=0.5, maximum_s=30.0))
     await supervisor.wait()
 

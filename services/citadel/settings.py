@@ -57,6 +57,14 @@ class CitadelSettings:
         "namespace/serviceaccount=dns.name entries (the sidecar injector's webhook Service name and "
         "pilot's secure xDS names, as Istio 1.0's citadel granted them); every other caller may ask for its "
         "SPIFFE id only")
+    root_cert_configmaps: bool = knob(False, "write the trust bundle as the ConfigMap istio-ca-root-cert (key "
+                                             "root-cert.pem) into every namespace but Kubernetes' own, and keep it "
+                                             "there (Istio's namespace controller); needs kubeconfig or "
+                                             "kube_in_cluster")
+    webhook_ca_bundles: tuple[str, ...] = knob((), "admission webhook configurations whose webhooks' caBundle "
+                                                   "citadel keeps set to the trust bundle, comma separated "
+                                                   "mutating/<name> or validating/<name> entries; needs kubeconfig "
+                                                   "or kube_in_cluster")
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

@@ -8,9 +8,13 @@ protocol the real server speaks, as far as Mizzen's clients and kubectl use it:
   list (with `metadata.resourceVersion`, `labelSelector`, `fieldSelector` on metadata.name,
   metadata.namespace and the few fields each type makes selectable), get, create, replace
   (optimistic concurrency on `metadata.resourceVersion`), patch (JSON merge, JSON patch and,
-  for built-in kinds, strategic merge; a patch that changes nothing writes nothing), delete
-  (DeleteOptions preconditions; a namespace takes its contents with it) and deletecollection;
-  failures as `Status` objects;
+  for built-in kinds, strategic merge; a patch that changes nothing writes nothing),
+  server-side apply (`application/apply-patch+yaml`: create or update, field managers and
+  conflicts, see kube_apply), delete (DeleteOptions preconditions; a namespace takes its
+  contents with it) and deletecollection; `dryRun=All` on every write (validated and
+  answered, never stored); failures as `Status` objects;
+- CustomResourceDefinitions (served with `cluster_types()`): a valid one, once stored, makes
+  its kind served and is reported Established; deleting it takes the kind away;
 - watch (`?watch=true&resourceVersion=N&allowWatchBookmarks=true&timeoutSeconds=S`) as a
   chunked stream of newline-delimited JSON events, 410 Gone as an ERROR event in the stream;
 - server-side printing: lists, gets and watches as `meta.k8s.io` Tables when asked
@@ -23,12 +27,13 @@ protocol the real server speaks, as far as Mizzen's clients and kubectl use it:
 
 kubectl works against it unmodified (tests/integration/kube/test_kubectl.py, kubectl 1.20 to
 1.33): `apply` (client-side: create, then three-way strategic or JSON merge patches with the
-last-applied annotation), `get` (tables, `-o wide|yaml|json|name`, `-l`, `--field-selector`,
-`-A`, `all`), `get --watch` (tables or `--output-watch-events`), `patch`, `label`, `replace`,
-`create`, `delete` (by name, `-f`, `-l`).  Not served: server-side apply (415), `dryRun`
-(`kubectl diff`, `--dry-run=server`), subresources (status, scale, logs, exec), CRD objects
-(`kubectl get crd`), OpenAPI schemas (`kubectl explain`), server-side field validation,
-defaulting and cluster IP allocation (objects are stored as sent).
+last-applied annotation; `--server-side`; `--dry-run=server`), `get` (tables, `-o
+wide|yaml|json|name`, `-l`, `--field-selector`, `-A`, `all`), `get --watch` (tables or
+`--output-watch-events`), `patch`, `label`, `replace`, `create`, `delete` (by name, `-f`,
+`-l`).  Not served: subresources (status, scale, logs, exec), OpenAPI schemas (`kubectl
+explain`), server-side field validation against schemas, defaulting, cluster IP allocation
+and controllers (objects are stored as sent: a Deployment makes no pods), namespace
+existence checks.
 
 Test controls: `expire_history()` (the next watch from before now gets 410), `close_watches()`
 (cleanly or by cutting connections), `hold_watches()` (a partition: watches end, new ones wait),

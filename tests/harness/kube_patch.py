@@ -44,16 +44,27 @@ _CONTAINER = {"ports": _by("containerPort"), "env": _by("name"), "volumeMounts":
               "volumeDevices": _by("devicePath")}
 _METADATA = Meta(fields={"finalizers": _by(None), "ownerReferences": _by("uid")})
 _CONDITIONS = _by("type")
+_POD_SPEC = Meta(fields={
+    "containers": _by("name", **_CONTAINER), "initContainers": _by("name", **_CONTAINER),
+    "ephemeralContainers": _by("name", **_CONTAINER), "volumes": _by("name"),
+    "imagePullSecrets": _by("name"), "hostAliases": _by("ip"),
+    "topologySpreadConstraints": _by("topologyKey"), "resourceClaims": _by("name"),
+    "schedulingGates": _by("name")})
 PATCH_META: dict[tuple[str, str], Mapping[str, Meta]] = {
     ("", "pods"): {
-        "spec": Meta(fields={
-            "containers": _by("name", **_CONTAINER), "initContainers": _by("name", **_CONTAINER),
-            "ephemeralContainers": _by("name", **_CONTAINER), "volumes": _by("name"),
-            "imagePullSecrets": _by("name"), "hostAliases": _by("ip"),
-            "topologySpreadConstraints": _by("topologyKey"), "resourceClaims": _by("name"),
-            "schedulingGates": _by("name")}),
+        "spec": _POD_SPEC,
         "status": Meta(fields={"conditions": _CONDITIONS, "podIPs": _by("ip"), "hostIPs": _by("ip")}),
     },
+    ("apps", "deployments"): {
+        "spec": Meta(fields={"template": Meta(fields={"metadata": _METADATA, "spec": _POD_SPEC})}),
+        "status": Meta(fields={"conditions": _CONDITIONS}),
+    },
+    ("apps", "statefulsets"): {
+        "spec": Meta(fields={"template": Meta(fields={"metadata": _METADATA, "spec": _POD_SPEC})}),
+        "status": Meta(fields={"conditions": _CONDITIONS}),
+    },
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"webhooks": _by("name")},
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"webhooks": _by("name")},
     ("", "services"): {"spec": Meta(fields={"ports": _by("port")}),
                        "status": Meta(fields={"conditions": _CONDITIONS})},
     ("", "serviceaccounts"): {"secrets": _by("name"), "imagePullSecrets": _by("name")},
@@ -61,6 +72,14 @@ PATCH_META: dict[tuple[str, str], Mapping[str, Meta]] = {
                     "status": Meta(fields={"conditions": _CONDITIONS, "addresses": _by("type")})},
     ("", "namespaces"): {"status": Meta(fields={"conditions": _CONDITIONS})},
 }
+
+
+def merge_schema(rtype: ResourceType) -> Mapping[str, Meta]:
+    """How `rtype`'s lists merge (by which key), from its metadata down; a custom resource
+    declares none, so its lists are atomic."""
+    if rtype.custom:
+        return {"metadata": _METADATA}
+    return {"metadata": _METADATA, **PATCH_META.get(rtype.group_resource, {})}
 
 
 def apply_patch(content_type: str, obj: dict[str, Any], patch: Any, rtype: ResourceType) -> dict[str, Any]:
@@ -74,8 +93,7 @@ def apply_patch(content_type: str, obj: dict[str, Any], patch: Any, rtype: Resou
     if content_type == STRATEGIC_MERGE_PATCH and not rtype.custom:
         if not isinstance(patch, dict):
             raise StoreError(400, "BadRequest", "a strategic merge patch must be a JSON object")
-        schema = {"metadata": _METADATA, **PATCH_META.get(rtype.group_resource, {})}
-        return _merge_map(obj, patch, schema)
+        return _merge_map(obj, patch, merge_schema(rtype))
     accepted = [JSON_PATCH, MERGE_PATCH] if rtype.custom else [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH]
     raise StoreError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                      f"accepted media types include: {', '.join(accepted)}")

@@ -3,8 +3,12 @@
 By default it serves what a cluster with Istio installed serves: the core types Mizzen reads
 (namespaces, nodes, services, pods, service accounts, secrets, config maps, endpoint slices) and Istio's CRDs in
 the versions Istio's own CRDs declare, including kinds Mizzen does not support, plus every
-kind `libs.config` supports in every version it accepts.  Each type carries what discovery
-tells kubectl (short names, categories) and, for CRDs, the printer columns of `kubectl get`.
+kind `libs.config` supports in every version it accepts.  `cluster_types()` is instead a
+cluster before anything is installed: the core types and the built-in kinds an installation
+applies (Deployments, StatefulSets, PodDisruptionBudgets, HorizontalPodAutoscalers, RBAC, webhook
+configurations, CRDs), with no Istio kinds until their CRDs are applied (`crd_type`).  Each
+type carries what discovery tells kubectl (short names, categories) and, for CRDs, the
+printer columns of `kubectl get`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ FieldSelector = Callable[[Mapping[str, Any]], bool]  # on the whole object
 
 NETWORKING, SECURITY, TELEMETRY = "networking.istio.io", "security.istio.io", "telemetry.istio.io"
 _NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
-_BUILT_IN_GROUPS = ("", "apps", "batch", "policy", "autoscaling", "discovery.k8s.io", "networking.k8s.io")
+_BUILT_IN_GROUPS = ("", "apps", "batch", "policy", "autoscaling", "discovery.k8s.io", "networking.k8s.io",
+                    "rbac.authorization.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,27 @@ CORE_TYPES = (
     ResourceType("", "Secret", "secrets", ("v1",)),
     ResourceType("", "ConfigMap", "configmaps", ("v1",), short_names=("cm",)),
     ResourceType("discovery.k8s.io", "EndpointSlice", "endpointslices", ("v1",)),
+)
+
+RBAC, ADMISSION = "rbac.authorization.k8s.io", "admissionregistration.k8s.io"
+APIEXTENSIONS = "apiextensions.k8s.io"
+# The built-in kinds an installation (deploy/kubernetes) applies beside the core types.
+INSTALL_TYPES = (
+    ResourceType("apps", "Deployment", "deployments", ("v1",), short_names=("deploy",), categories=("all",)),
+    ResourceType("apps", "StatefulSet", "statefulsets", ("v1",), short_names=("sts",), categories=("all",)),
+    ResourceType("policy", "PodDisruptionBudget", "poddisruptionbudgets", ("v1",), short_names=("pdb",)),
+    ResourceType("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", ("v2", "v1"),
+                 short_names=("hpa",), categories=("all",)),
+    ResourceType(RBAC, "ClusterRole", "clusterroles", ("v1",), namespaced=False),
+    ResourceType(RBAC, "ClusterRoleBinding", "clusterrolebindings", ("v1",), namespaced=False),
+    ResourceType(RBAC, "Role", "roles", ("v1",)),
+    ResourceType(RBAC, "RoleBinding", "rolebindings", ("v1",)),
+    ResourceType(ADMISSION, "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", ("v1",),
+                 namespaced=False),
+    ResourceType(ADMISSION, "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", ("v1",),
+                 namespaced=False),
+    ResourceType(APIEXTENSIONS, "CustomResourceDefinition", "customresourcedefinitions", ("v1",),
+                 namespaced=False, short_names=("crd", "crds"), categories=("api-extensions",)),
 )
 
 
@@ -140,6 +166,58 @@ def istio_types(only_versions: Iterable[str] | None = None) -> list[ResourceType
 
 def default_types() -> list[ResourceType]:
     return [*CORE_TYPES, *istio_types()]
+
+
+def cluster_types() -> list[ResourceType]:
+    """A cluster before Istio: what `kubectl apply -f deploy/kubernetes` needs, no Istio CRDs."""
+    return [*CORE_TYPES, *INSTALL_TYPES]
+
+
+def is_crd(rtype: ResourceType) -> bool:
+    return rtype.group_resource == (APIEXTENSIONS, "customresourcedefinitions")
+
+
+class InvalidCrd(ValueError):
+    """A CustomResourceDefinition the API server would refuse (422 Invalid)."""
+
+
+def crd_type(crd: Mapping[str, Any]) -> ResourceType:
+    """The resource type an apiextensions.k8s.io/v1 CRD makes the server serve, checked as the
+    API server checks a v1 CRD: its name is `<plural>.<group>`, it serves a version, exactly one
+    version is stored, and every version has a structural schema (an object at its root)."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group, plural, kind = spec.get("group") or "", names.get("plural") or "", names.get("kind") or ""
+    name = (crd.get("metadata") or {}).get("name")
+    problems = []
+    if not group or not plural or not kind:
+        problems.append("spec.group, spec.names.plural and spec.names.kind: Required value")
+    elif name != f"{plural}.{group}":
+        problems.append(f"metadata.name: Invalid value: {name!r}: must be spec.names.plural+\".\"+spec.group")
+    if spec.get("scope") not in ("Namespaced", "Cluster"):
+        problems.append(f"spec.scope: Unsupported value: {spec.get('scope')!r}: supported values: "
+                        '"Cluster", "Namespaced"')
+    versions = spec.get("versions") or []
+    if sum(1 for v in versions if v.get("storage")) != 1:
+        problems.append("spec.versions: Invalid value: must have exactly one version marked as storage version")
+    for i, version in enumerate(versions):
+        schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        if not isinstance(schema, Mapping) or schema.get("type") != "object":
+            problems.append(f"spec.versions[{i}].schema.openAPIV3Schema.type: Required value: must be object "
+                            "at the root")
+    served = tuple(by_priority(v["name"] for v in versions if v.get("served") and v.get("name")))
+    if not served:
+        problems.append("spec.versions: Invalid value: must have at least one served version")
+    if problems:
+        raise InvalidCrd("; ".join(problems))
+    storage = next(v for v in versions if v.get("storage"))
+    # As on a real server: declared columns replace the default Age column.
+    columns = tuple(PrinterColumn(c["name"], c["jsonPath"], c.get("type", "string"), c.get("description", ""),
+                                  int(c.get("priority", 0)))
+                    for c in storage.get("additionalPrinterColumns") or ())
+    return ResourceType(group, kind, plural, served, namespaced=spec["scope"] == "Namespaced",
+                        short_names=tuple(names.get("shortNames") or ()),
+                        categories=tuple(names.get("categories") or ()), columns=columns or (AGE,))
 
 
 _KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")

@@ -2,9 +2,12 @@
 HTTP code and a JSON body out (watches stream, so kube_http serves them with `watcher()`).
 
 list (label and field selectors, as a List or a Table), get, create, replace (optimistic
-concurrency), patch (JSON merge, JSON patch, strategic merge; a no-op patch writes nothing),
-delete (with DeleteOptions preconditions) and deletecollection.  Objects are served at the
-requested version: Istio's CRDs store one object and relabel it for each served version.
+concurrency), patch (JSON merge, JSON patch, strategic merge, server-side apply; a no-op patch
+writes nothing), delete (with DeleteOptions preconditions) and deletecollection; every write
+also as a dry run (`dryRun=All`: validated and answered, not stored).  Objects are served at
+the requested version: Istio's CRDs store one object and relabel it for each served version.
+A CustomResourceDefinition, once stored, makes the server serve its kind (and stops it when
+deleted), reported Established in its status.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from tests.harness import kube_apply
 from tests.harness.kube_patch import APPLY_PATCH, apply_patch
 from tests.harness.kube_resources import (
     FieldSelector,
     FieldSelectorError,
+    InvalidCrd,
     ResourceType,
     Selector,
+    crd_type,
+    is_crd,
     parse_field_selector,
     parse_selector,
 )
@@ -117,8 +124,7 @@ def as_table(call: Call, objects: list[dict[str, Any]], resource_version: str, *
 def answer(store: KubeStore, call: Call) -> tuple[int, dict[str, Any]]:
     """The response to every verb but watch."""
     route, rtype = call.route, call.route.rtype
-    if call.query.get("dryRun"):
-        raise StoreError(400, "BadRequest", "the fake API server does not support dryRun")
+    dry_run = _dry_run(call)
     if call.method == "GET" and route.name is None:
         labels, fields = selectors(call)
         items, rv = store.list(rtype, route.namespace, labels, fields)
@@ -131,22 +137,32 @@ def answer(store: KubeStore, call: Call) -> tuple[int, dict[str, Any]]:
         return 200, (as_table(call, [obj], obj["metadata"]["resourceVersion"]) if call.table else out(route, obj))
     if call.method == "POST" and route.name is None:
         key = check_body(route, call.body, None)
-        return 201, out(route, store.create(rtype, key, call.body))
+        return 201, _installed(store, out(route, store.create(rtype, key, admit(route, call.body), dry_run=dry_run)),
+                               dry_run)
     if call.method == "PUT" and route.name is not None:
         check_body(route, call.body, route.name)
-        return 200, out(route, store.replace(rtype, route.key, call.body))
+        return 200, _installed(store, out(route, store.replace(rtype, route.key, admit(route, call.body),
+                                                               dry_run=dry_run)), dry_run)
+    if call.method == "PATCH" and route.name is not None and call.content_type == APPLY_PATCH:
+        created, applied = _apply(store, call, dry_run)
+        return 201 if created else 200, _installed(store, out(route, applied), dry_run)
     if call.method == "PATCH" and route.name is not None:
-        return 200, out(route, _patch(store, call))
+        return 200, _installed(store, out(route, _patch(store, call, dry_run)), dry_run)
     if call.method == "DELETE" and route.name is not None:
         options = call.body if isinstance(call.body, dict) else {}
         if rtype.group_resource == ("", "namespaces"):
             store.get(rtype, route.key)  # 404 before anything is deleted
-            _empty_namespace(store, route.name)
-        return 200, out(route, store.delete(rtype, route.key, options.get("preconditions")))
+            if not dry_run:
+                _empty_namespace(store, route.name)
+        deleted = store.delete(rtype, route.key, options.get("preconditions"), dry_run=dry_run)
+        if is_crd(rtype) and not dry_run:
+            store.remove_type(_served(deleted))
+        return 200, out(route, deleted)
     if call.method == "DELETE":
         labels, fields = selectors(call)
         items, rv = store.list(rtype, route.namespace, labels, fields)
-        deleted = [store.delete(rtype, (o["metadata"].get("namespace", ""), o["metadata"]["name"])) for o in items]
+        deleted = [store.delete(rtype, (o["metadata"].get("namespace", ""), o["metadata"]["name"]), dry_run=dry_run)
+                   for o in items]
         return 200, {"apiVersion": route.api_version, "kind": f"{rtype.kind}List",
                      "metadata": {"resourceVersion": str(store.resource_version)},
                      "items": [out(route, o, list_item=True) for o in deleted]}
@@ -163,21 +179,82 @@ def _empty_namespace(store: KubeStore, namespace: str) -> None:
                     store.delete(rtype, (namespace, obj["metadata"]["name"]))
 
 
-def _patch(store: KubeStore, call: Call) -> dict[str, Any]:
+def _dry_run(call: Call) -> bool:
+    """`dryRun=All` on a write: answer as if written, store nothing."""
+    value = call.query.get("dryRun")
+    if value in (None, ""):
+        return False
+    if value != "All" or call.method == "GET":
+        raise StoreError(400, "BadRequest", f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return True
+
+
+def admit(route: Route, obj: dict[str, Any]) -> dict[str, Any]:
+    """What the API server checks and fills in beyond `check_body` before storing: a CRD must be
+    valid, and is stored Established (the fake installs it at once)."""
+    if not is_crd(route.rtype):
+        return obj
+    try:
+        served = crd_type(obj)
+    except InvalidCrd as exc:
+        raise StoreError(422, "Invalid", f'CustomResourceDefinition.apiextensions.k8s.io '
+                         f'"{obj["metadata"].get("name")}" is invalid: {exc}') from exc
+    names = (obj.get("spec") or {}).get("names") or {}
+    accepted = {**names, "singular": names.get("singular") or served.kind.lower(),
+                "listKind": names.get("listKind") or f"{served.kind}List"}
+    conditions = [{"type": kind, "status": "True", "reason": reason, "message": message}
+                  for kind, reason, message in (("NamesAccepted", "NoConflicts", "no conflicts found"),
+                                                ("Established", "InitialNamesAccepted",
+                                                 "the initial names have been accepted"))]
+    storage = [v["name"] for v in obj["spec"]["versions"] if v.get("storage")]
+    return {**obj, "status": {"acceptedNames": accepted, "conditions": conditions, "storedVersions": storage}}
+
+
+def _served(crd: dict[str, Any]) -> tuple[str, str]:
+    spec = crd.get("spec") or {}
+    return (spec.get("group") or "", (spec.get("names") or {}).get("plural") or "")
+
+
+def _installed(store: KubeStore, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    """A stored CRD's kind is served from now on."""
+    if not dry_run and obj.get("kind") == "CustomResourceDefinition" and \
+            obj.get("apiVersion", "").startswith("apiextensions.k8s.io/"):
+        store.add_type(crd_type(obj))
+    return obj
+
+
+def _patch(store: KubeStore, call: Call, dry_run: bool) -> dict[str, Any]:
     route = call.route
-    if call.content_type == APPLY_PATCH:
-        raise StoreError(415, "UnsupportedMediaType", "the fake API server does not support server-side apply "
-                         "(application/apply-patch+yaml); use client-side apply")
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
         served = out(route, current)  # the patch applies to the object as served at this version
         patched = apply_patch(call.content_type, served, call.body, route.rtype)
         check_body(route, patched, route.name)
+        patched = admit(route, patched)
         # Stored as it was created (at whichever version); served relabelled, as above.
         kept: dict[str, Any] = {k: current[k] for k in ("apiVersion", "kind") if k in current}
         return {**{k: v for k, v in patched.items() if k not in ("apiVersion", "kind")}, **kept}
 
-    return store.patch(route.rtype, route.key, change)
+    return store.patch(route.rtype, route.key, change, dry_run=dry_run)
+
+
+def _apply(store: KubeStore, call: Call, dry_run: bool) -> tuple[bool, dict[str, Any]]:
+    """Server-side apply (kube_apply): create or update, as the field manager's configuration says."""
+    route = call.route
+    check_body(route, call.body, route.name)
+    force = call.query.get("force") in ("true", "1")
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        served = out(route, current) if current is not None else None
+        applied = kube_apply.apply(served, call.body, route.rtype, manager=call.query.get("fieldManager", ""),
+                                   force=force)
+        applied = admit(route, {**applied, "apiVersion": route.api_version, "kind": route.rtype.kind})
+        if current is None:
+            return applied
+        kept: dict[str, Any] = {k: current[k] for k in ("apiVersion", "kind") if k in current}
+        return {**{k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}, **kept}
+
+    return store.apply(route.rtype, route.key, change, dry_run=dry_run)
 
 
 def check_body(route: Route, body: Any, name: str | None) -> tuple[str, str]:

@@ -2,7 +2,9 @@
 history, and the open watches, all behind one lock (handlers run in threads).
 
 As in etcd, the resourceVersion is one counter shared by every type, and every write (a
-delete included) takes the next value.  A watch from resourceVersion R replays the history
+delete included) takes the next value.  A dry run (`dry_run=True`, the API's `dryRun=All`)
+computes and answers the write without storing it, taking no resourceVersion and sending no
+event.  A watch from resourceVersion R replays the history
 after R and then follows live writes; if events after R have left the bounded history, it
 gets an ERROR event with a 410 Status, exactly as the real API server answers.
 """
@@ -91,6 +93,12 @@ class KubeStore:
             self.types[rtype.group_resource] = rtype
             self._objects.setdefault(rtype.group_resource, {})
 
+    def remove_type(self, group_resource: tuple[str, str]) -> None:
+        """Stop serving a type, its objects gone with it (a CRD being deleted)."""
+        with self._lock:
+            self.types.pop(group_resource, None)
+            self._objects.pop(group_resource, None)
+
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         rtype = self.types.get((group, plural))
         return rtype if rtype is not None and version in rtype.versions else None
@@ -118,15 +126,15 @@ class KubeStore:
 
     # -- writes: each takes the next resourceVersion and is dispatched to the watches -------
 
-    def create(self, rtype: ResourceType, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, rtype: ResourceType, key: Key, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         with self._lock:
             if key in self._objects[rtype.group_resource]:
                 raise StoreError(409, "AlreadyExists", f'{rtype.group_resource_name} "{key[1]}" already exists')
             metadata = {**obj.get("metadata", {}), "uid": str(uuid.uuid4()), "generation": 1,
                         "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-            return self._write(rtype, key, "ADDED", {**obj, "metadata": metadata}, None)
+            return self._write(rtype, key, "ADDED", {**obj, "metadata": metadata}, None, dry_run)
 
-    def replace(self, rtype: ResourceType, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, rtype: ResourceType, key: Key, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         with self._lock:
             old = self.get(rtype, key)
             sent_rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -137,10 +145,11 @@ class KubeStore:
             kept = {k: old["metadata"][k] for k in ("uid", "creationTimestamp", "generation")}
             if obj.get("spec") != old.get("spec"):
                 kept["generation"] += 1
-            return self._write(rtype, key, "MODIFIED", {**obj, "metadata": {**obj["metadata"], **kept}}, old)
+            return self._write(rtype, key, "MODIFIED", {**obj, "metadata": {**obj["metadata"], **kept}}, old,
+                               dry_run)
 
-    def patch(self, rtype: ResourceType, key: Key,
-              change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    def patch(self, rtype: ResourceType, key: Key, change: Callable[[dict[str, Any]], dict[str, Any]], *,
+              dry_run: bool = False) -> dict[str, Any]:
         """Read, change (a copy) and replace, atomically; as the API server does, a change that
         changes nothing writes nothing (the resourceVersion stays)."""
         with self._lock:
@@ -148,10 +157,23 @@ class KubeStore:
             new = change(copy.deepcopy(old))
             if new == old:
                 return old
-            return self.replace(rtype, key, new)
+            return self.replace(rtype, key, new, dry_run=dry_run)
 
-    def delete(self, rtype: ResourceType, key: Key,
-               preconditions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def apply(self, rtype: ResourceType, key: Key, change: Callable[[dict[str, Any] | None], dict[str, Any]], *,
+              dry_run: bool = False) -> tuple[bool, dict[str, Any]]:
+        """Server-side apply's create-or-update, atomically: `change` gets the current object (a
+        copy) or None; True with the object if it was created."""
+        with self._lock:
+            old = self._objects[rtype.group_resource].get(key)
+            new = change(copy.deepcopy(old) if old is not None else None)
+            if old is None:
+                return True, self.create(rtype, key, new, dry_run=dry_run)
+            if new == old:
+                return False, old
+            return False, self.replace(rtype, key, new, dry_run=dry_run)
+
+    def delete(self, rtype: ResourceType, key: Key, preconditions: Mapping[str, str] | None = None, *,
+               dry_run: bool = False) -> dict[str, Any]:
         with self._lock:
             old = self.get(rtype, key)
             for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
@@ -159,10 +181,19 @@ class KubeStore:
                 if wanted and wanted != actual:
                     raise StoreError(409, "Conflict", f"Precondition failed: {label} in precondition: {wanted}, "
                                      f"{label} in object meta: {actual}")
-            return self._write(rtype, key, "DELETED", dict(old), old)
+            return self._write(rtype, key, "DELETED", dict(old), old, dry_run)
 
     def _write(self, rtype: ResourceType, key: Key, kind: str, obj: dict[str, Any],
-               old: dict[str, Any] | None) -> dict[str, Any]:
+               old: dict[str, Any] | None, dry_run: bool = False) -> dict[str, Any]:
+        if dry_run:
+            # What the write would store, at the resourceVersion it has now (none if new).
+            metadata = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+            metadata["name"] = key[1]
+            if rtype.namespaced:
+                metadata["namespace"] = key[0]
+            if old is not None:
+                metadata["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return {**obj, "metadata": metadata}
         self._rv += 1
         obj["metadata"] = {**obj["metadata"], "name": key[1], "resourceVersion": str(self._rv)}
         if rtype.namespaced:

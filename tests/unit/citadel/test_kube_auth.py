@@ -72,6 +72,11 @@ async def test_combined_sends_only_non_bootstrap_tokens_to_the_review() -> None:
     ({"ca_store": "kube", "authenticators": ("kube",)}, "ca_store=kube and authenticators=kube need kubeconfig"),
     ({"ca_store": "kube", "kubeconfig": Path("k"), "cacerts_dir": Path("c")}, "choose one"),
     ({"authenticators": ("kube",), "kubeconfig": Path("k"), "token_audiences": ()}, "token_audiences is empty"),
+    ({"root_cert_configmaps": True, "webhook_ca_bundles": ("mutating/istio-sidecar-injector",),
+      "kube_in_cluster": True}, None),
+    ({"root_cert_configmaps": True}, "root_cert_configmaps need kubeconfig"),
+    ({"webhook_ca_bundles": ("mutating/x",)}, "webhook_ca_bundles need kubeconfig"),
+    ({"webhook_ca_bundles": ("x",), "kubeconfig": Path("k")}, "'x' is not mutating/<name> or validating/<name>"),
 ])
 def test_settings_problems(changes: dict[str, object], problem: str | None) -> None:
     found = settings_problem(replace(CitadelSettings(), **changes))  # type: ignore[arg-type]

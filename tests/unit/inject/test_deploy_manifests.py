@@ -9,7 +9,7 @@ import yaml
 
 from libs.inject import InjectionConfig, injection_config_from_configmap
 
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "base"
 SYSTEM = {"kube-system", "kube-public", "kube-node-lease"}
 
 
@@ -40,6 +40,8 @@ def test_injector_configmap_loads_with_the_defaults_it_documents() -> None:
     config = injection_config_from_configmap(configmap, "sidecar-injector-configmap.yaml")
     defaults = InjectionConfig()
     assert config.policy == "enabled" and config.warnings == ()
-    assert config.values.image(config.values.proxy_image) == defaults.values.image(defaults.values.proxy_image)
+    # The image the control plane's Deployments run (`mizzen:latest`), fully spelled out.
+    assert config.values.image(config.values.proxy_image) == "docker.io/library/mizzen:latest"
+    assert config.values.image(config.values.proxy_init_image) == "docker.io/library/mizzen:latest"
     assert dict(config.values.proxy_resources) == dict(defaults.values.proxy_resources)
     assert config.values.image_pull_policy == "IfNotPresent"
