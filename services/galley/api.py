@@ -3,7 +3,9 @@
 Bodies are YAML (one or many documents); every document is validated with the same
 rules as every other source.  Valid resources are stored (kubectl's semantics: each
 document on its own), invalid ones are reported with resource, field and reason, and the
-response says what happened to each.  A bearer token guards the API when one is set.
+response says what happened to each.  Istio's analyzers look at the valid ones too (see
+`analysis`): what they find comes back as warnings, in the body and as HTTP `Warning`
+headers, and never refuses anything.  A bearer token guards the API when one is set.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
 
 from libs.bus import config_key
 from libs.config import Resource, kind_by_name, parse_text
 from libs.config.report import report
+from services.galley.analysis import ApplyAnalysis
 from services.galley.sources import Source, merge
 from services.galley.sources.applied import AppliedSource
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Headers beyond this many bytes of warnings would trouble proxies and clients alike.
+MAX_WARNING_HEADER_BYTES = 8 * 1024
 
 
 def _authenticate(token: str | None) -> Any:
@@ -41,21 +47,41 @@ async def _body(request: Request) -> bytes:
     return body
 
 
+def warning_headers(warnings: list[str]) -> Headers:
+    """RFC 7234 `Warning: 299 - "<text>"` headers, one per warning, as the Kubernetes API
+    server sends them (and kubectl shows them); ASCII only, and at most
+    `MAX_WARNING_HEADER_BYTES` of them, the rest counted in a last one."""
+    headers = MutableHeaders()
+    used = 0
+    for i, warning in enumerate(warnings):
+        text = " ".join(warning.split()).encode("ascii", "backslashreplace").decode()
+        value = '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if used + len(value) > MAX_WARNING_HEADER_BYTES:
+            headers.append("Warning", f'299 - "{len(warnings) - i} more warning(s) in the response body"')
+            break
+        headers.append("Warning", value)
+        used += len(value)
+    return headers
+
+
 def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
-           default_namespace: str = "default") -> APIRouter:
+           default_namespace: str = "default", analysis: ApplyAnalysis | None = None) -> APIRouter:
     api = APIRouter(prefix="/apis/v1", dependencies=[Depends(_authenticate(token))])
 
     @api.post("/apply")
     async def apply(request: Request, namespace: str = default_namespace, dryRun: bool = False) -> JSONResponse:
         result = parse_text(await _body(request), "request", default_namespace=namespace)
         summary = report(result)
+        # What Istio's analyzers find about the valid resources: warnings, never refusals.
+        findings = await analysis.warnings([r for _, r in result.resources]) if analysis is not None else []
         outcomes = []
         if not dryRun:
             for _, resource in result.resources:
                 outcomes.append({"resource": resource.ref, "result": await applied.apply(resource)})
-        body = {"applied": outcomes, "errors": summary.errors, "warnings": summary.warnings,
+        warnings = summary.warnings + findings
+        body = {"applied": outcomes, "errors": summary.errors, "warnings": warnings,
                 "unsupported": summary.unsupported, "valid": summary.valid}
-        return JSONResponse(body, status_code=200 if summary.ok else 422)
+        return JSONResponse(body, status_code=200 if summary.ok else 422, headers=warning_headers(warnings))
 
     @api.post("/delete")
     async def delete(request: Request, namespace: str = default_namespace) -> JSONResponse:

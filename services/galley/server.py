@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from libs.bus import MESH_CONFIG, Bus, BusSettings, KvBucket, track_connection
 from libs.config import LoadLimits
 from libs.kube import KubeClient, WatchSettings
-from libs.runtime import Backoff, MonitoringServer, Readiness, Supervisor
+from libs.runtime import Backoff, MonitoringServer, Readiness, SettingsError, Supervisor
 from services.galley import api, webhook
+from services.galley.analysis import AUTO, NONE, PLATFORMS, WORKLOADS, ApplyAnalysis
 from services.galley.leader import Lease
 from services.galley.publisher import Publisher
 from services.galley.settings import GalleySettings
@@ -123,6 +124,16 @@ class Galley:
         supervisor.start("publish", lambda: self.publish_loop(bucket), restart=Backoff())
 
 
+def _analysis_platform(settings: GalleySettings) -> str:
+    if settings.analysis_platform not in PLATFORMS:
+        raise SettingsError("analysis_platform", "--analysis-platform / MIZZEN_ANALYSIS_PLATFORM",
+                            f"{settings.analysis_platform!r} unknown; choose from {', '.join(PLATFORMS)}")
+    if settings.analysis_platform == AUTO:
+        watching_kubernetes = settings.kubeconfig is not None or settings.kube_in_cluster
+        return NONE if watching_kubernetes else WORKLOADS
+    return settings.analysis_platform
+
+
 def _token(settings: GalleySettings) -> str | None:
     if settings.api_token_file is None:
         return None
@@ -130,6 +141,7 @@ def _token(settings: GalleySettings) -> str | None:
 
 
 async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None) -> None:
+    analysis_platform = _analysis_platform(settings)
     supervisor = Supervisor("galley", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
     registry = CollectorRegistry()
@@ -148,7 +160,8 @@ async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None
             server = MonitoringServer(
                 host=settings.api_address, port=settings.api_port, readiness=galley.readiness, registry=registry,
                 routers=(api.router(galley.applied, galley.sources, token=_token(settings),
-                                    default_namespace=settings.default_namespace),),
+                                    default_namespace=settings.default_namespace,
+                                    analysis=ApplyAnalysis(bus, galley.sources, platform=analysis_platform)),),
             )
             supervisor.start("api", server.serve)
             supervisor.on_stop("api", server.stop)

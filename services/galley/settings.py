@@ -33,6 +33,9 @@ class GalleySettings:
     webhook_port: int = knob(9443, "port of the validating admission webhook")
     webhook_cert_file: Path | None = knob(None, "TLS certificate of the webhook (unset: webhook off)")
     webhook_key_file: Path | None = knob(None, "TLS private key of the webhook")
+    analysis_platform: str = knob("auto", "what apply-time analysis knows of services and workloads: `workloads` "
+                                          "(ServiceEntries and the local mesh's mesh-workloads), `none` (checks "
+                                          "that need them are skipped), `auto` (none when watching Kubernetes)")
     replica_id: str = knob("", "this replica's name in the leader lease (default: host and pid)")
     lease_ttl_s: float = knob(3.0, "seconds without renewal after which another replica takes the lease")
     lease_renew_s: float = knob(0.5, "seconds between lease renewals by the leader")

@@ -2,7 +2,10 @@
 
 - `/debug/syncz`: per connected proxy and xDS type, the version sent and ACKed, the nonce,
   whether an answer is awaited, the last NACK; plus the proxy's last convergence, and with
-  `?warnings=true` its translation warnings.
+  `?warnings=true` its translation warnings.  Each proxy's `cluster_id` is the registry its
+  workload is registered in (`mesh-workloads` for the local mesh's agents, `Kubernetes` for
+  pods), else the CLUSTER_ID its node metadata claims; with its address, labels, service
+  account, Mizzen version and Envoy admin address (what `mizzenctl` needs to reach it).
   `?format=istio` answers Istio's flat `SyncStatus` list instead.
 - `/debug/config_dump?proxyID=`: what pilot last sent that proxy, in the shape of Envoy's
   admin `/config_dump` (EDS only with `include_eds=true`, as in Envoy and Istio), so the
@@ -12,6 +15,7 @@
   and the translation warnings of its config.
 - `/debug/configz`, `/debug/registryz`: the config and services of the current push.
 - `/debug/push_status`: the last pushes (version, trigger, timing, proxies synced).
+- `/debug/platformz`: the services and workloads of the current push (`debug_registry`).
 
 `proxyID` is a full node id, `<pod>.<namespace>` (Istio's proxy ID), or a pod name that
 names exactly one connected proxy.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -28,6 +33,8 @@ from fastapi import APIRouter, HTTPException
 from google.protobuf import any_pb2, json_format
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
+from services.pilot import debug_registry
+from services.pilot.model.registry import RegistryContents
 from services.pilot.networking.names import parse_outbound_cluster
 from services.pilot.push_status import PushHistory, PushRecord, convergence_s, wall
 from services.pilot.xds.server import AdsServer
@@ -45,6 +52,30 @@ def _iso(monotonic_s: float) -> str | None:
         return None
     stamp = datetime.datetime.fromtimestamp(wall(monotonic_s), tz=datetime.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+# The registries' current contents (pilot's, at the moment of asking).
+Registries = Callable[[], Sequence[RegistryContents]]
+
+
+def registry_index(registries: Sequence[RegistryContents]) -> dict[tuple[str, str], str]:
+    """Which registry holds each workload, by (namespace, name) and by (namespace, address):
+    the first registry wins, as it does a hostname in `aggregate`."""
+    index: dict[tuple[str, str], str] = {}
+    for contents in registries:
+        for workload in contents.workloads:
+            index.setdefault((workload.namespace, workload.name), contents.name)
+            if workload.address:
+                index.setdefault((workload.namespace, workload.address), contents.name)
+    return index
+
+
+def cluster_id(connection: AnyConnection, index: dict[tuple[str, str], str]) -> tuple[str, str | None]:
+    """(the proxy's cluster as `proxy-status` shows it, the registry its workload is in):
+    the registry when one holds the workload, else what its node metadata claims."""
+    proxy = connection.proxy
+    registry = index.get((proxy.namespace, proxy.pod)) or index.get((proxy.namespace, proxy.ip))
+    return registry or str(proxy.metadata.get("CLUSTER_ID", "")), registry
 
 
 def proxy_name(connection: AnyConnection) -> str:
@@ -88,15 +119,25 @@ def _type_state(watch: Watch) -> dict[str, Any]:
     }
 
 
-def sync_row(connection: AnyConnection, history: PushHistory, instance: str) -> dict[str, Any]:
+def sync_row(connection: AnyConnection, history: PushHistory, instance: str,
+             index: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     proxy = connection.proxy
     synced = connection.synced_version
     converged = convergence_s(history.find(synced), connection.connected_at, connection.synced_at) if synced else None
+    cluster, registry = cluster_id(connection, index or {})
     return {
         "proxy": proxy.id,
         "name": proxy_name(connection),
         "type": proxy.type.value,
-        "cluster_id": str(proxy.metadata.get("CLUSTER_ID", "")),
+        "cluster_id": cluster,
+        "registry": registry,
+        "ip": proxy.ip,
+        "labels": proxy.label_map,
+        "service_account": proxy.service_account,
+        # The agent's Mizzen version and where its Envoy's admin listens (Mizzen's node
+        # metadata; "" for a proxy not started by Mizzen's agent).
+        "agent_version": str(proxy.metadata.get("MIZZEN_VERSION", "")),
+        "admin": str(proxy.metadata.get("MIZZEN_ADMIN_ADDRESS", "")),
         "proxy_version": connection.client_version,
         "pilot": instance,
         "connection": connection.id,
@@ -114,9 +155,9 @@ def sync_row(connection: AnyConnection, history: PushHistory, instance: str) -> 
     }
 
 
-def istio_sync_status(connection: AnyConnection) -> dict[str, str]:
+def istio_sync_status(connection: AnyConnection, index: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
     """Istio's `SyncStatus` (pilot/pkg/xds/debug.go), empty fields omitted as Istio does."""
-    row = {"cluster_id": str(connection.proxy.metadata.get("CLUSTER_ID", "")), "proxy": proxy_name(connection),
+    row = {"cluster_id": cluster_id(connection, index or {})[0], "proxy": proxy_name(connection),
            "proxy_type": connection.proxy.type.value, "proxy_version": connection.client_version}
     for type_url, prefix in ISTIO_NAMES.items():
         watch = connection.watches[type_url]
@@ -222,16 +263,20 @@ def push_status(server: AdsServer, history: PushHistory, instance: str, *, recen
     return body
 
 
-def router(server: AdsServer, history: PushHistory | None = None, *, instance: str = "pilot") -> APIRouter:
+def router(server: AdsServer, history: PushHistory | None = None, *, instance: str = "pilot",
+           registries: Registries | None = None) -> APIRouter:
+    """`registries`: the service registries' contents, to tell which one each proxy's
+    workload came from (none: every proxy's cluster is what its metadata claims)."""
     api = APIRouter(prefix="/debug")
     pushes = history or PushHistory()
 
     @api.get("/syncz")
     async def syncz(format: str | None = None, warnings: bool = False) -> Any:
+        index = registry_index(registries()) if registries is not None else {}
         if format == "istio":
-            return [istio_sync_status(c) for c in sorted(server.connections, key=proxy_name)]
+            return [istio_sync_status(c, index) for c in sorted(server.connections, key=proxy_name)]
         push = server.cache.push_context
-        rows = [sync_row(c, pushes, instance) for c in server.connections]
+        rows = [sync_row(c, pushes, instance, index) for c in server.connections]
         if warnings:
             # Only on request: it may build the snapshot of a proxy not yet pushed to.
             for row, connection in zip(rows, server.connections, strict=True):
@@ -280,4 +325,5 @@ def router(server: AdsServer, history: PushHistory | None = None, *, instance: s
     async def push_status_handler() -> dict[str, Any]:
         return push_status(server, pushes, instance)
 
+    api.include_router(debug_registry.router(server))
     return api

@@ -185,7 +185,8 @@ async def run(settings: PilotSettings) -> None:
     pilot = Pilot(settings, registry)
     monitoring = MonitoringServer(
         host=settings.monitoring_address, port=settings.monitoring_port, readiness=pilot.readiness,
-        registry=registry, routers=(debug.router(pilot.ads, pilot.history, instance=_instance_id()),),
+        registry=registry, routers=(debug.router(pilot.ads, pilot.history, instance=_instance_id(),
+                                                 registries=lambda: [r.contents() for r in pilot.registries]),),
     )
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)

@@ -149,7 +149,7 @@ class LocalMesh:
             proxies=[f"{p.name}.{p.namespace}" for p in self.plan.proxies],
             app=self.options.app, capture=self.options.capture, subnet=self.options.subnet,
             nats=self.options.nats_url, telemetry=self.options.telemetry_url, zipkin=self.options.zipkin_url,
-            policy=self.options.policy_url,
+            policy=self.options.policy_url, monitoring=self.options.monitoring_urls,
         )
 
     async def start(self, say: Callable[[str], None]) -> None:

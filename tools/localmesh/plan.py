@@ -110,6 +110,14 @@ class MeshOptions:
     def zipkin_url(self) -> str:
         return f"http://{self.control}:{self.ports.telemetry_zipkin}"
 
+    @property
+    def monitoring_urls(self) -> dict[str, str]:
+        """Each control-plane service's monitoring server (/healthz, /metrics, /version)."""
+        p = self.ports
+        return {name: f"http://{self.control}:{port}" for name, port in (
+            ("galley", p.galley_monitoring), ("pilot", p.pilot_monitoring), ("citadel", p.citadel_monitoring),
+            ("telemetry", p.telemetry_monitoring), ("policy", p.policy_monitoring))}
+
 
 @dataclass(frozen=True)
 class Proxy:

@@ -38,6 +38,8 @@ class MeshState:
     zipkin: str = ""
     # The policy service's monitoring (/metrics: checks, quota decisions, cache hit rate).
     policy: str = ""
+    # Every control-plane service's monitoring URL (/healthz, /metrics, /version), by name.
+    monitoring: dict[str, str] = field(default_factory=dict)
 
     def write(self, state_dir: Path) -> None:
         path = state_dir / STATE_FILE

@@ -8,14 +8,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.mizzenctl import (
+    analyze,
     authz_check,
+    bug_report,
+    completion,
     contexts,
+    describe,
+    help_examples,
     kube_inject,
     mesh_commands,
     proxy_config,
     proxy_status,
     resources,
     validate,
+    version,
 )
 
 
@@ -35,13 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     mesh_commands.add_parsers(commands)
     contexts.add_parser(commands)
     validate.add_parser(commands)
+    analyze.add_parser(commands)
     kube_inject.add_parser(commands)
     resources.add_parsers(commands)
     proxy_status.add_parser(commands)
     proxy_config.add_parser(commands)
+    version.add_parser(commands)
+    bug_report.add_parser(commands)
     experimental = commands.add_parser("x", aliases=["experimental"], help="experimental commands (istioctl x)")
     experimental_commands = experimental.add_subparsers(dest="experimental_command", required=True)
     authz_check.add_parser(experimental_commands)
+    describe.add_parser(experimental_commands)
+    completion.add_parser(commands, parser)
+    help_examples.decorate(parser)
     return parser
 
 

@@ -1,5 +1,6 @@
 """`mizzenctl proxy-config clusters|listeners|routes|endpoints <proxy>`: one proxy's Envoy
-configuration in istioctl's tables, or raw with `-o json`.
+configuration in istioctl's tables, or raw with `-o json`.  (`secret`, `bootstrap`, `log`
+and `all`, which only Envoy's admin can answer, live in proxy_config_admin.)
 
 Read from pilot's view of what it sent the proxy (`/debug/config_dump`, the default), or
 with `--admin host:port` from the proxy's Envoy itself, which is the truth: static
@@ -16,7 +17,7 @@ import json
 import sys
 from typing import Any
 
-from tools.mizzenctl import config_dump, contexts, envoy_tables
+from tools.mizzenctl import config_dump, contexts, envoy_tables, proxy_config_admin
 from tools.mizzenctl.sources import (
     SourceError,
     add_pilot_flags,
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("proxy-config", aliases=["pc"],
-                                 help="one proxy's clusters, listeners, routes or endpoints, as Envoy holds them")
+                                 help="one proxy's clusters, listeners, routes, endpoints, secrets, bootstrap or "
+                                      "log levels, as Envoy holds them")
     kinds = parser.add_subparsers(dest="kind", required=True)
     for kind in KINDS:
         sub = kinds.add_parser(kind, help=f"the proxy's {kind}")
@@ -117,3 +119,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             sub.add_argument("--address", default="", help="only this endpoint address")
             sub.add_argument("--status", default="", help="only endpoints with this health status")
         sub.set_defaults(run=run)
+    proxy_config_admin.add_parsers(kinds)

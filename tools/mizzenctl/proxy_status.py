@@ -7,8 +7,11 @@ proxy rejected the last version (`-v` prints Envoy's error).  LAST CONVERGENCE: 
 from the config change to the proxy ACKing everything built from it, for its last sync.
 
 With a proxy name: that proxy's types in detail; with `--admin host:port` of its Envoy,
-pilot's view compared with Envoy's config_dump.  The agent does not advertise its Envoy's
-admin address to pilot, so it has to be given.
+pilot's view compared with Envoy's config_dump.
+
+CLUSTER is the registry the proxy's workload is registered in, as pilot finds it
+(`mesh-workloads` for the local mesh, `Kubernetes` for pods), where Istio shows the
+cluster ID.
 """
 
 from __future__ import annotations

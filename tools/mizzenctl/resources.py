@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from libs.config import parse_text
+from libs.config.report import report
 from tools.mizzenctl.galley_client import GalleyUnreachable, add_connection_flags, request
 from tools.mizzenctl.inputs import InputError, iter_inputs
 
@@ -18,10 +20,26 @@ def _fail(message: str) -> int:
     return 1
 
 
+def unsupported_kinds(inputs: list[tuple[str, bytes]], namespace: str) -> list[str]:
+    """Every resource of a kind Mizzen does not serve, named with its file (validate's rules)."""
+    return [line for source, data in inputs
+            for line in report(parse_text(data, source, default_namespace=namespace)).unsupported]
+
+
 def apply(args: argparse.Namespace) -> int:
+    """kubectl's apply through galley.  A resource of a kind Mizzen does not serve is an
+    error, found before anything is stored (applying the rest would leave half of what the
+    file means in force); `--skip-unsupported` applies the rest and lists what it skipped."""
     failed = False
     try:
-        for source, data in iter_inputs(args.filename):
+        inputs = list(iter_inputs(args.filename))
+        refused = [] if args.skip_unsupported else unsupported_kinds(inputs, args.namespace)
+        if refused:
+            for line in refused:
+                print(f"error: {line}", file=sys.stderr)
+            return _fail(f"{len(refused)} resource(s) of kinds Mizzen does not serve; nothing was applied "
+                         "(--skip-unsupported applies the rest)")
+        for source, data in inputs:
             response = request(args, "POST", "/apis/v1/apply", content=data,
                                params={"namespace": args.namespace, "dryRun": str(args.dry_run).lower()},
                                headers={"content-type": "application/yaml"})
@@ -38,8 +56,9 @@ def apply(args: argparse.Namespace) -> int:
             for line in body["warnings"]:
                 print(f"warning: {line}", file=sys.stderr)
             for line in body["unsupported"]:
-                print(f"skipped: {line}", file=sys.stderr)
-            failed |= bool(body["errors"])
+                named = line.replace("request", source, 1) if line.startswith("request") else line
+                print(f"{'skipped' if args.skip_unsupported else 'error'}: {named}", file=sys.stderr)
+            failed |= bool(body["errors"]) or (bool(body["unsupported"]) and not args.skip_unsupported)
     except (InputError, GalleyUnreachable) as exc:
         return _fail(str(exc))
     return 1 if failed else 0
@@ -123,6 +142,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
         if name == "apply":
             parser.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
+            parser.add_argument("--skip-unsupported", action="store_true",
+                                help="apply what Mizzen serves and list the resources of other kinds (EnvoyFilter, "
+                                     "...) as skipped, instead of refusing the whole apply")
         add_connection_flags(parser)
         parser.set_defaults(run=func)
     parser = commands.add_parser("get", help="list config of one kind (e.g. virtualservices)")

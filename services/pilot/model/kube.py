@@ -62,7 +62,8 @@ def service_of(obj: Object, domain_suffix: str) -> Service:
     namespace, name = _key(obj)
     spec = obj.get("spec") or {}
     ports = tuple(ServicePort(name=str(p.get("name") or ""), number=int(p["port"]), protocol=port_protocol(p),
-                              target_port=p["targetPort"] if isinstance(p.get("targetPort"), int) else 0)
+                              target_port=p["targetPort"] if isinstance(p.get("targetPort"), int) else 0,
+                              app_protocol=str(p.get("appProtocol") or ""))
                   for p in spec.get("ports") or () if p.get("port"))
     external = spec.get("type") == "ExternalName"
     cluster_ip = spec.get("clusterIP") or ""

@@ -58,6 +58,8 @@ class ServicePort:
     number: int
     protocol: Protocol
     target_port: int = 0
+    # Kubernetes' `appProtocol` as written ("" when unset), for `mizzenctl analyze` (IST0118).
+    app_protocol: str = ""
 
 
 @dataclass(frozen=True)
