@@ -46,7 +46,9 @@ class ApplyAnalysis:
         self._platform = platform
 
     async def _platform_now(self) -> Platform | None:
-        if self._platform != WORKLOADS or self._bus is None:
+        # Without NATS the workloads cannot be read; waiting out its timeout would stall
+        # the apply for nothing.
+        if self._platform != WORKLOADS or self._bus is None or not self._bus.connected:
             return None
         try:
             # The agents' limits, in case this opens the bucket first.

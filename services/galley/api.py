@@ -11,13 +11,14 @@ headers, and never refuses anything.  A bearer token guards the API when one is 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 
-from libs.bus import config_key
+from libs.bus import BusError, config_key
 from libs.config import Resource, kind_by_name, parse_text
 from libs.config.report import report
 from services.galley.analysis import ApplyAnalysis
@@ -64,20 +65,37 @@ def warning_headers(warnings: list[str]) -> Headers:
     return headers
 
 
+def _store_down(done: list[str], exc: BusError | None = None) -> HTTPException:
+    """503 for a write NATS did not take: which resources were stored before it went, so
+    no half-apply is silent."""
+    stored = f"stored before that: {', '.join(done)}" if done else "nothing was stored"
+    reason = f" ({exc})" if exc is not None else ""
+    return HTTPException(503, f"galley cannot reach NATS, where applied config is kept{reason}; {stored}. "
+                              "Apply again once NATS is back (`mizzenctl status`).")
+
+
 def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
-           default_namespace: str = "default", analysis: ApplyAnalysis | None = None) -> APIRouter:
+           default_namespace: str = "default", analysis: ApplyAnalysis | None = None,
+           store_connected: Callable[[], bool] = lambda: True) -> APIRouter:
+    """galley's config API.  `store_connected` says whether NATS is reachable now: a write
+    while it is not fails at once with 503 instead of waiting out JetStream's timeout."""
     api = APIRouter(prefix="/apis/v1", dependencies=[Depends(_authenticate(token))])
 
     @api.post("/apply")
     async def apply(request: Request, namespace: str = default_namespace, dryRun: bool = False) -> JSONResponse:
         result = parse_text(await _body(request), "request", default_namespace=namespace)
         summary = report(result)
+        if not dryRun and result.resources and not store_connected():
+            raise _store_down([])
         # What Istio's analyzers find about the valid resources: warnings, never refusals.
         findings = await analysis.warnings([r for _, r in result.resources]) if analysis is not None else []
-        outcomes = []
+        outcomes: list[dict[str, str]] = []
         if not dryRun:
             for _, resource in result.resources:
-                outcomes.append({"resource": resource.ref, "result": await applied.apply(resource)})
+                try:
+                    outcomes.append({"resource": resource.ref, "result": await applied.apply(resource)})
+                except BusError as exc:
+                    raise _store_down([o["resource"] for o in outcomes], exc) from exc
         warnings = summary.warnings + findings
         body = {"applied": outcomes, "errors": summary.errors, "warnings": warnings,
                 "unsupported": summary.unsupported, "valid": summary.valid}
@@ -91,9 +109,14 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
         # Deleting needs only identity: invalid specs still name what to delete.
         identities = [(r.kind, r.namespace, r.name) for _, r in result.resources]
         identities += [(i.kind, i.namespace, i.name) for i in result.invalid]
+        if identities and not store_connected():
+            raise _store_down([])
         for kind, ns, name in identities:
             key = config_key(kind, ns, name)
-            (deleted if await applied.delete(key) else missing).append(f"{kind} {ns}/{name}")
+            try:
+                (deleted if await applied.delete(key) else missing).append(f"{kind} {ns}/{name}")
+            except BusError as exc:
+                raise _store_down([f"deleted {d}" for d in deleted], exc) from exc
         errors = [str(e) for e in result.unreadable]
         return JSONResponse({"deleted": deleted, "notFound": missing, "errors": errors},
                             status_code=200 if not errors and not missing else 404 if missing else 422)

@@ -161,7 +161,8 @@ async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None
                 host=settings.api_address, port=settings.api_port, readiness=galley.readiness, registry=registry,
                 routers=(api.router(galley.applied, galley.sources, token=_token(settings),
                                     default_namespace=settings.default_namespace,
-                                    analysis=ApplyAnalysis(bus, galley.sources, platform=analysis_platform)),),
+                                    analysis=ApplyAnalysis(bus, galley.sources, platform=analysis_platform),
+                                    store_connected=lambda: bus.connected),),
             )
             supervisor.start("api", server.serve)
             supervisor.on_stop("api", server.stop)

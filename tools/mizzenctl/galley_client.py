@@ -65,6 +65,9 @@ def request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> 
     if response.status_code in (401, 403):
         raise GalleyUnreachable(f"galley at {galley_url(args)} refused the request ({response.status_code}: "
                                 f"{_detail(response)}); {contexts.explain(args)}")
+    if response.status_code == 503:
+        raise GalleyUnreachable(f"galley at {galley_url(args)} is up but could not store the change: "
+                                f"{_detail(response)}")
     return response
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings
 from tests.harness.mesh import GalleyService, Mesh
+from tests.harness.nats import start_nats
 from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -114,4 +115,25 @@ def test_applied_config_survives_a_galley_restart(galley: GalleyService, mesh: M
     restarted = mesh.galley(None, "--api-token-file", str(token), name="galley-2")
     table = mizzenctl(restarted, "get", "virtualservices")
     assert "reviews" in table.stdout
-    assert "VirtualService.default.reviews" in kv_keys(mesh.nats.url)
+    wait_until(lambda: "VirtualService.default.reviews" in kv_keys(mesh.nats.url), timeout=30,
+               what="galley to publish the change")
+
+
+def test_apply_while_nats_is_down_fails_at_once_and_works_when_it_is_back(galley: GalleyService, mesh: Mesh,
+                                                                           tmp_path: Path) -> None:
+    config = tmp_path / "reviews.yaml"
+    config.write_text(REVIEWS)
+    mesh.nats.process.kill()
+    # galley learns of the loss from its NATS client, within a ping or a write.
+    wait_until(lambda: mizzenctl(galley, "apply", "-f", str(config)).returncode != 0, timeout=30,
+               what="galley to notice NATS is gone")
+    refused = mizzenctl(galley, "apply", "-f", str(config))
+    assert refused.returncode == 1
+    assert "cannot reach NATS" in refused.stderr and "nothing was stored" in refused.stderr, refused.stderr
+    assert "created" not in refused.stdout
+
+    start_nats(mesh.group, mesh.nats.store_dir, port=mesh.nats.port, name="nats-again")
+    wait_until(lambda: mizzenctl(galley, "apply", "-f", str(config)).returncode == 0, timeout=30,
+               what="apply to work again once NATS is back")
+    wait_until(lambda: "VirtualService.default.reviews" in kv_keys(mesh.nats.url), timeout=30,
+               what="galley to publish the change")
