@@ -133,6 +133,8 @@ class Pilot:
 
 def _xds_server(pilot: Pilot) -> grpc.aio.Server:
     server = grpc.aio.server(options=[
+        # Explicit, not gRPC's Linux default: replicas sharing the port is a promise.
+        ("grpc.so_reuseport", int(pilot.settings.xds_reuse_port)),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),

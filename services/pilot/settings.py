@@ -16,6 +16,9 @@ class PilotSettings:
     nats_grace_s: float = knob(10.0, "seconds NATS may be away before /readyz turns false (a blip stays unseen)")
     xds_address: str = knob("0.0.0.0", "address the plain-text xDS gRPC server binds")
     xds_port: int = knob(15010, "port of the plain-text xDS gRPC server (Istio: 15010)")
+    xds_reuse_port: bool = knob(True, "let several pilots on one host share the xDS ports (SO_REUSEPORT): the "
+                                      "kernel spreads new streams over them, and a replica's proxies reconnect "
+                                      "to the others when it dies")
     xds_tls_port: int = knob(0, "port of the xDS gRPC server over TLS (Istio: 15012), its certificate from citadel; "
                                 "0: off")
     citadel_address: str = knob("127.0.0.1:8060", "host:port of citadel's CSR API, for the secure xDS certificate")
