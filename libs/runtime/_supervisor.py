@@ -127,6 +127,11 @@ class Supervisor:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def failure(self) -> FatalServiceError | None:
+        """The first task failure that stopped the supervisor, if one did."""
+        return self._failure
+
     async def stopped(self) -> None:
         """Wait until a stop has been requested (signal, failure or `request_stop`)."""
         await self._stop.wait()

@@ -18,6 +18,7 @@ import structlog
 
 from libs.capture import CaptureSettings
 from libs.capture.iptables import PROXY_UID
+from libs.runtime import Supervisor
 from services.citadel.cli import mint_bootstrap_token
 from tools.localmesh import bookinfo, netns
 from tools.localmesh.plan import (
@@ -138,14 +139,17 @@ class LocalMesh:
         self.plan = plan(options)
         self.identities = identities
         self.processes: list[ManagedProcess] = []
-        self._supervisors: list[asyncio.Task[None]] = []
+        # Each child's restart loop is a task of this supervisor: one that raises stops
+        # the mesh with the reason, instead of leaving that child silently unwatched.
+        self.supervisor = Supervisor("localmesh")
         self.status = "starting"
 
     def state(self) -> MeshState:
         return MeshState(
             pid=os.getpid(), status=self.status, ingress=f"http://{self.options.ingress_address}:8080",
             galley=self.options.galley_url, pilot=self.options.pilot_url,
-            processes=[ProcessState(p.spec.name, p.pid, str(p.log_path), p.restarts) for p in self.processes],
+            processes=[ProcessState(p.spec.name, p.pid, str(p.log_path), p.restarts, p.last_exit, p.crash_looping)
+                       for p in self.processes],
             proxies=[f"{p.name}.{p.namespace}" for p in self.plan.proxies],
             app=self.options.app, capture=self.options.capture, subnet=self.options.subnet,
             nats=self.options.nats_url, telemetry=self.options.telemetry_url, zipkin=self.options.zipkin_url,
@@ -161,21 +165,25 @@ class LocalMesh:
         for index, stage in enumerate(self.plan.stages):
             if self.options.iptables and index == len(self.plan.stages) - 1:
                 publish_root(self.options)
-            started = [ManagedProcess(spec, self.options.state_dir / "logs") for spec in stage]
+            started = [ManagedProcess(spec, self.options.state_dir / "logs", on_exit=self._exited) for spec in stage]
             self.processes.extend(started)
             for process in started:
                 await process.start()
             self.state().write(self.options.state_dir)
             say(f"  started {', '.join(p.spec.name for p in started)}")
             await asyncio.gather(*(p.wait_ready(timeout_s=60) for p in started))
-            self._supervisors.extend(asyncio.create_task(p.supervise(), name=f"supervise-{p.spec.name}")
-                                     for p in started)
+            for process in started:
+                self.supervisor.start(f"supervise-{process.spec.name}", process.supervise)
         deadline = time.monotonic() + 60
         while waiting := proxies_synced(self.options.pilot_url, self.plan):
             if time.monotonic() > deadline:
                 raise ProcessFailed(f"proxies not SYNCED after 60 s: {', '.join(waiting)}")
             await asyncio.sleep(0.1)
         self.status = "ready"
+        self.state().write(self.options.state_dir)
+
+    def _exited(self, _: ManagedProcess) -> None:
+        # At once, so `mizzenctl status` shows a crash before the next refresh.
         self.state().write(self.options.state_dir)
 
     async def keep_state_fresh(self) -> None:
@@ -188,9 +196,7 @@ class LocalMesh:
         self.state().write(self.options.state_dir)
         for process in reversed(self.processes):
             await process.stop()
-        for task in self._supervisors:
-            task.cancel()
-        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        await self.supervisor.shutdown()
         if self.options.iptables:
             delete_namespaces(self.options)
         (self.options.state_dir / "mesh.json").unlink(missing_ok=True)
@@ -232,24 +238,26 @@ async def run_foreground(options: MeshOptions, identities: list[tuple[str, str, 
     fresh: asyncio.Task[None] | None = None
     starting = asyncio.create_task(mesh.start(lambda line: print(line, flush=True)), name="mesh-start")
     stopped = asyncio.create_task(stop.wait(), name="mesh-stop-signal")
+    # A supervise task that failed (the supervisor then asks to stop) ends the mesh too.
+    failed = asyncio.create_task(mesh.supervisor.stopped(), name="mesh-supervision-failed")
     try:
-        done, _ = await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({starting, stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
         if starting in done:
             starting.result()
             print(banner(options), flush=True)
             fresh = asyncio.create_task(mesh.keep_state_fresh(), name="mesh-state")
-            await stopped
-        else:
-            starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
+            done, _ = await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if mesh.supervisor.failure is not None:
+            raise ProcessFailed(f"lost supervision of a child: {mesh.supervisor.failure}")
         print("stopping the mesh ...", flush=True)
         return 0
     except ProcessFailed as exc:
         print(f"mizzenctl up: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        for task in (fresh, starting, stopped):
+        for task in (fresh, starting, stopped, failed):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*(t for t in (fresh, starting, stopped) if t is not None), return_exceptions=True)
+        await asyncio.gather(*(t for t in (fresh, starting, stopped, failed) if t is not None),
+                             return_exceptions=True)
         await mesh.stop()

@@ -1,5 +1,7 @@
 """Child processes of the local mesh: started, checked for readiness, restarted with
-backoff when they crash, and stopped (with whatever they started) on shutdown."""
+backoff when they crash (the services' own `Backoff`), and stopped (with whatever they
+started) on shutdown.  A child that keeps exiting soon after each start is crash-looping;
+`mizzenctl status` reports it with the last lines of its log."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import structlog
+
+from libs.runtime import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -33,18 +37,36 @@ class ProcessFailed(RuntimeError):
     pass
 
 
+# A child that ran this long before exiting is restarted at once and counted as healthy.
+RESTART = Backoff(initial_s=0.5, maximum_s=30.0, reset_after_s=30.0)
+# This many exits in a row, each sooner than RESTART.reset_after_s after its start.
+CRASH_LOOP_EXITS = 3
+
+
 class ManagedProcess:
-    def __init__(self, spec: ProcessSpec, log_dir: Path) -> None:
+    def __init__(self, spec: ProcessSpec, log_dir: Path, restart: Backoff = RESTART,
+                 on_exit: Callable[[ManagedProcess], None] = lambda _: None) -> None:
         self.spec = spec
+        self.restart = restart
+        # Called after each unexpected exit is counted (the mesh rewrites its state file).
+        self.on_exit = on_exit
         self.log_path = log_dir / f"{spec.name}.log"
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self.started_at = 0.0
+        self.last_exit: int | None = None
+        self.quick_exits = 0
         self._stopping = False
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    @property
+    def crash_looping(self) -> bool:
+        """Exited soon after start `CRASH_LOOP_EXITS` times in a row, and not up long since."""
+        up_for = time.monotonic() - self.started_at
+        return self.quick_exits >= CRASH_LOOP_EXITS and up_for < self.restart.reset_after_s
 
     async def start(self) -> None:
         env = dict(os.environ)
@@ -83,17 +105,20 @@ class ManagedProcess:
 
     async def supervise(self) -> None:
         """Restart the process with backoff whenever it exits while the mesh is up."""
-        delay = 0.5
+        delays = self.restart.delays()
         while not self._stopping:
             assert self.process is not None
             code = await self.process.wait()
             if self._stopping:
                 return
             ran_for = time.monotonic() - self.started_at
-            delay = 0.5 if ran_for > 30 else min(delay * 2, 30.0)
+            delay = delays.after_run(ran_for)
             self.restarts += 1
+            self.last_exit = code
+            self.quick_exits = self.quick_exits + 1 if ran_for < self.restart.reset_after_s else 0
             log.warning("process exited; restarting", process=self.spec.name, code=code, retry_in_s=delay,
-                        restarts=self.restarts, log=str(self.log_path))
+                        restarts=self.restarts, crash_looping=self.crash_looping, log=str(self.log_path))
+            self.on_exit(self)
             await asyncio.sleep(delay)
             if not self._stopping:
                 await self.start()

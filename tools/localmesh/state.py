@@ -18,6 +18,10 @@ class ProcessState:
     pid: int | None
     log: str
     restarts: int = 0
+    # The exit code of its last exit (None: never exited), and whether it keeps exiting
+    # soon after each start (`mizzenctl status` then shows the end of its log).
+    last_exit: int | None = None
+    crash_looping: bool = False
 
 
 @dataclass

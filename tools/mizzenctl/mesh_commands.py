@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tools.localmesh.plan import MeshOptions, identities
-from tools.localmesh.state import MeshState, alive
+from tools.localmesh.state import MeshState, ProcessState, alive
 from tools.mizzenctl import contexts
 
 Row = tuple[str, ...]
@@ -120,11 +120,17 @@ def status(args: argparse.Namespace) -> int:
               f"traces {state.zipkin}/api/v2/traces")
     if state.policy:
         print(f"policy: checks and quotas {state.policy}/metrics")
-    rows: list[Row] = [("PROCESS", "PID", "STATE", "RESTARTS")]
+    rows: list[Row] = [("PROCESS", "PID", "STATE", "RESTARTS", "LAST EXIT")]
     for process in state.processes:
-        rows.append((process.name, str(process.pid or "-"), "running" if alive(process.pid) else "DOWN",
-                     str(process.restarts)))
+        rows.append((process.name, str(process.pid or "-"), _process_state(process), str(process.restarts),
+                     "-" if process.last_exit is None else str(process.last_exit)))
     _table(rows)
+    failing = [p for p in state.processes if p.crash_looping or not alive(p.pid)]
+    for process in failing:
+        what = "keeps crashing" if process.crash_looping else "is down, waiting to be restarted"
+        print(f"\n{process.name} {what} (last exit {process.last_exit}, {process.restarts} restarts); "
+              f"last lines of {process.log}:")
+        print("\n".join(f"  {line}" for line in _tail(Path(process.log), LOG_LINES)))
     try:
         syncz = httpx.get(f"{state.pilot}/debug/syncz", timeout=3).json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -149,7 +155,28 @@ def status(args: argparse.Namespace) -> int:
                 cells.append("SYNCED" if not watch["awaiting_ack"] and watch["acked"] == watch["sent"] else "STALE")
         rows.append((name, *cells))
     _table(rows)
-    return 0
+    return 1 if failing else 0
+
+
+# Lines of a failing child's log `status` shows.
+LOG_LINES = 10
+
+
+def _process_state(process: ProcessState) -> str:
+    if process.crash_looping:
+        return "CRASHLOOP"
+    return "running" if alive(process.pid) else "DOWN"
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            # The end of a long log is enough: a crash's traceback is in its last few KB.
+            log.seek(max(log.tell() - 64 * 1024, 0))
+            return log.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        return [f"(cannot read it: {exc})"]
 
 
 def dashboard(args: argparse.Namespace) -> int:
