@@ -107,13 +107,16 @@ class Bus:
         history: int = 1,
         ttl_s: float | None = None,
         expiry_markers_s: float | None = None,
+        reopen: bool = False,
     ) -> KvBucket:
         """Open `bucket`, creating it (with these limits) if it does not exist yet.
 
         `ttl_s` expires entries not rewritten within that time; `expiry_markers_s` makes
         NATS leave a delete marker when it expires an entry, so watchers see it go.
+        `reopen` looks the bucket up again instead of answering from this connection's
+        cache: after NATS came back without its storage, it creates the bucket anew.
         """
-        if bucket in self._buckets:
+        if bucket in self._buckets and not reopen:
             return self._buckets[bucket]
         try:
             try:

@@ -38,15 +38,21 @@ class Registrar:
         self._bus: Bus | None = None
 
     async def run(self) -> None:
-        """Register, then rewrite the entry every third of the bucket's TTL."""
+        """Register, then rewrite the entry every `registry_refresh_s` (a third of the
+        bucket's TTL).  After a failed write the bucket is opened again before the next:
+        a NATS that came back without its storage has no bucket until someone creates it,
+        and the entry must be back before pilot's copy of it expires."""
         self._bus = await Bus.connect(BusSettings(url=self.settings.registry_nats_url, connect_timeout_s=None),
                                       name=f"agent-{self.entry.key}")
-        bucket = await self._bus.kv(MESH_WORKLOADS, ttl_s=TTL_S, expiry_markers_s=TTL_S)
         log.info("registering workload", workload=self.entry.key, address=self.entry.address)
+        reopen = False
         while True:
             try:
+                bucket = await self._bus.kv(MESH_WORKLOADS, ttl_s=TTL_S, expiry_markers_s=TTL_S, reopen=reopen)
                 await bucket.put(self.entry.key, self.entry.to_json())
+                reopen = False
             except BusError as exc:
+                reopen = True
                 log.warning("workload registration failed; retrying", workload=self.entry.key, error=str(exc))
             await asyncio.sleep(self.settings.registry_refresh_s)
 
