@@ -145,42 +145,52 @@ def _envoys() -> dict[str, Any]:
     }
 
 
-def _scale() -> dict[str, Any]:
-    """The load tool's simulated sidecars at issue 7's scale (see bench/pilot/scale_run.py)."""
+def _scale(replicas: int = 1) -> dict[str, Any]:
+    """The load tool's simulated sidecars at issue 7's scale (see bench/pilot/scale_run.py),
+    on `replicas` pilots sharing the xDS port."""
     import uvloop
 
     setup = ScaleSetup(services=int(os.environ.get("BENCH_SCALE_SERVICES", "1000")),
                        proxies=int(os.environ.get("BENCH_SCALE_PROXIES", "1000")),
                        vs_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")),
-                       endpoint_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")))
+                       endpoint_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")), replicas=replicas)
     return uvloop.run(run_scale(setup))
 
 
-def goals(envoys: dict[str, Any], scale: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 7's table: each figure beside its goal (None: report only)."""
-    sync = scale["initial_sync"]
-    vs = scale["virtual_service_changes"]
-    eds = scale["endpoint_changes"]
-    setup = scale["setup"]
-    at = f"{setup['services']} services x {setup['endpoints']} endpoints, {setup['proxies']} proxies"
+def goals(envoys: dict[str, Any], scale: dict[str, Any],
+          replicated: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Issue 7's table: each figure beside its goal (None: report only); with `replicated`,
+    the scale figures again on several pilots sharing the port."""
 
     def row(figure: str, result: float, goal: float | None, unit: str) -> dict[str, Any]:
         return {"figure": figure, "result": result, "goal": goal, "unit": unit,
                 "met": None if goal is None else result < goal}
 
-    return [
-        row(f"{at}, no Sidecar scoping: initial sync of all", sync["all_acked_s"], 10.0, "s"),
-        row("one VirtualService change: last ACK after the KV write, debounce excluded, p99",
-            vs["last_ack_after_write_minus_debounce_ms"]["p99"], 1000.0, "ms"),
-        row("  (its debounce, p99, reported separately)", vs["debounce_ms"]["p99"], None, "ms"),
-        row("one endpoint change: last EDS ACK after the KV write, p99",
-            eds["last_ack_after_write_ms"]["p99"], 300.0, "ms"),
-        row("pilot RSS at that scale (peak)", scale["pilot_rss_mb_peak"], 600.0, "MB"),
-        row("pilot CPU per VirtualService change", vs["pilot_cpu_ms_per_change"], None, "ms"),
-        row("pilot CPU per endpoint change", eds["pilot_cpu_ms_per_change"], None, "ms"),
-        row(f"{envoys['setup']['gateways']} real Envoys: KV write to new route in effect in traffic, p99",
-            envoys["direct_kv"]["route_in_traffic_on_all_envoys_ms"]["p99"], 500.0, "ms"),
-    ]
+    def scale_rows(run: dict[str, Any], label: str) -> list[dict[str, Any]]:
+        sync = run["initial_sync"]
+        vs = run["virtual_service_changes"]
+        eds = run["endpoint_changes"]
+        setup = run["setup"]
+        at = f"{label}{setup['services']} services x {setup['endpoints']} endpoints, {setup['proxies']} proxies"
+        return [
+            row(f"{at}, no Sidecar scoping: initial sync of all", sync["all_acked_s"], 10.0, "s"),
+            row(f"{label}one VirtualService change: last ACK after the KV write, debounce excluded, p99",
+                vs["last_ack_after_write_minus_debounce_ms"]["p99"], 1000.0, "ms"),
+            row("  (its debounce, p99, reported separately)", vs["debounce_ms"]["p99"], None, "ms"),
+            row(f"{label}one endpoint change: last EDS ACK after the KV write, p99",
+                eds["last_ack_after_write_ms"]["p99"], 300.0, "ms"),
+            row(f"{label}pilot RSS at that scale (peak, largest pilot process)", run["pilot_rss_mb_peak"], 600.0,
+                "MB"),
+            row(f"{label}pilot CPU per VirtualService change (all pilots)", vs["pilot_cpu_ms_per_change"], None, "ms"),
+            row(f"{label}pilot CPU per endpoint change (all pilots)", eds["pilot_cpu_ms_per_change"], None, "ms"),
+        ]
+
+    rows = scale_rows(scale, "")
+    if replicated is not None:
+        rows += scale_rows(replicated, f"{replicated['setup']['replicas']} pilots sharing the port: ")
+    rows.append(row(f"{envoys['setup']['gateways']} real Envoys: KV write to new route in effect in traffic, p99",
+                    envoys["direct_kv"]["route_in_traffic_on_all_envoys_ms"]["p99"], 500.0, "ms"))
+    return rows
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
@@ -194,12 +204,16 @@ def _print(rows: list[dict[str, Any]]) -> None:
 def main() -> int:
     envoys = _envoys()
     scale = _scale()
-    rows = goals(envoys, scale)
+    # Pilot on both cores: the same run on two pilots sharing the xDS port (0: skip it).
+    replicas = int(os.environ.get("BENCH_PILOT_REPLICAS", "2"))
+    replicated = _scale(replicas) if replicas > 1 else None
+    rows = goals(envoys, scale, replicated)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "goals": rows,
         "envoys": envoys,
         "scale": scale,
+        "scale_replicated": replicated,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

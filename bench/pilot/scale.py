@@ -29,6 +29,11 @@ class PilotProbe:
     client: httpx.AsyncClient
     monitoring: str
     pid: int | None = None
+    # Every pilot replica's pid (CPU is summed over them); `pid` alone when empty.
+    pids: tuple[int, ...] = ()
+
+    def cpu_s(self) -> float:
+        return sum(sample(p).cpu_s for p in self.pids or ((self.pid,) if self.pid is not None else ()))
 
     async def push(self, version: str) -> dict[str, float] | None:
         """Pilot's record of the push that produced `version`: its debounce and build time."""
@@ -101,7 +106,7 @@ async def _series(load: LoadGenerator, probe: PilotProbe | None, count: int, wat
     started = finished = 0.0
     for n in range(WARMUP + count):
         if n == WARMUP and probe is not None and probe.pid is not None:
-            cpu_before, started = sample(probe.pid).cpu_s, time.monotonic()
+            cpu_before, started = probe.cpu_s(), time.monotonic()
         wrote = time.monotonic()
         await change(n)
         converged = await load.wait(lambda wrote=wrote: ledger.converged((watch,), wrote),  # type: ignore[misc]
@@ -114,7 +119,7 @@ async def _series(load: LoadGenerator, probe: PilotProbe | None, count: int, wat
             measured.append(_Change(wrote, converged, version, sorted(ledger.types_since(wrote)), push,
                                     ledger.largest_since(watch, wrote)))
     if probe is not None and probe.pid is not None:
-        cpu_after, finished = sample(probe.pid).cpu_s, time.monotonic()
+        cpu_after, finished = probe.cpu_s(), time.monotonic()
     result: dict[str, Any] = {
         "changes": len(measured), "warmup_changes": WARMUP,
         "types_sent": sorted({t for c in measured for t in c.types}),

@@ -48,26 +48,40 @@ class ScaleSetup:
     pilot_args: tuple[str, ...] = ()
     # Run pilot under `py-spy record` into this file (speedscope JSON), if set.
     profile: Path | None = None
+    # Pilot processes sharing the xDS port (SO_REUSEPORT): the kernel spreads the streams
+    # over them, and each computes every push from NATS on its own.
+    replicas: int = 1
 
 
 def _ready(port: int) -> bool:
     return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
 
 
-def start_pilot(group: ProcessGroup, nats_url: str, extra: tuple[str, ...], profile: Path | None) -> PilotService:
-    port, xds = free_port(), free_port()
+def start_pilot(group: ProcessGroup, nats_url: str, extra: tuple[str, ...], profile: Path | None,
+                xds_port: int | None = None, name: str = "pilot") -> PilotService:
+    port, xds = free_port(), xds_port or free_port()
     argv = ["--nats-url", nats_url, "--log-json", "--log-level", "warning", "--xds-address", "127.0.0.1",
             "--xds-port", str(xds), "--monitoring-address", "127.0.0.1", "--monitoring-port", str(port), *extra]
     if profile is None:
-        process = group.python("pilot", "services.pilot", *argv)
+        process = group.python(name, "services.pilot", *argv)
     else:
         import sys
 
         spy = Path(sys.executable).with_name("py-spy")
-        process = group.start("pilot", [str(spy), "record", "--format", "speedscope", "--output", str(profile),
+        process = group.start(name, [str(spy), "record", "--format", "speedscope", "--output", str(profile),
                                         "--rate", "100", "--", sys.executable, "-m", "services.pilot", *argv])
     wait_until(lambda: _ready(port), timeout=120, interval=0.05, what="pilot ready")
     return PilotService(process, port, xds)
+
+
+def _mb(kb: int) -> float:
+    return round(kb / 1024, 1)
+
+
+async def _streams(client: httpx.AsyncClient, monitoring: str) -> int:
+    """Streams a pilot holds (its `pilot_xds` gauge)."""
+    text = (await client.get(f"{monitoring}/metrics")).text
+    return int(next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("pilot_xds ")))
 
 
 def pilot_pid(service: PilotService) -> int:
@@ -97,28 +111,33 @@ async def run(setup: ScaleSetup) -> dict[str, Any]:
         results["config_revision"] = revision
         began = time.monotonic()
         pilot = start_pilot(group, nats.url, setup.pilot_args, setup.profile)
-        pid = pilot_pid(pilot)
+        replicas = [pilot] + [start_pilot(group, nats.url, setup.pilot_args, None, xds_port=pilot.xds_port,
+                                          name=f"pilot-{n + 1}") for n in range(1, setup.replicas)]
+        pids = tuple(pilot_pid(p) for p in replicas)
         results["pilot_start_to_ready_s"] = round(time.monotonic() - began, 2)
-        results["pilot_rss_mb_loaded"] = round(sample(pid).rss_kb / 1024, 1)
+        results["pilot_rss_mb_loaded"] = _mb(max(sample(p).rss_kb for p in pids))
         async with httpx.AsyncClient(timeout=30.0) as client:
-            probe = scale.PilotProbe(client, pilot.monitoring, pid)
+            probe = scale.PilotProbe(client, pilot.monitoring, pids[0], pids)
             load = LoadGenerator(pilot.address, mesh.proxies(setup.proxies), processes=setup.processes)
             await load.start()
             try:
-                cpu = sample(pid).cpu_s
+                cpu = probe.cpu_s()
                 results["initial_sync"] = await scale.initial_sync(load, timeout_s=setup.timeout_s)
-                after_sync = sample(pid)
-                results["initial_sync"]["pilot_cpu_s"] = round(after_sync.cpu_s - cpu, 2)
-                results["pilot_rss_mb_synced"] = round(after_sync.rss_kb / 1024, 1)
+                results["initial_sync"]["pilot_cpu_s"] = round(probe.cpu_s() - cpu, 2)
+                results["pilot_rss_mb_synced"] = _mb(max(sample(p).rss_kb for p in pids))
+                if setup.replicas > 1:
+                    results["streams_per_replica"] = [await _streams(client, p.monitoring) for p in replicas]
                 if setup.vs_changes:
                     results["virtual_service_changes"] = await scale.virtual_service_changes(
                         load, writer, mesh, setup.vs_changes, probe=probe, timeout_s=setup.timeout_s)
                 if setup.endpoint_changes:
                     results["endpoint_changes"] = await scale.endpoint_changes(
                         load, writer, mesh, setup.endpoint_changes, probe=probe, timeout_s=setup.timeout_s)
-                end = sample(pid)
-                results["pilot_rss_mb_end"] = round(end.rss_kb / 1024, 1)
-                results["pilot_rss_mb_peak"] = round(end.peak_rss_kb / 1024, 1)
+                ends = [sample(p) for p in pids]
+                # With replicas: the largest replica's (the goal is per pilot process) and the sum.
+                results["pilot_rss_mb_end"] = _mb(max(e.rss_kb for e in ends))
+                results["pilot_rss_mb_peak"] = _mb(max(e.peak_rss_kb for e in ends))
+                results["pilot_rss_mb_peak_all_replicas"] = _mb(sum(e.peak_rss_kb for e in ends))
                 results["nacks"] = load.ledger.nacks
                 results["final_versions"] = load.ledger.latest()
             finally:
