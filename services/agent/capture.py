@@ -75,8 +75,10 @@ def settings_from(args: argparse.Namespace) -> CaptureSettings:
 
 
 def _iptables(iptables: str, rule: list[str]) -> subprocess.CompletedProcess[str]:
+    # `-w`: wait for the xtables lock instead of failing at once while another program
+    # (dockerd, a neighbour's init container) holds it.
     try:
-        return subprocess.run([iptables, *rule], capture_output=True, text=True, check=False)
+        return subprocess.run([iptables, "-w", *rule], capture_output=True, text=True, check=False)
     except OSError as exc:
         raise CaptureFailed(f"cannot run {iptables}: {exc.strerror}") from exc
 

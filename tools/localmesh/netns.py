@@ -86,7 +86,9 @@ class Namespace:
         (etc / "hosts").write_text("\n".join(lines) + "\n")
         if capture is not None:
             for rule in capture_rules(capture):
-                _run(*inside, "iptables", *rule)
+                # `-w`: the xtables lock is shared by the host's namespaces; dockerd and
+                # others take it, and a busy lock would fail the rule at once.
+                _run(*inside, "iptables", "-w", *rule)
 
     def exec_prefix(self, *, as_uid: int | None = None) -> list[str]:
         prefix = ["ip", "netns", "exec", self.name]
