@@ -19,7 +19,7 @@ help:
 	@echo "make crds    regenerate the Istio CRDs in deploy/kubernetes from Mizzen's kinds"
 	@echo "make lint    ruff, mypy and the import layering contracts"
 	@echo "make proto   regenerate Python code from proto/"
-	@echo "make golden  rewrite the sidecar injector's golden files after a deliberate change"
+	@echo "make golden  rewrite the golden files (injected pods, pilot's xDS per proxy) after a deliberate change"
 	@echo "make bench   run the benchmarks; results land in bench/results/"
 	@echo "make lock    move constraints.txt to the newest releases that pass the suite"
 
@@ -90,10 +90,11 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python tools/protogen.py
 
-# Rewrite the injector's golden files (tests/unit/inject/testdata/*.injected) after a
-# deliberate change to the injected pod; review the diff.
+# Rewrite the golden files after a deliberate change, then review the diff: the injector's
+# (tests/unit/inject/testdata/*.injected) and pilot's translation for each golden proxy
+# (tests/unit/pilot/testdata/golden/<case>/*.json).
 golden: $(STAMP)
-	MIZZEN_REGENERATE_GOLDEN=1 $(BIN)/pytest tests/unit/inject/test_golden.py -q
+	MIZZEN_REGENERATE_GOLDEN=1 $(BIN)/pytest tests/unit/inject/test_golden.py tests/unit/pilot/test_golden.py -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
