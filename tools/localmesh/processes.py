@@ -41,6 +41,20 @@ class ProcessFailed(RuntimeError):
 RESTART = Backoff(initial_s=0.5, maximum_s=30.0, reset_after_s=30.0)
 # This many exits in a row, each sooner than RESTART.reset_after_s after its start.
 CRASH_LOOP_EXITS = 3
+# Lines of a child's log shown when it exits before it was ready (`mizzenctl up` fails).
+FAILED_START_LINES = 15
+
+
+def log_tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a child's log: its own words on why it stopped."""
+    try:
+        with path.open("rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            # The end of a long log is enough: a crash's traceback is in its last few KB.
+            log_file.seek(max(log_file.tell() - 64 * 1024, 0))
+            return log_file.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        return [f"(cannot read it: {exc})"]
 
 
 class ManagedProcess:
@@ -97,8 +111,9 @@ class ManagedProcess:
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not await self.ready(client):
                 if self.process is not None and self.process.returncode is not None:
+                    tail = "\n".join(f"    {line}" for line in log_tail(self.log_path, FAILED_START_LINES))
                     raise ProcessFailed(f"{self.spec.name} exited with code {self.process.returncode}; "
-                                        f"see {self.log_path}")
+                                        f"the end of {self.log_path}:\n{tail}")
                 if time.monotonic() > deadline:
                     raise ProcessFailed(f"{self.spec.name} not ready after {timeout_s:.0f}s; see {self.log_path}")
                 await asyncio.sleep(0.05)

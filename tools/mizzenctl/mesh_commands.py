@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tools.localmesh.plan import MeshOptions, identities
+from tools.localmesh.processes import log_tail
 from tools.localmesh.state import MeshState, ProcessState, alive
 from tools.mizzenctl import contexts
 
@@ -130,7 +131,7 @@ def status(args: argparse.Namespace) -> int:
         what = "keeps crashing" if process.crash_looping else "is down, waiting to be restarted"
         print(f"\n{process.name} {what} (last exit {process.last_exit}, {process.restarts} restarts); "
               f"last lines of {process.log}:")
-        print("\n".join(f"  {line}" for line in _tail(Path(process.log), LOG_LINES)))
+        print("\n".join(f"  {line}" for line in log_tail(Path(process.log), LOG_LINES)))
     try:
         syncz = httpx.get(f"{state.pilot}/debug/syncz", timeout=3).json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -166,17 +167,6 @@ def _process_state(process: ProcessState) -> str:
     if process.crash_looping:
         return "CRASHLOOP"
     return "running" if alive(process.pid) else "DOWN"
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            # The end of a long log is enough: a crash's traceback is in its last few KB.
-            log.seek(max(log.tell() - 64 * 1024, 0))
-            return log.read().decode(errors="replace").splitlines()[-lines:]
-    except OSError as exc:
-        return [f"(cannot read it: {exc})"]
 
 
 def dashboard(args: argparse.Namespace) -> int:

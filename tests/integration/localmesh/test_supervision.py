@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from libs.runtime import Backoff
-from tools.localmesh.processes import CRASH_LOOP_EXITS, ManagedProcess, ProcessSpec
+from tools.localmesh.processes import CRASH_LOOP_EXITS, ManagedProcess, ProcessFailed, ProcessSpec
 from tools.localmesh.state import MeshState, ProcessState
 
 pytestmark = pytest.mark.integration
@@ -70,3 +70,18 @@ def test_status_names_the_crash_looping_child_and_shows_its_log(tmp_path: Path) 
     assert f"pilot keeps crashing (last exit 1, 5 restarts); last lines of {log}:" in shown.stdout
     assert "  fatal: cannot bind 127.0.0.1:15010" in shown.stdout
     assert "line 30" not in shown.stdout and "line 31" in shown.stdout
+
+
+def test_a_child_that_dies_before_it_is_ready_fails_the_start_with_the_end_of_its_log(tmp_path: Path) -> None:
+    script = "import sys; print('binding 127.77.10.2:15020', flush=True); sys.exit('fatal: address already in use')"
+    process = ManagedProcess(ProcessSpec("details-v1-proxy", [sys.executable, "-c", script],
+                                         ready_url="http://127.0.0.1:9/never"), tmp_path)
+
+    async def start() -> None:
+        await process.start()
+        await process.wait_ready(timeout_s=30)
+
+    with pytest.raises(ProcessFailed) as failed:
+        asyncio.run(start())
+    assert "details-v1-proxy exited with code 1" in str(failed.value)
+    assert "    fatal: address already in use" in str(failed.value)
