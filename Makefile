@@ -10,10 +10,12 @@ STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit integration e2e lint proto proto-check bench lock clean help golden
+.PHONY: demo test unit integration e2e lint proto proto-check bench lock clean help golden images compose-demo compose-down
 
 help:
 	@echo "make demo    run the local mesh with Bookinfo (Ctrl-C stops everything)"
+	@echo "make images  build the mizzen and mizzen-bookinfo images (IMAGE_BASE=auto|debian|python-slim)"
+	@echo "make compose-demo  run the whole mesh with docker-compose (make compose-down stops it)"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
 	@echo "make e2e-kind  run Bookinfo's tasks on a kind cluster (skips without kind or its node image)"
 	@echo "make crds    regenerate the Istio CRDs in deploy/kubernetes from Mizzen's kinds"
@@ -54,6 +56,22 @@ lock:
 
 demo: $(STAMP)
 	$(BIN)/mizzenctl up --app bookinfo
+
+# FROM python:3.11-slim when a registry answers, else FROM a Debian base built here with
+# debootstrap (needs root once; cached in .cache/images/).  Tags mizzen:<content hash>,
+# mizzen-bookinfo:<content hash> and :latest.
+IMAGE_BASE ?= auto
+images: $(STAMP)
+	$(BIN)/python -m tools.containers images --base $(IMAGE_BASE)
+
+# The whole mesh in docker-compose (compose project `mizzen`): waits until every proxy is
+# synced and Bookinfo answers on 127.0.0.1:8080, then makes mizzenctl's context `compose`
+# current.  compose-down removes its containers, network and volumes.
+compose-demo: images
+	$(BIN)/python -m tools.containers compose up
+
+compose-down: $(STAMP)
+	$(BIN)/python -m tools.containers compose down
 
 # The second pass runs pilot's traffic tests again with every test proxy on delta xDS.
 test: $(STAMP)
