@@ -5,6 +5,7 @@ the app's probes (/app-health/*) on the monitoring port."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 import httpx
@@ -42,6 +43,22 @@ async def watch_envoy_ready(settings: AgentSettings, readiness: Readiness, live:
             await asyncio.sleep(interval_s)
 
 
+async def root_cert_written(settings: AgentSettings, interval_s: float = 0.1) -> None:
+    """Wait (up to `citadel_root_wait_s`) for citadel's root file: started beside citadel, as
+    in the local mesh, the agent can be up before citadel has written it.  Still missing
+    after that, configuration fails and names the file."""
+    path = settings.citadel_root_cert
+    if not settings.identity_enabled or path is None or path.exists():
+        return
+    log.info("waiting for citadel's root certificate", path=str(path), up_to_s=settings.citadel_root_wait_s)
+    deadline = time.monotonic() + settings.citadel_root_wait_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(interval_s)
+        if path.exists():
+            log.info("citadel's root certificate is there", path=str(path))
+            return
+
+
 async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None) -> None:
     supervisor = Supervisor("agent", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
@@ -54,6 +71,7 @@ async def run(settings: AgentSettings, environ: Mapping[str, str] | None = None)
     if settings.sds_enabled:
         # The SDS socket in here hands out private keys.
         state_dir.chmod(0o700)
+    await root_cert_written(settings)
     try:
         check_settings(settings)
         app_probes = parse_app_probers(settings.kube_app_probers)

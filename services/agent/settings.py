@@ -78,6 +78,8 @@ class AgentSettings:
     citadel_retry_initial_s: float = knob(0.1, "seconds before the first retry of a failed CSR; doubles each time")
     citadel_retry_max_s: float = knob(30.0, "seconds between CSR retries, at most")
     citadel_timeout_s: float = knob(10.0, "seconds a CSR call may take before it is retried")
+    citadel_root_wait_s: float = knob(60.0, "seconds to wait at start for citadel_root_cert to appear (citadel "
+                                            "may write it after this agent starts) before failing")
     trust_nats_url: str = knob("", "NATS URL to watch the trust bundle (KV mesh-trust); empty: trust the "
                                    "root citadel returns")
     root_retention_s: float = knob(86400.0, "seconds a root dropped from the trust bundle stays trusted, so "
