@@ -83,5 +83,5 @@ def mesh(processes: ProcessGroup, nats: NatsServer, tmp_path: Path) -> Mesh:
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"Istio conformance corpus not found at {SHARED} (it lives beside the repo in CI)")
+        pytest.skip(f"test data absent: Istio's conformance corpus (kept outside this repository) is not at {SHARED}")
     return SHARED

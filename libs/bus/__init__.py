@@ -14,7 +14,7 @@ from libs.bus._buckets import (
 from libs.bus._connection import Bus, BusSettings
 from libs.bus._errors import BusError, BusUnavailable, KeyNotFound
 from libs.bus._kv import KvBucket, KvEntry, KvEvent, KvSynced
-from libs.bus._mirror import KvMirror
+from libs.bus._mirror import DecodedKvMirror, KvMirror
 from libs.bus._readiness import NATS_CONNECTED, track_connection
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "BusSettings",
     "BusUnavailable",
     "ConfigKey",
+    "DecodedKvMirror",
     "KeyNotFound",
     "KvBucket",
     "KvEntry",

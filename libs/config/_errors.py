@@ -53,12 +53,15 @@ class ResourceInvalid(ConfigError):
     def resource(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
 
-    def lines(self) -> list[str]:
-        return [f"{self.resource}: {error}" for error in self.errors]
+    def lines(self, *, with_origin: bool = False) -> list[str]:
+        """One line per problem, `<Kind> <namespace>/<name>: <field>: <reason>`, each led by
+        `<origin>: ` when asked and known.  The one rendering of validation errors: galley's
+        API and webhook, its sources' logs and `mizzenctl validate` all print these."""
+        prefix = f"{self.origin}: " if with_origin and self.origin else ""
+        return [f"{prefix}{self.resource}: {error}" for error in self.errors]
 
     def message(self) -> str:
-        prefix = f"{self.origin}: " if self.origin else ""
-        return "\n".join(prefix + line for line in self.lines())
+        return "\n".join(self.lines(with_origin=True))
 
 
 class DocumentError(ConfigError):

@@ -117,12 +117,12 @@ class ParseResult:
     def ok(self) -> bool:
         return not (self.invalid or self.unreadable)
 
-    def errors(self) -> list[str]:
-        lines: list[str] = []
-        for error in self.unreadable:
-            lines.append(str(error))
+    def errors(self, *, with_origin: bool = True) -> list[str]:
+        """Every problem, one line each: the unreadable documents, then each invalid
+        resource's fields (see `ResourceInvalid.lines`)."""
+        lines = [str(error) for error in self.unreadable]
         for invalid in self.invalid:
-            lines.extend(f"{invalid.origin}: {line}" if invalid.origin else line for line in invalid.lines())
+            lines.extend(invalid.lines(with_origin=with_origin))
         return lines
 
 

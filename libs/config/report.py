@@ -22,10 +22,6 @@ class Report:
 
 
 def report(result: ParseResult, *, with_origin: bool = True) -> Report:
-    errors: list[str] = [str(e) for e in result.unreadable]
-    for invalid in result.invalid:
-        prefix = f"{invalid.origin}: " if with_origin and invalid.origin else ""
-        errors.extend(prefix + line for line in invalid.lines())
     warnings: list[str] = []
     for invalid in result.invalid:
         warnings.extend(f"{invalid.resource}: {w} (warning)" for w in invalid.warnings)
@@ -33,7 +29,7 @@ def report(result: ParseResult, *, with_origin: bool = True) -> Report:
         prefix = f"{origin}: " if with_origin else ""
         warnings.extend(f"{prefix}{resource.ref}: {w}" for w in warnings_of(resource))
     return Report(
-        errors=errors,
+        errors=result.errors(with_origin=with_origin),
         warnings=warnings,
         unsupported=[str(u) if with_origin else f"{u.resource}: {u.reason}" for u in result.unsupported],
         valid=[resource.ref for _, resource in result.resources],

@@ -1,5 +1,19 @@
-"""Envoy resource helpers shared by pilot, the agent and tests: type URLs and packing."""
+"""Envoy resource helpers shared by pilot, the agent, mizzenctl and tests: xDS type URLs,
+the extension names several of them use, and packing."""
 
+from libs.envoy._names import (
+    ADMIN_TYPE_PREFIX,
+    HCM_FILTER,
+    HCM_TYPE,
+    HTTP_OPTIONS,
+    RBAC_HTTP,
+    RBAC_NETWORK,
+    ROUTER_FILTER,
+    TCP_PROXY_FILTER,
+    TCP_PROXY_TYPE,
+    TLS_INSPECTOR,
+    TLS_SOCKET,
+)
 from libs.envoy._types import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -14,12 +28,23 @@ from libs.envoy._types import (
 )
 
 __all__ = [
+    "ADMIN_TYPE_PREFIX",
     "CLUSTER_TYPE",
     "ENDPOINT_TYPE",
+    "HCM_FILTER",
+    "HCM_TYPE",
+    "HTTP_OPTIONS",
     "LISTENER_TYPE",
     "PUSH_ORDER",
+    "RBAC_HTTP",
+    "RBAC_NETWORK",
+    "ROUTER_FILTER",
     "ROUTE_TYPE",
     "SECRET_TYPE",
+    "TCP_PROXY_FILTER",
+    "TCP_PROXY_TYPE",
+    "TLS_INSPECTOR",
+    "TLS_SOCKET",
     "TYPE_NAMES",
     "duration",
     "pack",

@@ -17,7 +17,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import duration_pb2, json_format, struct_pb2
 
-from libs.envoy import pack
+from libs.envoy import HCM_FILTER, HTTP_OPTIONS, ROUTER_FILTER, TLS_SOCKET, pack
 from libs.runtime import version
 from services.agent.bootstrap_override import load_override
 from services.agent.settings import AgentSettings
@@ -53,8 +53,7 @@ def _cluster(name: str, address: address_pb2.Address, discovery: cluster_pb2.Clu
         options = http_protocol_options_pb2.HttpProtocolOptions(
             explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
                 http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
-        cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].CopyFrom(
-            pack(options))
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS].CopyFrom(pack(options))
     return cluster
 
 
@@ -77,10 +76,9 @@ def _admin_listener(name: str, host: str, port: int, path: str, rewrite: str) ->
         route_config=route_pb2.RouteConfiguration(virtual_hosts=[
             route_components_pb2.VirtualHost(name=name, domains=["*"], routes=[route])]),
     )
-    manager.http_filters.add(name="envoy.filters.http.router").typed_config.CopyFrom(pack(router_pb2.Router()))
+    manager.http_filters.add(name=ROUTER_FILTER).typed_config.CopyFrom(pack(router_pb2.Router()))
     listener = listener_pb2.Listener(name=name, address=_address(host, port))
-    listener.filter_chains.add().filters.add(
-        name="envoy.filters.network.http_connection_manager").typed_config.CopyFrom(pack(manager))
+    listener.filter_chains.add().filters.add(name=HCM_FILTER).typed_config.CopyFrom(pack(manager))
     return listener
 
 
@@ -135,7 +133,7 @@ def _pilot_tls(server_name: str) -> base_pb2.TransportSocket:
     common.combined_validation_context.default_validation_context.match_typed_subject_alt_names.append(
         common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
                                          matcher=string_pb2.StringMatcher(exact=server_name)))
-    return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=pack(context))
+    return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(context))
 
 
 def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:

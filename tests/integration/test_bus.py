@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import pytest
 
-from libs.bus import Bus, BusSettings, BusUnavailable, KeyNotFound, KvEvent, KvSynced
+from libs.bus import Bus, BusSettings, BusUnavailable, DecodedKvMirror, KeyNotFound, KvEvent, KvSynced
 from tests.harness.nats import NatsServer
 from tests.harness.ports import free_port
 
@@ -70,6 +71,35 @@ async def test_watch_of_empty_bucket_is_synced_at_once(nats: NatsServer) -> None
         kv = await bus.kv("empty")
         async with contextlib.aclosing(kv.watch()) as events:
             assert await anext(events) == KvSynced(0)
+    finally:
+        await bus.close()
+
+
+async def test_decoded_mirror_keeps_the_last_readable_value(nats: NatsServer) -> None:
+    """What pilot's mesh-config watch relies on: one callback for the initial state, one per
+    change after it, and a value that cannot be read leaves its key's last good one."""
+    bus = await Bus.connect(BusSettings(url=nats.url), name="test")
+    try:
+        kv = await bus.kv("decoded")
+        await kv.put("a", b"1")
+        seen: asyncio.Queue[dict[str, int]] = asyncio.Queue()
+        mirror = DecodedKvMirror(kv, lambda _key, value: int(value),
+                                 on_change=lambda: seen.put_nowait(dict(mirror.values)))
+        task = asyncio.create_task(mirror.run(), name="mirror")
+        try:
+            assert await asyncio.wait_for(seen.get(), 10) == {"a": 1}
+            assert mirror.synced
+            await kv.put("a", b"not a number")
+            assert await asyncio.wait_for(seen.get(), 10) == {"a": 1}
+            await kv.put("b", b"2")
+            assert await asyncio.wait_for(seen.get(), 10) == {"a": 1, "b": 2}
+            await kv.delete("a")
+            assert await asyncio.wait_for(seen.get(), 10) == {"b": 2}
+            assert mirror.revision == await kv.last_revision()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     finally:
         await bus.close()
 

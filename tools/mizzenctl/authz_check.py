@@ -27,8 +27,9 @@ import re
 import sys
 from typing import Any, NamedTuple
 
+from libs.envoy import HCM_FILTER, HCM_TYPE, RBAC_HTTP, RBAC_NETWORK
 from tools.mizzenctl import config_dump, contexts
-from tools.mizzenctl.envoy_tables import HCM_TYPE, filter_chains
+from tools.mizzenctl.envoy_tables import filter_chains
 from tools.mizzenctl.sources import SourceError, add_pilot_flags, envoy_config_dump, pilot_config, pilot_urls
 from tools.mizzenctl.table import render
 
@@ -42,10 +43,9 @@ HEADER = ("ACTION", "AuthorizationPolicy", "RULES")
 PADDING = 3
 ANONYMOUS = "_anonymous_match_nothing_"
 
-HCM_NAMES = ("envoy.filters.network.http_connection_manager", "envoy.http_connection_manager")
-HTTP_RBAC_NAME = "envoy.filters.http.rbac"
+# The HTTP connection manager also answers to its deprecated name.
+HCM_NAMES = (HCM_FILTER, "envoy.http_connection_manager")
 HTTP_RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
-NETWORK_RBAC_NAME = "envoy.filters.network.rbac"
 NETWORK_RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 
 EXT_AUTHZ_STAT_PREFIX = "istio_ext_authz_"
@@ -110,12 +110,12 @@ def rbac_configs(listeners: list[Json]) -> list[Json]:
     for listener in listeners:
         for chain in filter_chains(listener):
             for network_filter in chain.get("filters", []):
-                if _typed(network_filter, (NETWORK_RBAC_NAME,), NETWORK_RBAC_TYPE):
+                if _typed(network_filter, (RBAC_NETWORK,), NETWORK_RBAC_TYPE):
                     found.append(network_filter["typed_config"])
                 elif _typed(network_filter, HCM_NAMES, HCM_TYPE):
                     found.extend(http_filter["typed_config"]
                                  for http_filter in network_filter.get("typed_config", {}).get("http_filters", [])
-                                 if _typed(http_filter, (HTTP_RBAC_NAME,), HTTP_RBAC_TYPE)
+                                 if _typed(http_filter, (RBAC_HTTP,), HTTP_RBAC_TYPE)
                                  and "typed_config" in http_filter)
     return found
 

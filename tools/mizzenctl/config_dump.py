@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.envoy import ADMIN_TYPE_PREFIX
+
 __all__ = ["clusters", "listeners", "load_assignments", "route_configs", "section", "type_versions",
            "version_key"]
-
-ADMIN_TYPE = "type.googleapis.com/envoy.admin.v3."
 
 Json = dict[str, Any]
 
 
 def section(dump: Json, name: str) -> Json:
     """The `configs` entry of one kind, e.g. `ClustersConfigDump` ({} when absent)."""
-    return next((c for c in dump.get("configs", []) if c.get("@type") == f"{ADMIN_TYPE}{name}"), {})
+    return next((c for c in dump.get("configs", []) if c.get("@type") == f"{ADMIN_TYPE_PREFIX}{name}"), {})
 
 
 def clusters(dump: Json, *, static: bool = True) -> list[Json]:

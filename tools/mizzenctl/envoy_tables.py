@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.envoy import HCM_FILTER, HCM_TYPE, TCP_PROXY_FILTER, TCP_PROXY_TYPE
+
 __all__ = [
     "CLUSTER_HEADER", "ENDPOINT_HEADER", "LISTENER_HEADER", "ROUTE_HEADER",
     "cluster_rows", "describe_domains", "describe_match", "endpoint_rows_from_assignments",
@@ -20,8 +22,6 @@ LISTENER_HEADER = ("ADDRESS", "PORT", "MATCH", "DESTINATION")
 ROUTE_HEADER = ("NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE")
 ENDPOINT_HEADER = ("ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER")
 
-HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 ISTIO_CONFIG_PREFIX = "/apis/networking.istio.io/v1alpha3/namespaces/"
 
 
@@ -84,9 +84,9 @@ def filter_chains(listener: Json) -> list[Json]:
 def _filter_type(network_filter: Json) -> str:
     kind = network_filter.get("typed_config", {}).get("@type", "")
     name = network_filter.get("name", "")
-    if kind == HCM_TYPE or name == "envoy.filters.network.http_connection_manager":
+    if kind == HCM_TYPE or name == HCM_FILTER:
         return "HTTP"
-    if kind == TCP_PROXY_TYPE or name == "envoy.filters.network.tcp_proxy":
+    if kind == TCP_PROXY_TYPE or name == TCP_PROXY_FILTER:
         return "TCP"
     return ""
 

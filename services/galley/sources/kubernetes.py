@@ -230,7 +230,7 @@ class KubernetesSource:
             for error in exc.errors:
                 log.error("invalid config; keeping its last valid version" if kept else "invalid config; ignored",
                           resource=exc.resource, field=error.path, reason=error.reason, **where)
-            self._invalid[object_id] = (origin, [f"{origin}: {line}" for line in exc.lines()])
+            self._invalid[object_id] = (origin, exc.lines(with_origin=True))
             return
         except DocumentError as exc:
             log.error("unreadable config object; ignored", error=str(exc), **where)

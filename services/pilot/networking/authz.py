@@ -43,7 +43,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import any_pb2
 
 from libs.config import Resource
-from libs.envoy import duration, pack
+from libs.envoy import RBAC_HTTP, RBAC_NETWORK, duration, pack
 from services.pilot.model.mesh import ExtAuthzProvider
 from services.pilot.model.policies import is_dry_run, policies_for
 from services.pilot.model.proxy import Proxy
@@ -52,8 +52,6 @@ from services.pilot.networking import authz_matchers as m
 from services.pilot.networking import names
 from services.pilot.networking.authz_rules import HttpOnly, RuleContext, rule_policy
 
-RBAC_HTTP = "envoy.filters.http.rbac"
-RBAC_NETWORK = "envoy.filters.network.rbac"
 EXT_AUTHZ_HTTP = "envoy.filters.http.ext_authz"
 EXT_AUTHZ_NETWORK = "envoy.filters.network.ext_authz"
 TCP_STAT_PREFIX = "tcp."

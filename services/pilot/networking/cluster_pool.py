@@ -14,9 +14,8 @@ from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from libs.config.durations import to_seconds
-from libs.envoy import duration, pack
+from libs.envoy import HTTP_OPTIONS, duration, pack
 
-HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 MAX_THRESHOLD = 2**32 - 1
 
 HttpOptions: TypeAlias = http_protocol_options_pb2.HttpProtocolOptions

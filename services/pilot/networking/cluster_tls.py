@@ -25,11 +25,10 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 
-from libs.envoy import pack
+from libs.envoy import TLS_SOCKET, pack
 from services.pilot.networking.cluster_pool import HttpOptions, is_http2
 from services.pilot.networking.sds_secrets import file_certificate, file_root, sds_secret_config
 
-TLS_SOCKET = "envoy.transport_sockets.tls"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Istio's names for a credentialName secret: `kubernetes://<name>` and its CA `…-cacert`.
 CREDENTIAL_PREFIX = "kubernetes://"

@@ -10,14 +10,12 @@ from envoy.config.core.v3 import config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
-from libs.envoy import duration, pack
+from libs.envoy import HTTP_OPTIONS, duration, pack
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.services import Endpoint, Resolution, Service, ServicePort
 from services.pilot.networking import names
 from services.pilot.networking.cluster_policy import apply_traffic_policy, merged_policy
 from services.pilot.networking.endpoints import lb_endpoint, load_assignment
-
-_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ def use_http2(cluster: cluster_pb2.Cluster) -> None:
             http2_protocol_options=protocol_pb2.Http2ProtocolOptions(),
         )
     )
-    cluster.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
+    cluster.typed_extension_protocol_options[HTTP_OPTIONS].CopyFrom(pack(options))
 
 
 def _dns_endpoints(service: Service, port: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[Endpoint]:

@@ -12,10 +12,8 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import wrappers_pb2
 
-from libs.envoy import duration, pack
+from libs.envoy import TLS_INSPECTOR, TLS_SOCKET, duration, pack
 
-TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
-TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 # Istio bounds the TLS handshake on gateway chains (slow-handshake resistance).
 TRANSPORT_SOCKET_CONNECT_TIMEOUT_S = 15.0
 
@@ -81,7 +79,7 @@ def _filter_chain(chain: Chain) -> listener_components_pb2.FilterChain:
     if not (match.server_names or match.prefix_ranges or match.application_protocols):
         built.ClearField("filter_chain_match")
     if chain.tls is not None:
-        built.transport_socket.name = TLS_TRANSPORT_SOCKET
+        built.transport_socket.name = TLS_SOCKET
         built.transport_socket.typed_config.CopyFrom(pack(chain.tls))
         built.transport_socket_connect_timeout.CopyFrom(duration(TRANSPORT_SOCKET_CONNECT_TIMEOUT_S))
     return built

@@ -29,7 +29,7 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf.message import Message
 
-from libs.envoy import pack
+from libs.envoy import ROUTER_FILTER, pack
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.scope import ProxyScope
 from services.pilot.model.services import Service, ServicePort
@@ -38,8 +38,6 @@ from services.pilot.networking.memo import TranslationMemo
 from services.pilot.networking.route_actions import CORS_FILTER, FAULT_FILTER
 from services.pilot.networking.routes import MESH_GATEWAY, RouteContext
 from services.pilot.networking.virtual_hosts import host_forms, virtual_hosts
-
-ROUTER_FILTER = "envoy.filters.http.router"
 
 Part = dict[str, Message]
 

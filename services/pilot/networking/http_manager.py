@@ -13,10 +13,8 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import wrappers_pb2
 
-from libs.envoy import duration, pack
+from libs.envoy import HCM_FILTER, ROUTER_FILTER, duration, pack
 from services.pilot.networking.route_actions import CORS_FILTER, FAULT_FILTER
-
-HCM_FILTER = "envoy.filters.network.http_connection_manager"
 
 
 def http_connection_manager(
@@ -46,7 +44,7 @@ def http_connection_manager(
     manager.http_filters.extend(security_filters)
     manager.http_filters.add(name=FAULT_FILTER).typed_config.CopyFrom(pack(fault_pb2.HTTPFault()))
     manager.http_filters.add(name=CORS_FILTER).typed_config.CopyFrom(pack(cors_pb2.Cors()))
-    manager.http_filters.add(name="envoy.filters.http.router").typed_config.CopyFrom(pack(router_pb2.Router()))
+    manager.http_filters.add(name=ROUTER_FILTER).typed_config.CopyFrom(pack(router_pb2.Router()))
     if rds is not None:
         manager.rds.route_config_name = rds
         manager.rds.config_source.ads.SetInParent()

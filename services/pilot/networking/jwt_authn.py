@@ -26,7 +26,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from libs.config.durations import parse_duration
-from libs.envoy import duration, pack
+from libs.envoy import TLS_SOCKET, duration, pack
 from services.pilot.model.policies import policies_for
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
@@ -69,7 +69,7 @@ def _jwks_cluster(push: PushContext, scheme: str, host: str, port: int) -> clust
     if scheme == "https":
         context = tls_pb2.UpstreamTlsContext(sni=host)
         context.common_tls_context.validation_context.trusted_ca.filename = SYSTEM_CA_BUNDLE
-        cluster.transport_socket.name = "envoy.transport_sockets.tls"
+        cluster.transport_socket.name = TLS_SOCKET
         cluster.transport_socket.typed_config.CopyFrom(pack(context))
     return cluster
 

@@ -15,14 +15,13 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2
 
 from libs.config import Resource
-from libs.envoy import pack
+from libs.envoy import TLS_SOCKET, pack
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.networking import names
 from services.pilot.networking.cluster_policy import merged_policy
 from services.pilot.networking.gateway_tls import sds_secret_config
 
-TLS_SOCKET = "envoy.transport_sockets.tls"
 # Envoy's transport-socket-match metadata key, and Istio's label for sidecar endpoints.
 SOCKET_MATCH = "envoy.transport_socket_match"
 ISTIO_TLS_MODE = {"tlsMode": "istio"}

@@ -19,7 +19,7 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import wrappers_pb2
 
-from libs.envoy import duration, pack
+from libs.envoy import TLS_INSPECTOR, duration, pack
 from services.pilot.model.instances import service_instances
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
@@ -156,7 +156,7 @@ def _chains(proxy: Proxy, scope: ProxyScope, port: InboundPort, security: ProxyS
 
 
 def _inspect_tls(listener: listener_pb2.Listener) -> None:
-    listener.listener_filters.add(name="envoy.filters.listener.tls_inspector").typed_config.CopyFrom(
+    listener.listener_filters.add(name=TLS_INSPECTOR).typed_config.CopyFrom(
         pack(tls_inspector_pb2.TlsInspector()))
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from libs.envoy import pack
+from libs.envoy import TCP_PROXY_FILTER, pack
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.telemetry import NO_TELEMETRY, TelemetryView
 from services.pilot.networking.observability import observe_tcp
-
-TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 
 
 def tcp_proxy_filter(stat_prefix: str, clusters: list[tuple[str, int]], *, mesh: MeshConfig | None = None,

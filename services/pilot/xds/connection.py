@@ -1,7 +1,7 @@
 """One ADS stream (state of the world): what was sent, what was ACKed, what comes next.
 
 Pure bookkeeping: requests and snapshots in, response bytes out, no I/O, so the
-protocol rules are unit-tested without a network.  The rules (see XDS-NOTES):
+protocol rules are unit-tested without a network.  The rules (see docs/xds-notes.md):
 - a request with `error_detail` for the latest nonce is a NACK: recorded, never resent;
 - a request whose nonce is not the latest for its type is stale and ignored;
 - a request without a nonce (a new subscription or a reconnect) is always answered;

@@ -1,7 +1,7 @@
 """One delta ADS stream (incremental xDS): what the proxy holds, and what to send it next.
 
 Pure bookkeeping like `connection.py`: requests and snapshots in, response bytes out, no
-I/O.  The rules (Envoy's incremental xDS protocol, and XDS-NOTES):
+I/O.  The rules (Envoy's incremental xDS protocol, and docs/xds-notes.md):
 - subscriptions per type: CDS and LDS are wildcard when their first request names nothing
   (the legacy form Envoy sends) or names `*`; EDS and RDS follow `resource_names_subscribe`
   and `resource_names_unsubscribe`.  An unsubscribed resource is forgotten, as Envoy forgets

@@ -73,7 +73,7 @@ SAMPLES: list[tuple[str, ValueType, dict[str, Any], Any]] = [
     ('request.headers["sec-istio-auth-userinfo"]| ""', S, {"request.headers": {}}, ""),
     ('request.api_key | request.headers["x-api-key"] | ""', S, {"request.headers": {"x-api-key": "k"}}, "k"),
     ('request.scheme | "http"', S, {}, "http"),
-    # the brief's list, and istio.io's expression-language page
+    # Istio's expression-language page (istio.io), and the comparisons Mixer rules commonly use
     ('destination.service.host == "ratings.default.svc.cluster.local"', B,
      {"destination.service.host": "ratings.default.svc.cluster.local"}, True),
     ('source.ip == ip("10.0.0.1")', B, {"source.ip": ipaddress.ip_address("10.0.0.1")}, True),

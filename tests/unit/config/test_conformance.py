@@ -1,7 +1,7 @@
 """Istio's own configs must be accepted unchanged; kinds Mizzen does not serve are listed.
 
-The corpus lives in shared/conformance/istio beside the repo; these tests skip (via the
-`conformance_dir` fixture) when it is absent.
+Test data only: the corpus of Istio's files is kept outside this repository
+(`conformance_dir` in tests/conftest.py), and these tests skip when it is absent.
 """
 
 from __future__ import annotations
