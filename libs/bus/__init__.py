@@ -6,7 +6,9 @@ Direct use of `nats` stays inside this package (ruff's banned-api enforces it).
 from libs.bus._buckets import (
     MESH_CONFIG,
     MESH_TRUST,
+    MESH_TRUST_STATUS,
     MESH_WORKLOADS,
+    TRUST_STATUS_TTL_S,
     ConfigKey,
     config_key,
     parse_config_key,
@@ -20,8 +22,10 @@ from libs.bus._readiness import NATS_CONNECTED, track_connection
 __all__ = [
     "MESH_CONFIG",
     "MESH_TRUST",
+    "MESH_TRUST_STATUS",
     "MESH_WORKLOADS",
     "NATS_CONNECTED",
+    "TRUST_STATUS_TTL_S",
     "Bus",
     "BusError",
     "BusSettings",

@@ -19,6 +19,17 @@
     value: PEM, every root certificate the mesh trusts for that domain, concatenated
            (more than one while a root is being rotated).  Agents serve it to Envoy as
            the `ROOTCA` secret; citadel rewrites it only when its roots change.
+           Order matters: the root citadel signs with comes first, the others follow
+           (a root being introduced, or one being retired).  A proxy whose certificate
+           hangs off another root than the first renews it.
+
+`mesh-trust-status` — what each holder of a citadel certificate has applied, written by
+    the holders (agents), read by citadel while it rotates its root.
+    key:   the holder's node id with `~` as `/` (`sidecar/10.0.0.1/web-1.default/default.svc.cluster.local`).
+    value: JSON (see `libs.pki.TrustReport`): the roots its Envoy has ACKed as `ROOTCA`, and
+           the roots its served certificates chain to.
+    Entries expire (`TRUST_STATUS_TTL_S`) when their holder stops refreshing them, so a
+    holder that went away never holds a rotation up.
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ from typing import NamedTuple
 MESH_CONFIG = "mesh-config"
 MESH_WORKLOADS = "mesh-workloads"
 MESH_TRUST = "mesh-trust"
+MESH_TRUST_STATUS = "mesh-trust-status"
+# Seconds a mesh-trust-status entry lives unless its holder rewrites it.
+TRUST_STATUS_TTL_S = 15.0
 
 # NATS KV keys allow [-/_=.a-zA-Z0-9]; Kubernetes names are a subset of that.
 _KEY_TOKEN = re.compile(r"^[-/_=.a-zA-Z0-9]+$")

@@ -6,6 +6,12 @@ dial (citadel signs those only for identities it grants them to), and the chain 
 returns is checked to be for that key and those names before it is used.  The caller
 turns each certificate into its server's credentials (`on_issued`); renewal at
 `rotation_fraction` of the certificate's life needs no restart.
+
+While citadel rotates its root, the certificate is renewed early: every `root_check_s` the
+signer's roots are read (citadel's root-cert.pem, or the mounted `istio-ca-root-cert`,
+whose first certificate is the root citadel signs with), and a certificate from another
+root is replaced.  Clients trust both roots by then (citadel publishes the new root before
+it signs with it), so the swap fails no handshake.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from libs.pki._citadel import CitadelClient, CitadelError, CitadelRefused
 from libs.pki._errors import InvalidPem, PkiError
 from libs.pki._keys import PrivateKey, generate_key
-from libs.pki._pem import key_pem, load_certs
+from libs.pki._pem import fingerprint, key_pem, load_certs
 from libs.pki._spiffe import SpiffeId
 
 log = structlog.get_logger(__name__)
@@ -47,6 +53,8 @@ class Issued:
     # The chain without its root (clients hold the root).
     chain_pem: bytes
     key_pem: bytes
+    # SHA-256 of the root the chain ends at.
+    root_fingerprint: str = ""
 
     @property
     def not_after(self) -> float:
@@ -89,7 +97,7 @@ def accept(chain: list[str], key: PrivateKey, identity: ServingIdentity) -> Issu
         except (ValueError, TypeError, InvalidSignature) as exc:
             raise InvalidCertificate("the chain does not verify") from exc
     chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[:-1])
-    return Issued(leaf, chain_pem, key_pem(key))
+    return Issued(leaf, chain_pem, key_pem(key), fingerprint(certs[-1]))
 
 
 class ServingCertificate:
@@ -97,7 +105,8 @@ class ServingCertificate:
 
     def __init__(self, signer: CitadelClient, identity: ServingIdentity, on_issued: Callable[[Issued], None],
                  registry: CollectorRegistry, *, metric_prefix: str, what: str, ttl_s: int,
-                 rotation_fraction: float, retry_initial_s: float, retry_max_s: float) -> None:
+                 rotation_fraction: float, retry_initial_s: float, retry_max_s: float,
+                 root_check_s: float = 2.0) -> None:
         if not 0.0 < rotation_fraction < 1.0:
             raise ValueError(f"cert_rotation_fraction must be between 0 and 1, not {rotation_fraction}")
         self.signer = signer
@@ -108,6 +117,8 @@ class ServingCertificate:
         self.rotation_fraction = rotation_fraction
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.root_check_s = root_check_s
+        self._signing_at_request: str | None = None
         self.issued: Issued | None = None
         self._first = asyncio.Event()
         self.renewals = Counter(f"{metric_prefix}_serving_certs", f"{what} certificates obtained from citadel",
@@ -133,13 +144,28 @@ class ServingCertificate:
             log.info(f"{self.what} certificate installed", serial=f"{issued.leaf.serial_number:x}",
                      not_after=issued.leaf.not_valid_after_utc.isoformat(), renew_in_s=round(delay, 3),
                      dns_names=list(self.identity.dns_names))
-            await asyncio.sleep(delay)
+            await self._until_renewal(issued, delay)
+
+    async def _until_renewal(self, issued: Issued, delay: float) -> None:
+        """Sleep `delay`, or less if the roots file names a new signing root meanwhile (one
+        that is not the root of our certificate, and not the one it named when we asked:
+        a file that lags behind citadel, or a copy never updated, must not make us renew
+        again and again)."""
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(remaining, self.root_check_s))
+            signing = self.signer.signing_root()
+            if signing is not None and signing not in (issued.root_fingerprint, self._signing_at_request):
+                log.info(f"citadel signs with a new root; renewing the {self.what} certificate",
+                         serial=f"{issued.leaf.serial_number:x}", root=signing[:16])
+                return
 
     async def _obtain(self) -> Issued:
         delay = self.retry_initial_s
         while True:
             try:
                 key, csr = new_key_and_csr(self.identity)
+                self._signing_at_request = self.signer.signing_root()
                 return accept(await self.signer.create_certificate(csr, self.ttl_s), key, self.identity)
             except (CitadelError, InvalidCertificate) as exc:
                 self.failures.labels(type(exc).__name__).inc()

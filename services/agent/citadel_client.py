@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from libs.pki import CitadelClient, token_from_file
+from libs.pki import CitadelClient, root_file, token_from_file
 from services.agent.errors import ConfigurationError
 from services.agent.settings import AgentSettings
 
@@ -19,7 +19,10 @@ def token_source(settings: AgentSettings) -> Callable[[], str]:
     raise ConfigurationError("identity is enabled but neither citadel_token_file nor citadel_token is set")
 
 
-def citadel_client(settings: AgentSettings) -> CitadelClient:
+def citadel_client(settings: AgentSettings, extra_roots: Callable[[], bytes] = lambda: b"") -> CitadelClient:
+    """Citadel's TLS certificate is checked against citadel_root_cert (re-read for every CSR)
+    and `extra_roots` (the mesh's trust bundle): while citadel rotates its root, its own
+    certificate moves to the new one, which the bundle brings first."""
     if settings.citadel_root_cert is None:
         raise ConfigurationError("identity is enabled but citadel_root_cert is not set (the root that "
                                  "citadel's TLS certificate chains to)")
@@ -28,5 +31,6 @@ def citadel_client(settings: AgentSettings) -> CitadelClient:
     except OSError as exc:
         raise ConfigurationError(f"cannot read citadel_root_cert {settings.citadel_root_cert}: "
                                  f"{exc.strerror}") from exc
-    return CitadelClient(settings.citadel_address, root, token_source(settings),
+    from_file = root_file(settings.citadel_root_cert, root)
+    return CitadelClient(settings.citadel_address, lambda: from_file() + extra_roots(), token_source(settings),
                          server_name=settings.citadel_server_name, timeout_s=settings.citadel_timeout_s)

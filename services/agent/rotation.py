@@ -71,6 +71,9 @@ class IdentityManager:
 
     async def run(self) -> None:
         while True:
+            # Cleared before asking, not after: a renewal requested while a CSR is on its way
+            # (citadel switched roots meanwhile) renews again right after it.
+            self._renew.clear()
             cert = await self._obtain()
             self.current = cert
             self.on_certificate(cert)
@@ -80,7 +83,6 @@ class IdentityManager:
             delay = cert.rotate_at(self.policy.fraction) - self._clock()
             log.info("workload certificate obtained", identity=self.identity.uri, serial=cert.serial,
                      not_after=cert.leaf.not_valid_after_utc.isoformat(), renew_in_s=round(delay, 3))
-            self._renew.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._renew.wait(), timeout=max(delay, 0.0))
 

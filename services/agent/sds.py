@@ -92,6 +92,7 @@ class SdsService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                 response = stream.on_request(event, self.store.resources)
                 if stream.acks > acks:
                     self.metrics.acks.inc()
+                    self.store.acked(stream.id, stream.acked_resources)
                 if stream.last_nack is not nacked:
                     self.metrics.nacks.inc()
             if response is not None:

@@ -1,14 +1,18 @@
 """The secrets the SDS server offers, each built once per change with a content version:
 `default` (the workload's chain and key) and `ROOTCA` (the trust bundle) from the identity,
 and the names streams ask for beyond those (credentials, certificate files), which the
-store hands to whoever resolves them (`sds_credentials`) through `on_wanted`."""
+store hands to whoever resolves them (`sds_credentials`) through `on_wanted`.
+
+The store also knows what Envoy applied: each stream's ACKed resources (`acked`), from which
+`applied()` tells the roots every ROOTCA subscription took and the roots of the
+certificates Envoy may present, what the agent reports while citadel rotates its root."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import structlog
 from cryptography import x509
@@ -32,6 +36,19 @@ class SecretResource:
     name: str
     version: str
     packed: any_pb2.Any
+    # What the resource means for a root rotation: the fingerprints of the roots a ROOTCA
+    # holds, and the root the `default` certificate chains to.
+    roots: tuple[str, ...] = ()
+    cert_root: str = ""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What Envoy took: roots every ROOTCA subscription ACKed (the served ones when nothing
+    subscribes), and the roots of every certificate it may present."""
+
+    trusted: tuple[str, ...]
+    cert_roots: tuple[str, ...]
 
 
 def _resource(secret: secret_pb2.Secret) -> SecretResource:
@@ -41,7 +58,7 @@ def _resource(secret: secret_pb2.Secret) -> SecretResource:
 
 
 def tls_certificate(cert: WorkloadCert) -> SecretResource:
-    return certificate_secret(DEFAULT, cert.chain_pem(), cert.key_pem)
+    return replace(certificate_secret(DEFAULT, cert.chain_pem(), cert.key_pem), cert_root=cert.root_fingerprint)
 
 
 def certificate_secret(name: str, chain_pem: bytes, key_pem: bytes) -> SecretResource:
@@ -67,6 +84,9 @@ class SecretStore:
         # Names each stream asks for, and who resolves the ones beyond default/ROOTCA.
         self._wanted: dict[str, frozenset[str]] = {}
         self._on_wanted: Callable[[frozenset[str]], None] | None = None
+        # What each stream's Envoy ACKed, by name.
+        self._acked: dict[str, dict[str, SecretResource]] = {}
+        self._applied_listeners: list[Callable[[], None]] = []
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.add(listener)
@@ -88,6 +108,38 @@ class SecretStore:
     def release(self, stream: str) -> None:
         if self._wanted.pop(stream, None) is not None:
             self._wanted_changed()
+        if self._acked.pop(stream, None) is not None:
+            self._applied_changed()
+
+    # -- what Envoy applied -------------------------------------------------------------
+
+    def on_applied(self, listener: Callable[[], None]) -> None:
+        """`listener()` whenever a stream ACKs, or one that had ACKed closes."""
+        self._applied_listeners.append(listener)
+
+    def acked(self, stream: str, resources: Mapping[str, SecretResource]) -> None:
+        """`stream`'s Envoy ACKed `resources` (its latest response)."""
+        self._acked[stream] = dict(resources)
+        self._applied_changed()
+
+    def _applied_changed(self) -> None:
+        for listener in list(self._applied_listeners):
+            listener()
+
+    def applied(self) -> Applied:
+        subscribed = [stream for stream, names in self._wanted.items() if ROOTCA in names]
+        if subscribed:
+            taken = [self._acked.get(stream, {}).get(ROOTCA) for stream in subscribed]
+            common = set.intersection(*(set(r.roots) if r is not None else set() for r in taken))
+            # Ordered as served.
+            order = [fp for r in taken if r is not None for fp in r.roots]
+            trusted = tuple(dict.fromkeys(fp for fp in order if fp in common))
+        else:
+            trusted = tuple(self.trust.fingerprints(self._clock()))
+        cert_roots = {acked[DEFAULT].cert_root for stream, acked in self._acked.items()
+                      if DEFAULT in acked and DEFAULT in self._wanted.get(stream, frozenset())
+                      and acked[DEFAULT].cert_root}
+        return Applied(trusted, tuple(sorted(cert_roots)))
 
     def _wanted_changed(self) -> None:
         if self._on_wanted is not None:
@@ -113,9 +165,9 @@ class SecretStore:
         self._rebuild_roots()
         self._notify()
 
-    def set_roots(self, roots: list[x509.Certificate]) -> bool:
-        """A new trust bundle from KV; True if the served roots changed."""
-        changed = self.trust.from_kv(roots, self._clock())
+    def set_roots(self, roots: list[x509.Certificate], *, source: str = "kv") -> bool:
+        """A new trust bundle from KV (or the `file`); True if the served roots changed."""
+        changed = (self.trust.from_file if source == "file" else self.trust.from_kv)(roots, self._clock())
         if changed:
             self._rebuild_roots()
             self._notify()
@@ -129,7 +181,8 @@ class SecretStore:
     def _rebuild_roots(self) -> None:
         pem = self.trust.pem(self._clock())
         if pem:
-            self.resources[ROOTCA] = validation_context(pem)
+            self.resources[ROOTCA] = replace(validation_context(pem),
+                                             roots=tuple(self.trust.fingerprints(self._clock())))
         log.info("trust bundle served", source=self.trust.source, roots=self.trust.fingerprints(self._clock()))
 
     def _notify(self) -> None:

@@ -35,6 +35,9 @@ class SdsStream:
         self.nonce = ""
         self.sent: tuple[tuple[str, str], ...] = ()
         self.acked: tuple[tuple[str, str], ...] = ()
+        # The resources of the latest response, and of the latest one Envoy ACKed.
+        self.sent_resources: dict[str, SecretResource] = {}
+        self.acked_resources: dict[str, SecretResource] = {}
         self.awaiting_ack = False
         self.last_nack: Nack | None = None
         self.acks = 0
@@ -61,6 +64,7 @@ class SdsStream:
             if self.awaiting_ack:
                 self.awaiting_ack = False
                 self.acked = self.sent
+                self.acked_resources = self.sent_resources
                 self.acks += 1
             if names == self.names:
                 return None
@@ -89,6 +93,7 @@ class SdsStream:
         self._count += 1
         self.nonce = f"{self.id}-{self._count}"
         self.sent = versions
+        self.sent_resources = {r.name: r for r in selected}
         self.awaiting_ack = True
         version = hashlib.sha256(repr(versions).encode()).hexdigest()[:16]
         log.debug("SDS push", stream=self.id, node=self.node, version=version, nonce=self.nonce,

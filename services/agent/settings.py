@@ -67,7 +67,9 @@ class AgentSettings:
     # -- identity (Istio's node agent): key in memory, CSR to citadel, SDS to Envoy --------
     identity_enabled: bool = knob(False, "get a workload certificate from citadel and serve it to Envoy over SDS")
     citadel_address: str = knob("127.0.0.1:8060", "host:port of citadel's CSR API (gRPC over TLS)")
-    citadel_root_cert: Path | None = knob(None, "PEM root certificate that citadel's TLS certificate chains to")
+    citadel_root_cert: Path | None = knob(None, "PEM roots citadel's TLS certificate chains to: citadel's "
+                                                "root-cert.pem, or on Kubernetes the istio-ca-root-cert ConfigMap; "
+                                                "watched, it is also the mesh's trust bundle until mesh-trust is seen")
     citadel_server_name: str = knob("", "TLS server name expected from citadel (empty: the host of citadel_address)")
     citadel_token: str = knob("", "bearer token presented to citadel (prefer citadel_token_file)")
     citadel_token_file: Path | None = knob(None, "file holding the bearer token, re-read for every CSR")
@@ -82,8 +84,15 @@ class AgentSettings:
                                             "may write it after this agent starts) before failing")
     trust_nats_url: str = knob("", "NATS URL to watch the trust bundle (KV mesh-trust); empty: trust the "
                                    "root citadel returns")
-    root_retention_s: float = knob(86400.0, "seconds a root dropped from the trust bundle stays trusted, so "
-                                            "peers whose certificates it signed keep working until they renew")
+    root_retention_s: float = knob(86400.0, "seconds a root dropped from the trust bundle without a rotation "
+                                            "(while it was the signing root) stays trusted, so peers whose "
+                                            "certificates it signed keep working until they renew; a root citadel's "
+                                            "rotation retired goes at once")
+    root_cert_poll_interval_s: float = knob(2.0, "seconds between reads of citadel_root_cert for a new bundle "
+                                                 "(0: read it once)")
+    trust_report_interval_s: float = knob(5.0, "seconds between rewrites of the proxy's entry in mesh-trust-status "
+                                               "(what its Envoy applied, for citadel's root rotation; entries "
+                                               "expire after 15 s); written when trust_nats_url is set")
     sds_socket: Path | None = knob(None, "Unix socket of the SDS server (default: <state_dir>/sds.sock)")
     sds_enabled: bool = knob(True, "run the SDS server on sds_socket and put the sds-grpc cluster in the bootstrap: "
                                    "Envoy takes the workload certificate, gateway credentials and every TLS file "

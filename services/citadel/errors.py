@@ -48,3 +48,8 @@ class IdentityMismatch(RequestError):
 
 class CaLoadError(CitadelError):
     """The CA's key material is missing, unreadable or inconsistent; citadel cannot start."""
+
+
+class RotationError(CitadelError):
+    """A root rotation step cannot be taken now (wrong phase, a plugged-in CA, a store that
+    changed under us); nothing was changed."""

@@ -124,6 +124,25 @@ class RootCertPublisher:
         self.webhooks = webhooks
         self.watch = watch or WatchSettings()
 
+    async def publish(self, root_pem: str) -> None:
+        """A new trust bundle (a root rotation's step): write it everywhere now; the loops
+        keep it there from then on."""
+        if root_pem == self.root_pem:
+            return
+        self.root_pem = root_pem
+        self.ca_bundle = base64.b64encode(root_pem.encode()).decode()
+        if self.configmaps:
+            for item in (await self.kube.list(NAMESPACES)).items:
+                if wants_root_cert(item):
+                    await self.ensure_configmap(item["metadata"]["name"])
+        for webhook in self.webhooks:
+            configuration = await self.kube.get(webhook.ref, webhook.name)
+            operations = ca_bundle_patch(configuration, self.ca_bundle) if configuration is not None else []
+            if operations:
+                await self.kube.patch(webhook.ref, webhook.name, operations, content_type=JSON_PATCH)
+        log.info("trust bundle written to Kubernetes", roots=root_pem.count("BEGIN CERTIFICATE"),
+                 configmaps=self.configmaps, webhooks=[w.name for w in self.webhooks])
+
     def tasks(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         """(name, loop) for each informer to run under the supervisor."""
         found: list[tuple[str, Callable[[], Awaitable[None]]]] = []

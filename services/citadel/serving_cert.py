@@ -1,7 +1,9 @@
 """The CSR API's own TLS certificate: issued by the CA at start, renewed at half its life.
 
 gRPC asks `fetch()` for the certificate configuration on each new TLS handshake (from a
-gRPC thread), so renewal needs no restart and no timer task.
+gRPC thread), so renewal needs no restart and no timer task.  When a root rotation makes
+the CA sign with a new root, `replace_ca(..., renew=True)` makes the next handshake get a
+certificate from it (clients trust both roots by then).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ class ServingCredentials:
         # The chain without the root: clients hold the root already.
         chain = "".join(issued.chain[:-1]).encode()
         return grpc.ssl_server_certificate_configuration([(key_pem(key), chain)])
+
+    def replace_ca(self, ca: CertificateAuthority, *, renew: bool) -> None:
+        with self._lock:
+            self.ca = ca
+            if renew:
+                self._renew_at = 0.0
 
     def fetch(self) -> object | None:
         """gRPC's fetcher: a new configuration when renewal is due, else None (keep the current)."""

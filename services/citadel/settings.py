@@ -51,11 +51,12 @@ class CitadelSettings:
     serving_cert_ttl_s: int = knob(86400, "seconds the CSR API's serving certificate lives; renewed at half")
     dns_grants: tuple[str, ...] = knob(
         ("istio-system/istio-sidecar-injector-service-account=istio-sidecar-injector.istio-system.svc",
+         "istio-system/istio-galley-service-account=istio-galley.istio-system.svc",
          "istio-system/istio-pilot-service-account=istiod.istio-system.svc",
          "istio-system/istio-pilot-service-account=istio-pilot.istio-system.svc"),
         "DNS names a caller may have in its certificate beside its SPIFFE id, comma separated "
-        "namespace/serviceaccount=dns.name entries (the sidecar injector's webhook Service name and "
-        "pilot's secure xDS names, as Istio 1.0's citadel granted them); every other caller may ask for its "
+        "namespace/serviceaccount=dns.name entries (the sidecar injector's and galley's webhook Service names "
+        "and pilot's secure xDS names, as Istio 1.0's citadel granted them); every other caller may ask for its "
         "SPIFFE id only")
     root_cert_configmaps: bool = knob(False, "write the trust bundle as the ConfigMap istio-ca-root-cert (key "
                                              "root-cert.pem) into every namespace but Kubernetes' own, and keep it "
@@ -65,6 +66,15 @@ class CitadelSettings:
                                                    "citadel keeps set to the trust bundle, comma separated "
                                                    "mutating/<name> or validating/<name> entries; needs kubeconfig "
                                                    "or kube_in_cluster")
+    root_cert_ttl_s: int = knob(3650 * 86400, "seconds a new self-signed root lives (the first one and each "
+                                              "rotation's; Istio: 10 years)")
+    root_rotation_auto_fraction: float = knob(0.2, "rotate the self-signed root by itself once less than this "
+                                                   "fraction of its life remains (Istio's root rotator: 20%); 0: "
+                                                   "only on demand (POST /ca/rotation, mizzenctl x ca rotate)")
+    root_rotation_min_phase_s: float = knob(300.0, "seconds each phase of a root rotation lasts at least, besides "
+                                                   "waiting for every proxy that reports on NATS: the bound for "
+                                                   "those that cannot (Kubernetes pods reading istio-ca-root-cert, "
+                                                   "which the kubelet refreshes within about two minutes)")
     log_level: str = knob("info", "debug, info, warning or error")
     log_json: bool | None = knob(None, "JSON logs (default: when stderr is not a terminal)")
     shutdown_grace_s: float = knob(5.0, "seconds allowed for a graceful shutdown")

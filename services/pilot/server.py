@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from libs.bus import MESH_CONFIG, MESH_WORKLOADS, Bus, BusSettings, track_connection
 from libs.config import MESH_CONFIG_KIND
 from libs.kube import KubeClient
-from libs.pki import CitadelClient, ServingCertificate, ServingIdentity, SpiffeId, token_from_file
+from libs.pki import CitadelClient, ServingCertificate, ServingIdentity, SpiffeId, root_file, token_from_file
 from libs.runtime import MonitoringServer, Readiness, SettingsError, Supervisor, serve_grpc
 from services.pilot import debug
 from services.pilot.config_watch import ConfigWatcher
@@ -153,8 +153,9 @@ def _start_secure_xds(supervisor: Supervisor, settings: PilotSettings, pilot: Pi
         root = settings.citadel_root_cert.read_bytes()
     except OSError as exc:
         raise SettingsError("citadel_root_cert", str(settings.citadel_root_cert), exc.strerror or str(exc)) from exc
-    signer = CitadelClient(settings.citadel_address, root, token_from_file(settings.citadel_token_file),
-                           server_name=settings.citadel_server_name)
+    # Re-read for every CSR and watched: citadel's root rotation moves pilot's certificate.
+    signer = CitadelClient(settings.citadel_address, root_file(settings.citadel_root_cert, root),
+                           token_from_file(settings.citadel_token_file), server_name=settings.citadel_server_name)
     supervisor.on_stop("citadel-channel", signer.close)
     tls = GrpcTls()
     identity = ServingIdentity(SpiffeId(settings.trust_domain, settings.system_namespace, settings.service_account),

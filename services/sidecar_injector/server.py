@@ -8,7 +8,15 @@ from prometheus_client import CollectorRegistry
 
 from libs.bus import Bus, BusSettings
 from libs.inject import InjectionConfig, InvalidConfig, MeshSettings
-from libs.pki import CitadelClient, PkiError, ServingCertificate, ServingIdentity, SpiffeId, token_from_file
+from libs.pki import (
+    CitadelClient,
+    PkiError,
+    ServingCertificate,
+    ServingIdentity,
+    SpiffeId,
+    root_file,
+    token_from_file,
+)
 from libs.runtime import FatalServiceError, MonitoringServer, Readiness, Supervisor
 from services.sidecar_injector.config_source import InjectionConfigFiles, MeshConfigWatch
 from services.sidecar_injector.errors import ConfigNotLoaded
@@ -49,7 +57,9 @@ async def run(settings: InjectorSettings) -> None:
     except (InvalidConfig, PkiError, ValueError) as exc:
         await supervisor.shutdown()
         raise FatalServiceError("configure", exc) from exc
-    signer = CitadelClient(settings.citadel_address, root, token_from_file(settings.citadel_token_file),
+    # Re-read for every CSR and watched: citadel's root rotation moves the webhook's certificate.
+    signer = CitadelClient(settings.citadel_address, root_file(settings.citadel_root_cert, root),
+                           token_from_file(settings.citadel_token_file),
                            server_name=settings.citadel_server_name, timeout_s=settings.citadel_timeout_s)
     supervisor.on_stop("citadel-channel", signer.close)
     tls = WebhookTls(readiness)

@@ -140,10 +140,13 @@ def spiffe_uris(cert: x509.Certificate) -> list[str]:
 
 
 def envoy_certs(admin_base: str) -> dict[str, list[int]]:
-    """Serial numbers Envoy holds, from admin /certs: {"cert_chain": [...], "ca_cert": [...]}."""
+    """Serial numbers Envoy holds, from admin /certs: {"cert_chain": [...], "ca_cert": [...]},
+    each once: Envoy lists a certificate under every TLS context that uses it (a sidecar's
+    port chains and its passthrough chain share `default` and `ROOTCA`)."""
     found: dict[str, list[int]] = {"cert_chain": [], "ca_cert": []}
     for entry in httpx.get(f"{admin_base}/certs", timeout=2.0).json().get("certificates", []):
         for kind, serials in found.items():
             # Envoy prints serials as zero-padded hex; compare them as numbers.
-            serials.extend(int(c["serial_number"], 16) for c in entry.get(kind, []))
+            serials.extend(n for n in (int(c["serial_number"], 16) for c in entry.get(kind, []))
+                           if n not in serials)
     return found

@@ -11,6 +11,7 @@ from tools.mizzenctl import (
     analyze,
     authz_check,
     bug_report,
+    ca,
     completion,
     contexts,
     describe,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     experimental = commands.add_parser("x", aliases=["experimental"], help="experimental commands (istioctl x)")
     experimental_commands = experimental.add_subparsers(dest="experimental_command", required=True)
     authz_check.add_parser(experimental_commands)
+    ca.add_parser(experimental_commands)
     describe.add_parser(experimental_commands)
     completion.add_parser(commands, parser)
     help_examples.decorate(parser)

@@ -47,8 +47,8 @@ mizzenctl analyze -f samples/bookinfo/networking/virtual-service-all-v1.yaml""",
 mizzenctl kube-inject -f deployment.yaml | kubectl apply -f -""",
     "apply": """\
 mizzenctl apply -f samples/bookinfo/networking/destination-rule-all.yaml
-# Check only, store nothing
-mizzenctl apply --dry-run -f samples/bookinfo/networking/
+# Store nothing: validate, and show what each proxy's Envoy config would become
+mizzenctl apply --dry-run -f samples/bookinfo/networking/virtual-service-reviews-v3.yaml
 # Apply what Mizzen serves from a file that also holds kinds it does not (e.g. EnvoyFilter)
 mizzenctl apply --skip-unsupported -f istio-config.yaml""",
     "delete": "mizzenctl delete -f samples/bookinfo/networking/virtual-service-all-v1.yaml",
@@ -107,6 +107,16 @@ mizzenctl completion zsh > "${fpath[1]}/_mizzenctl\"""",
     "x authz check": """\
 mizzenctl x authz check reviews-v1.default
 mizzenctl x authz check --admin 127.0.10.3:15000 -o json""",
+    "x ca": "mizzenctl x ca status",
+    "x ca status": """\
+mizzenctl x ca status
+mizzenctl x ca status -o json""",
+    "x ca rotate": """\
+# A new root beside the old one, workloads moved to it, the old one dropped; follow it to the end
+mizzenctl x ca rotate --wait
+# On Kubernetes, through a port-forward to citadel (it takes a rotation from its own host only)
+kubectl -n istio-system port-forward deploy/istio-citadel 9093 &
+mizzenctl x ca rotate --citadel http://127.0.0.1:9093""",
     "x describe": """\
 mizzenctl x describe pod productpage-v1
 mizzenctl x describe service reviews""",

@@ -44,7 +44,10 @@ class CaBundle:
         return (*(cert_pem(c) for c in certs), cert_pem(self.root))
 
     def trust_bundle_pem(self) -> str:
-        return "".join(cert_pem(c) for c in self.trusted_roots)
+        """Every trusted root, the one the signing chain ends at first (agents renew a
+        certificate from any other)."""
+        others = [c for c in self.trusted_roots if fingerprint(c) != fingerprint(self.root)]
+        return "".join(cert_pem(c) for c in (self.root, *others))
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -16,11 +17,16 @@ DEFAULT_ROOT_TTL = dt.timedelta(days=3650)
 
 
 def self_signed_root(key_type: KeyType, trust_domain: str, *, now: dt.datetime,
-                     ttl: dt.timedelta = DEFAULT_ROOT_TTL) -> CaBundle:
+                     ttl: dt.timedelta = DEFAULT_ROOT_TTL, successor: bool = False) -> CaBundle:
+    """`successor`: a root made to replace another, named apart from it (a serialNumber
+    attribute), so that no verifier ever confuses two roots trusted side by side."""
     key = key_type.generate()
     # Istio names its root after the trust domain (O=cluster.local).
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "Mizzen root CA")])
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain),
+                  x509.NameAttribute(NameOID.COMMON_NAME, "Mizzen root CA")]
+    if successor:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, secrets.token_hex(8)))
+    name = x509.Name(attributes)
     builder = (x509.CertificateBuilder()
                .subject_name(name).issuer_name(name)
                .public_key(key.public_key())

@@ -5,6 +5,10 @@ Istio's plugged-in `cacerts` directory (`CacertsStore`, read-only), or a Kuberne
 (`KubeSecretCaStore` in `store_kube.py`).  The seam is async because the Secret store talks
 to the API server; the file stores do their (brief, but flock-waiting) I/O in a worker
 thread so a second citadel holding the lock never stalls the event loop.
+
+The stores of citadel's own root are also `RootStore`s: they keep a root rotation's state
+(`RootSet`, laid out as `roots.py` says) and save each step only over the state it was
+computed from, so two citadels sharing a store never both take a step.
 """
 
 from __future__ import annotations
@@ -14,14 +18,23 @@ import datetime as dt
 from pathlib import Path
 from typing import Protocol
 
-from libs.pki import InvalidPem, KeyType, key_pem, load_certs, load_private_key
+from libs.pki import InvalidPem, KeyType, fingerprint, load_certs, load_private_key
 from services.citadel.ca.bundle import CaBundle, assemble
-from services.citadel.ca.root import self_signed_root
-from services.citadel.errors import CaLoadError
+from services.citadel.ca.root import DEFAULT_ROOT_TTL, self_signed_root
+from services.citadel.ca.roots import (
+    FILE_NAMES,
+    NEXT_ROOT_KEY,
+    ROOT_CERT,
+    ROOT_KEY,
+    RootSet,
+    roots_from_files,
+    roots_to_files,
+    stable,
+)
+from services.citadel.errors import CaLoadError, RotationError
 from services.citadel.state_dir import StateDir
 
-ROOT_CERT = "root-cert.pem"
-ROOT_KEY = "root-key.pem"
+_PRIVATE = frozenset({ROOT_KEY, NEXT_ROOT_KEY})
 # Istio's plugged-in CA layout (the `cacerts` secret).
 CA_CERT, CA_KEY, CERT_CHAIN = "ca-cert.pem", "ca-key.pem", "cert-chain.pem"
 
@@ -38,6 +51,26 @@ class CaStore(Protocol):
         ...
 
 
+class RootStore(Protocol):
+    """Where citadel's own self-signed root lives, with the state of a rotation."""
+
+    description: str
+
+    async def create_roots(self, key_type: KeyType, trust_domain: str, now: dt.datetime,
+                           ttl: dt.timedelta = DEFAULT_ROOT_TTL) -> RootSet:
+        """The stored roots, or a new self-signed root stored if there is none."""
+        ...
+
+    async def save_roots(self, roots: RootSet, expected: RootSet, now: dt.datetime) -> None:
+        """Store `roots` if what is stored is still `expected`; RotationError if not."""
+        ...
+
+
+def same_roots(a: RootSet, b: RootSet) -> bool:
+    return (fingerprint(a.root) == fingerprint(b.root) and a.fingerprints() == b.fingerprints()
+            and a.phase is b.phase)
+
+
 def _parse(source: Path, data: bytes, what: str, now: dt.datetime, *, key: bytes,
            chain: bytes | None = None, roots: bytes | None = None) -> CaBundle:
     try:
@@ -52,38 +85,70 @@ def _parse(source: Path, data: bytes, what: str, now: dt.datetime, *, key: bytes
 
 
 class FileCaStore:
-    """Citadel's own root in its state dir: root-cert.pem and root-key.pem (0600)."""
+    """Citadel's own root in its state dir: root-cert.pem (the trust bundle) and root-key.pem
+    (0600), and a rotation's files beside them."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state = StateDir(state_dir)
         self.description = f"self-signed root in {state_dir}"
 
     async def load(self, now: dt.datetime) -> CaBundle | None:
-        return await asyncio.to_thread(self._load, now)
+        roots = await asyncio.to_thread(self._load_roots, now)
+        return None if roots is None else roots.ca_bundle()
 
     async def create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
-        return await asyncio.to_thread(self._create, key_type, trust_domain, now)
+        return (await self.create_roots(key_type, trust_domain, now)).ca_bundle()
 
-    def _load(self, now: dt.datetime) -> CaBundle | None:
-        cert, key = self.state.read(ROOT_CERT), self.state.read(ROOT_KEY)
+    async def create_roots(self, key_type: KeyType, trust_domain: str, now: dt.datetime,
+                           ttl: dt.timedelta = DEFAULT_ROOT_TTL) -> RootSet:
+        return await asyncio.to_thread(self._create, key_type, trust_domain, now, ttl)
+
+    async def save_roots(self, roots: RootSet, expected: RootSet, now: dt.datetime) -> None:
+        await asyncio.to_thread(self._save, roots, expected, now)
+
+    def _files(self) -> dict[str, bytes | None]:
+        return {name: self.state.read(name) for name in FILE_NAMES}
+
+    def _load_roots(self, now: dt.datetime) -> RootSet | None:
+        files = self._files()
+        cert, key = files[ROOT_CERT], files[ROOT_KEY]
         if cert is None and key is None:
             return None
         if cert is None or key is None:
             missing = ROOT_CERT if cert is None else ROOT_KEY
             raise CaLoadError(f"{self.state.path}: {missing} is missing but its pair exists; "
                               "restore it, or remove both to make a new root")
-        return _parse(self.state.file(ROOT_CERT), cert, str(self.state.file(ROOT_KEY)), now, key=key)
+        return roots_from_files(files, source=str(self.state.path), now=now)
 
-    def _create(self, key_type: KeyType, trust_domain: str, now: dt.datetime) -> CaBundle:
+    def _write(self, roots: RootSet) -> None:
+        """Write what differs, in `roots_to_files`' order (crash-safe between any two writes)."""
+        for name, data in roots_to_files(roots).items():
+            current = self.state.read(name)
+            if data is None:
+                if current is not None:
+                    self.state.file(name).unlink(missing_ok=True)
+            elif current != data:
+                self.state.write(name, data, private=name in _PRIVATE)
+
+    def _create(self, key_type: KeyType, trust_domain: str, now: dt.datetime, ttl: dt.timedelta) -> RootSet:
         with self.state.locked():
-            existing = self._load(now)
+            existing = self._load_roots(now)
             if existing is not None:
+                # A crash between two writes of a rotation step leaves files that read as one
+                # state but are not laid out as it: lay them out again.
+                self._write(existing)
                 return existing
-            bundle = self_signed_root(key_type, trust_domain, now=now)
-            # The key first: a root cert without its key is useless, the reverse is recoverable.
-            self.state.write(ROOT_KEY, key_pem(bundle.signing_key), private=True)
-            self.state.write(ROOT_CERT, bundle.trust_bundle_pem().encode(), private=False)
-            return bundle
+            roots = stable(self_signed_root(key_type, trust_domain, now=now, ttl=ttl), now)
+            self._write(roots)
+            return roots
+
+    def _save(self, roots: RootSet, expected: RootSet, now: dt.datetime) -> None:
+        with self.state.locked():
+            current = self._load_roots(now)
+            if current is None or not same_roots(current, expected):
+                raise RotationError(f"{self.state.path} changed under this citadel (another citadel shares it?); "
+                                    "not saving the rotation step")
+            self._write(roots)
 
 
 class CacertsStore:

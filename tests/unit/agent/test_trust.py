@@ -57,3 +57,29 @@ def test_expired_roots_are_never_served() -> None:
     bundle = TrustBundle(retention_s=100)
     bundle.from_kv([expired, live], NOW)
     assert bundle.roots(NOW) == [live]
+
+
+def test_a_root_the_rotation_retired_goes_at_once() -> None:
+    old, new = _root("old"), _root("new")
+    bundle = TrustBundle(retention_s=100)
+    bundle.from_kv([old], NOW)
+    bundle.from_kv([old, new], NOW)  # published beside it
+    assert bundle.signing() == fingerprint(old)
+    bundle.from_kv([new, old], NOW)  # citadel signs with the new one
+    assert bundle.signing() == fingerprint(new)
+    assert bundle.from_kv([new], NOW) is True
+    assert bundle.roots(NOW) == [new] and bundle.retained == {}, "retired by the rotation: not kept"
+
+
+def test_the_file_rules_over_citadels_answer_and_kv_over_the_file() -> None:
+    root, other = _root("root"), _root("other")
+    bundle = TrustBundle(retention_s=100)
+    assert bundle.signing() is None
+    bundle.from_citadel(root, NOW)
+    assert bundle.signing() is None, "citadel's answer names no signing root"
+    assert bundle.from_file([root, other], NOW)
+    assert bundle.source == "file" and bundle.signing() == fingerprint(root)
+    assert bundle.from_citadel(other, NOW) is False
+    bundle.from_kv([other], NOW)
+    assert bundle.from_file([root], NOW) is False, "once KV is seen, the file does not change trust"
+    assert bundle.signing() == fingerprint(other)

@@ -75,7 +75,8 @@ async def test_cacerts_intermediate_chain_verifies_to_the_plugged_root(tmp_path:
     # Istio's order: leaf, signing cert, intermediates, root last.
     assert chain[1:] == [cert_pem(signing[0]), cert_pem(middle[0]), cert_pem(root[0])]
     verify_client_chain(chain, [root[0]])
-    assert bundle.trust_bundle_pem() == cert_pem(other_root[0]) + cert_pem(root[0])
+    # The bundle names the root citadel's chain ends at first, then the others.
+    assert bundle.trust_bundle_pem() == cert_pem(root[0]) + cert_pem(other_root[0])
 
 
 async def test_cacerts_without_cert_chain_file_finds_the_root_directly(tmp_path: Path) -> None:
