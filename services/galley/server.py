@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from libs.bus import MESH_CONFIG, Bus, BusSettings, KvBucket, track_connection
 from libs.config import LoadLimits
 from libs.kube import KubeClient, WatchSettings
-from libs.runtime import Backoff, MonitoringServer, Readiness, SettingsError, Supervisor
-from services.galley import api, webhook
+from libs.runtime import Backoff, FatalServiceError, MonitoringServer, Readiness, SettingsError, Supervisor
+from services.galley import api, webhook_server
 from services.galley.analysis import AUTO, NONE, PLATFORMS, WORKLOADS, ApplyAnalysis
 from services.galley.leader import Lease
 from services.galley.publisher import Publisher
@@ -150,6 +150,14 @@ async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None
                                   readiness=galley.readiness, registry=registry)
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)
+    try:
+        # Validation needs neither NATS nor the sources: the webhook serves from the start,
+        # and /readyz waits for it.
+        webhook_server.check(settings)
+        webhook_server.start(supervisor, settings, galley.readiness, registry)
+    except SettingsError as exc:
+        await supervisor.shutdown()
+        raise FatalServiceError("webhook", exc) from exc
     bus = await Bus.connect(BusSettings(url=settings.nats_url, connect_timeout_s=None), name="galley")
     galley.readiness.mark("nats-connected")
     track_connection(bus, galley.readiness, grace_s=settings.nats_grace_s)
@@ -166,14 +174,6 @@ async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None
             )
             supervisor.start("api", server.serve)
             supervisor.on_stop("api", server.stop)
-        if settings.webhook_cert_file is not None:
-            hook = MonitoringServer(
-                host=settings.webhook_address, port=settings.webhook_port, readiness=galley.readiness,
-                registry=registry, routers=(webhook.router(),), ssl_certfile=str(settings.webhook_cert_file),
-                ssl_keyfile=str(settings.webhook_key_file) if settings.webhook_key_file else None,
-            )
-            supervisor.start("webhook", hook.serve)
-            supervisor.on_stop("webhook", hook.stop)
         await supervisor.wait()
     finally:
         await bus.close()

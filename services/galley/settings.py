@@ -31,8 +31,32 @@ class GalleySettings:
     api_token_file: Path | None = knob(None, "file holding the bearer token the API requires (unset: none)")
     webhook_address: str = knob("0.0.0.0", "address of the validating admission webhook (HTTPS)")
     webhook_port: int = knob(9443, "port of the validating admission webhook")
-    webhook_cert_file: Path | None = knob(None, "TLS certificate of the webhook (unset: webhook off)")
-    webhook_key_file: Path | None = knob(None, "TLS private key of the webhook")
+    webhook_cert_source: str = knob("files", "where the webhook's TLS certificate comes from: `files` "
+                                             "(webhook_cert_file and webhook_key_file; unset: webhook off) or "
+                                             "`citadel` (signed for galley's identity and serving_dns_names, "
+                                             "renewed in place; needs citadel_root_cert and citadel_token_file)")
+    webhook_cert_file: Path | None = knob(None, "TLS certificate of the webhook, PEM (`files`; unset: webhook off)")
+    webhook_key_file: Path | None = knob(None, "TLS private key of the webhook, PEM (`files`)")
+    citadel_address: str = knob("istio-citadel.istio-system.svc:8060", "host:port of citadel's CSR API, for the "
+                                                                        "webhook's certificate (`citadel`)")
+    citadel_root_cert: Path | None = knob(None, "PEM root certificate citadel's TLS certificate chains to")
+    citadel_server_name: str = knob("", "TLS server name expected from citadel (empty: the host of citadel_address)")
+    citadel_token_file: Path | None = knob(None, "bearer token presented to citadel (a projected service-account "
+                                                 "token with audience istio-ca, or a bootstrap token), re-read for "
+                                                 "every CSR")
+    trust_domain: str = knob("cluster.local", "SPIFFE trust domain of galley's identity")
+    namespace: str = knob("istio-system", "namespace galley runs in (its SPIFFE identity)")
+    service_account: str = knob("istio-galley-service-account", "service account galley runs as (its SPIFFE "
+                                                                "identity)")
+    serving_dns_names: tuple[str, ...] = knob(
+        ("istio-galley.istio-system.svc",),
+        "DNS names in the webhook's certificate, comma separated: the Service the API server calls "
+        "(citadel must grant them to galley's identity, its --dns-grants)")
+    serving_cert_ttl_s: int = knob(86400, "seconds of validity asked for the webhook's certificate")
+    cert_rotation_fraction: float = knob(0.5, "renew the webhook's certificate after this fraction of its life (0-1)")
+    citadel_retry_initial_s: float = knob(0.2, "seconds before the first retry of a failed CSR; doubles each time")
+    citadel_retry_max_s: float = knob(30.0, "seconds between CSR retries, at most")
+    citadel_timeout_s: float = knob(10.0, "seconds a CSR call may take before it is retried")
     analysis_platform: str = knob("auto", "what apply-time analysis knows of services and workloads: `workloads` "
                                           "(ServiceEntries and the local mesh's mesh-workloads), `none` (checks "
                                           "that need them are skipped), `auto` (none when watching Kubernetes)")

@@ -36,10 +36,14 @@ def review(body: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
+# Every path validates every kind galley serves: /validate, and Istio 1.1 galley's two
+# (its ValidatingWebhookConfiguration calls /admitpilot and /admitmixer).
+PATHS = ("/validate", "/admitpilot", "/admitmixer")
+
+
 def router() -> APIRouter:
     api = APIRouter()
 
-    @api.post("/validate")
     async def validate(request: Request) -> JSONResponse:
         try:
             body = await request.json()
@@ -49,4 +53,6 @@ def router() -> APIRouter:
             return JSONResponse({"error": "expected kind AdmissionReview"}, status_code=400)
         return JSONResponse(review(body))
 
+    for path in PATHS:
+        api.add_api_route(path, validate, methods=["POST"])
     return api

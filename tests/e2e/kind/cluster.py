@@ -11,6 +11,7 @@ reports that every proxy ACKed the config that apply produced.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -34,6 +35,8 @@ IMAGES = ("mizzen:latest", "mizzen-bookinfo:latest")
 # kind's node image; override with MIZZEN_KIND_NODE_IMAGE (e.g. one loaded with `docker load`).
 NODE_IMAGE = os.environ.get("MIZZEN_KIND_NODE_IMAGE", "kindest/node:v1.30.0")
 NAMESPACE = "bookinfo"
+WEBHOOK_CONFIGURATIONS = ("mutatingwebhookconfiguration/istio-sidecar-injector",
+                          "validatingwebhookconfiguration/istio-galley")
 ROLLOUT_TIMEOUT = "300s"
 COMMAND_TIMEOUT_S = 900
 
@@ -111,6 +114,16 @@ class KindCluster:
         deployments = self.kubectl_run("-n", "istio-system", "get", "deployments", "-o", "name").stdout.split()
         for deployment in deployments:
             self.kubectl_run("-n", "istio-system", "rollout", "status", deployment, f"--timeout={ROLLOUT_TIMEOUT}")
+        # The API server calls the injector (pods) and galley (Istio config) only once citadel
+        # has set their webhooks' caBundle to its root.
+        for configuration in WEBHOOK_CONFIGURATIONS:
+            wait_until(functools.partial(self.ca_bundles_set, configuration), timeout=120,
+                       what=f"citadel to set the caBundle of {configuration}")
+
+    def ca_bundles_set(self, configuration: str) -> bool:
+        """Every webhook of the admission webhook configuration has a caBundle."""
+        document = yaml.safe_load(self.kubectl_run("get", configuration, "-o", "yaml").stdout)
+        return all(webhook["clientConfig"].get("caBundle") for webhook in document["webhooks"])
 
     def install_bookinfo(self) -> None:
         """Bookinfo in a namespace opted into injection, its gateway and its subsets."""

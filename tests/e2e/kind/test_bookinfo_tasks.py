@@ -27,6 +27,31 @@ def test_every_bookinfo_pod_was_injected(kind_cluster: KindCluster) -> None:
     kind_cluster.kubectl_run("-n", NAMESPACE, "get", "configmap", "istio-ca-root-cert")
 
 
+INVALID_VIRTUAL_SERVICE = """\
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: reviews-invalid}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 40
+    - destination: {host: reviews, subset: v2}
+      weight: 50
+"""
+
+
+def test_kubectl_apply_of_invalid_config_is_refused_by_galleys_webhook(kind_cluster: KindCluster) -> None:
+    refused = kind_cluster.kubectl_run("-n", NAMESPACE, "apply", "-f", "-", check=False,
+                                       stdin=INVALID_VIRTUAL_SERVICE)
+    assert refused.returncode != 0, refused.stdout
+    assert ('admission webhook "pilot.validation.istio.io" denied the request: VirtualService '
+            f"{NAMESPACE}/reviews-invalid: spec.http[0].route: weights sum to 90, must be 100") in refused.stderr
+    stored = kind_cluster.kubectl_run("-n", NAMESPACE, "get", "virtualservices", "-o", "name").stdout.split()
+    assert "virtualservice.networking.istio.io/reviews-invalid" not in stored
+
+
 def test_productpage_through_the_ingress_gateway(bookinfo: BookinfoOnKind) -> None:
     bookinfo_tasks.check_productpage(bookinfo)
 
