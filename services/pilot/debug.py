@@ -16,6 +16,8 @@
 - `/debug/configz`, `/debug/registryz`: the config and services of the current push.
 - `/debug/push_status`: the last pushes (version, trigger, timing, proxies synced).
 - `/debug/platformz`: the services and workloads of the current push (`debug_registry`).
+- `POST /debug/dryrun`: what proposed config would change in each proxy's config, as a
+  diff against what pilot last sent it (`debug_dryrun`, mounted beside this router).
 
 `proxyID` is a full node id, `<pod>.<namespace>` (Istio's proxy ID), or a pod name that
 names exactly one connected proxy.
@@ -28,12 +30,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from envoy.service.discovery.v3 import discovery_pb2
 from fastapi import APIRouter, HTTPException
-from google.protobuf import any_pb2, json_format
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
-from services.pilot import debug_registry
+from services.pilot import debug_registry, envoy_json
 from services.pilot.model.registry import RegistryContents
 from services.pilot.networking.names import parse_outbound_cluster
 from services.pilot.push_status import PushHistory, PushRecord, convergence_s, wall
@@ -169,17 +169,6 @@ def istio_sync_status(connection: AnyConnection, index: dict[tuple[str, str], st
 # -- /debug/config_dump ---------------------------------------------------------------
 
 
-def _sent(watch: Watch) -> list[any_pb2.Any]:
-    """The resources of the last response sent on this watch, packed, by name."""
-    return [discovery_pb2.DiscoveryResponse.FromString(watch.sent[name].field_bytes).resources[0]
-            for name in sorted(watch.sent)]
-
-
-def _as_dict(packed: any_pb2.Any) -> dict[str, Any]:
-    # Envoy's config_dump keeps proto field names; so does this, so both compare as JSON.
-    return json_format.MessageToDict(packed, preserving_proto_field_name=True)
-
-
 def config_dump(connection: AnyConnection, *, include_eds: bool) -> dict[str, Any]:
     """An Envoy admin `ConfigDump` of what pilot last sent this proxy: per type, the
     version sent and the resources of that response."""
@@ -188,7 +177,7 @@ def config_dump(connection: AnyConnection, *, include_eds: bool) -> dict[str, An
     def entries(type_url: str, key: str) -> list[dict[str, Any]]:
         watch = watches[type_url]
         stamp = {"version_info": watch.version_sent, "last_updated": _iso(watch.sent_at)}
-        return [{key: _as_dict(packed), **stamp} for packed in _sent(watch)]
+        return [{key: envoy_json.resource_dict(watch.sent[name]), **stamp} for name in sorted(watch.sent)]
 
     listeners = [{"name": state["listener"].get("name", ""), "active_state": state}
                  for state in entries(LISTENER_TYPE, "listener")]

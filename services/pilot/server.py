@@ -15,11 +15,12 @@ from libs.config import MESH_CONFIG_KIND
 from libs.kube import KubeClient
 from libs.pki import CitadelClient, ServingCertificate, ServingIdentity, SpiffeId, root_file, token_from_file
 from libs.runtime import MonitoringServer, Readiness, SettingsError, Supervisor, serve_grpc
-from services.pilot import debug
+from services.pilot import debug, debug_dryrun
 from services.pilot.config_watch import ConfigWatcher
 from services.pilot.debounce import Debouncer
 from services.pilot.kube_registry import KubernetesRegistry
 from services.pilot.metrics import PilotMetrics
+from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.registry import ServiceRegistry
@@ -73,8 +74,8 @@ class Pilot:
         initial = self.history.last is None
         started = time.monotonic()
         snapshot = self.watcher.snapshot()
-        mesh = mesh_from_config(snapshot.of_kind(MESH_CONFIG_KIND), self.mesh, self.settings.system_namespace)
-        push = PushContext.build(snapshot, mesh, registries=[registry.contents() for registry in self.registries])
+        push = PushContext.build(snapshot, self.mesh_for(snapshot),
+                                 registries=[registry.contents() for registry in self.registries])
         self.cache.set_push(push)
         self.metrics.push_contexts.inc()
         self.metrics.config_revision.set(self.watcher.revision)
@@ -84,6 +85,10 @@ class Pilot:
             changed_at=None if initial else changed_at, started_at=started, duration_s=time.monotonic() - started,
             proxies=len(self.ads.connections)))
         self.ads.push_all()
+
+    def mesh_for(self, snapshot: ConfigSnapshot) -> MeshConfig:
+        """The mesh config `snapshot` makes: its `istio` ConfigMap over pilot's flags."""
+        return mesh_from_config(snapshot.of_kind(MESH_CONFIG_KIND), self.mesh, self.settings.system_namespace)
 
     def _changed(self) -> None:
         """A config event arrived: note when, then debounce the push."""
@@ -189,7 +194,8 @@ async def run(settings: PilotSettings) -> None:
     monitoring = MonitoringServer(
         host=settings.monitoring_address, port=settings.monitoring_port, readiness=pilot.readiness,
         registry=registry, routers=(debug.router(pilot.ads, pilot.history, instance=_instance_id(),
-                                                 registries=lambda: [r.contents() for r in pilot.registries]),),
+                                                 registries=lambda: [r.contents() for r in pilot.registries]),
+                                    debug_dryrun.router(pilot.ads, mesh_of=pilot.mesh_for, instance=_instance_id())),
     )
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)

@@ -11,8 +11,10 @@ import yaml
 
 from libs.config import parse_text
 from libs.config.report import report
+from tools.mizzenctl import dry_run
 from tools.mizzenctl.galley_client import GalleyUnreachable, add_connection_flags, request
 from tools.mizzenctl.inputs import InputError, iter_inputs
+from tools.mizzenctl.sources import add_pilot_flags
 
 
 def _fail(message: str) -> int:
@@ -29,7 +31,9 @@ def unsupported_kinds(inputs: list[tuple[str, bytes]], namespace: str) -> list[s
 def apply(args: argparse.Namespace) -> int:
     """kubectl's apply through galley.  A resource of a kind Mizzen does not serve is an
     error, found before anything is stored (applying the rest would leave half of what the
-    file means in force); `--skip-unsupported` applies the rest and lists what it skipped."""
+    file means in force); `--skip-unsupported` applies the rest and lists what it skipped.
+    `--dry-run` stores nothing: galley validates and analyses, and pilot shows what the
+    valid resources would change in each proxy's config (`dry_run`)."""
     failed = False
     try:
         inputs = list(iter_inputs(args.filename))
@@ -59,6 +63,15 @@ def apply(args: argparse.Namespace) -> int:
                 named = line.replace("request", source, 1) if line.startswith("request") else line
                 print(f"{'skipped' if args.skip_unsupported else 'error'}: {named}", file=sys.stderr)
             failed |= bool(body["errors"]) or (bool(body["unsupported"]) and not args.skip_unsupported)
+        if args.dry_run:
+            # What the valid resources would change in each proxy's config, as an apply
+            # would store them (each document on its own, the invalid ones refused).
+            out, err, shown = dry_run.show(args, inputs)
+            for line in out:
+                print(line)
+            for line in err:
+                print(line, file=sys.stderr)
+            failed |= not shown
     except (InputError, GalleyUnreachable) as exc:
         return _fail(str(exc))
     return 1 if failed else 0
@@ -141,11 +154,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("-f", "--filename", action="append", required=True, help="file, directory or -")
         parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
         if name == "apply":
-            parser.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
+            parser.add_argument("--dry-run", action="store_true",
+                                help="store nothing: validate, analyse, and show per proxy a diff of the Envoy "
+                                     "config (clusters, endpoints, listeners, routes) pilot would send it")
             parser.add_argument("--skip-unsupported", action="store_true",
                                 help="apply what Mizzen serves and list the resources of other kinds (EnvoyFilter, "
                                      "...) as skipped, instead of refusing the whole apply")
         add_connection_flags(parser)
+        if name == "apply":
+            add_pilot_flags(parser)
         parser.set_defaults(run=func)
     parser = commands.add_parser("get", help="list config of one kind (e.g. virtualservices)")
     parser.add_argument("kind")

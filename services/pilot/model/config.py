@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from libs.config import Resource
@@ -25,6 +25,12 @@ class ConfigSnapshot:
 
     def of_kind(self, kind: str) -> list[Resource]:
         return self._by_kind.get(kind, [])
+
+    def overlaid(self, resources: Iterable[Resource]) -> ConfigSnapshot:
+        """This config with `resources` applied over it, at the same revision: each replaces
+        the one with its kind, namespace and name (its mesh-config key), as an apply through
+        galley would; the last of several with one key wins.  Nothing is changed in place."""
+        return ConfigSnapshot(self.revision, {**self.resources, **{r.key: r for r in resources}})
 
 
 EMPTY_CONFIG = ConfigSnapshot(0, {})

@@ -34,6 +34,9 @@ class PushContext:
     services: Mapping[str, Service]
     endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
     workloads: tuple[WorkloadInstance, ...] = ()
+    # The registries' contents this push was built from, so the same push can be rebuilt
+    # with other config (`with_config`: a dry run's "what if").
+    registries: tuple[RegistryContents, ...] = field(default=(), compare=False, repr=False)
     _gateways: dict[str, Resource] = field(init=False, repr=False, compare=False)
     _destination_rules: dict[str, Resource] = field(init=False, repr=False, compare=False)
     _source_selectors: tuple[tuple[tuple[str, str], ...], ...] = field(init=False, repr=False, compare=False)
@@ -64,7 +67,8 @@ class PushContext:
         """The push for `config` and the registries' contents (`workloads`: registered
         workloads outside any registry, for tests)."""
         extra = [RegistryContents("workloads", workloads=tuple(workloads))] if workloads else []
-        merged = aggregate(config.of_kind("ServiceEntry"), config.of_kind("WorkloadEntry"), [*registries, *extra])
+        contents = (*registries, *extra)
+        merged = aggregate(config.of_kind("ServiceEntry"), config.of_kind("WorkloadEntry"), contents)
         return cls(
             version=make_version(config.revision, merged.version),
             config=config,
@@ -72,7 +76,13 @@ class PushContext:
             services=merged.services,
             endpoints=merged.endpoints,
             workloads=merged.workloads,
+            registries=contents,
         )
+
+    def with_config(self, config: ConfigSnapshot, mesh: MeshConfig) -> PushContext:
+        """The push `config` and `mesh` would make with this push's registry contents: a new,
+        independent push (its own derived facts), this one untouched."""
+        return PushContext.build(config, mesh, registries=self.registries)
 
     def gateway(self, reference: str, namespace: str) -> Resource | None:
         """A VirtualService's `gateways:` entry: `name` (same namespace) or `ns/name`."""
