@@ -126,8 +126,8 @@ def apply_upstream_tls(cluster: cluster_pb2.Cluster, tls: dict[str, Any] | None,
     if tls is None or mode == "DISABLE":
         return
     if mode == "ISTIO_MUTUAL":
-        # The mesh's own mTLS (SDS `default` / `ROOTCA`, SNI = cluster name) belongs to the
-        # mTLS work; until it lands, ISTIO_MUTUAL leaves the cluster in plain text.
+        # The mesh's own certificates (SDS `default` / `ROOTCA`): `mtls.secure_cluster`
+        # builds that socket, with the rule's `sni` and `subjectAltNames`.
         return
     context = upstream_tls_context(tls, options)
     cluster.transport_socket.name = TLS_SOCKET

@@ -131,13 +131,19 @@ def secure_cluster(cluster: cluster_pb2.Cluster, push: PushContext) -> None:
     if rule is not None:
         subset_policy = next((s.get("trafficPolicy") for s in rule.spec.get("subsets", [])
                               if s.get("name") == subset), None)
-    mode = merged_policy(rule.spec if rule else None, subset_policy, port).get("tls", {}).get("mode", "")
+    tls = merged_policy(rule.spec if rule else None, subset_policy, port).get("tls", {})
+    mode = tls.get("mode", "")
     if mode == "DISABLE" or (not mode and service.mesh_external) or mode in ("SIMPLE", "MUTUAL"):
         return
     accounts = sorted({e.service_account for e in push.endpoints.get((host, port), ()) if e.service_account})
     sni = f"outbound_.{port}_.{subset}_.{host}"
-    socket = transport_socket(upstream_tls_context(
-        push, sni, [identity_of(push, service.namespace, account) for account in accounts]))
+    identities = [identity_of(push, service.namespace, account) for account in accounts]
+    if mode == "ISTIO_MUTUAL":
+        # As Istio: the rule's own `sni` and `subjectAltNames` win, so a sidecar reaching an
+        # egress gateway names the external host its gateway server matches.
+        sni = str(tls.get("sni") or sni)
+        identities = [str(name) for name in tls.get("subjectAltNames") or ()] or identities
+    socket = transport_socket(upstream_tls_context(push, sni, identities))
     if mode == "ISTIO_MUTUAL":
         cluster.transport_socket.CopyFrom(socket)
         return

@@ -8,6 +8,7 @@ port itself, and the app listens beside it on the port `APP_PORTS` maps to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -132,27 +133,51 @@ def _filters(port: InboundPort, security: ProxySecurity, scope: ProxyScope, *,
 
 def _chains(proxy: Proxy, scope: ProxyScope, port: InboundPort, security: ProxySecurity, *, match_port: bool
             ) -> list[listener_components_pb2.FilterChain]:
-    """STRICT: a TLS chain only; PERMISSIVE: TLS and plaintext, told apart by the TLS
-    inspector; DISABLE, or a proxy without a workload certificate: plaintext only."""
-    push = scope.push
-    mode = peer_authentication_mode(proxy, push, port.port) if proxy.identity else "DISABLE"
-    chains: list[listener_components_pb2.FilterChain] = []
-    if mode in ("STRICT", "PERMISSIVE"):
-        chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|mtls")
-        chain.filter_chain_match.transport_protocol = "tls"
-        chain.transport_socket.CopyFrom(transport_socket(inbound_tls_context(push, http=port.protocol.is_http)))
-        chain.filters.extend(_filters(port, security, scope, mtls=True))
-        chains.append(chain)
-    if mode in ("PERMISSIVE", "DISABLE"):
-        chain = listener_components_pb2.FilterChain(name=f"inbound|{port.port}|plaintext")
-        if mode == "PERMISSIVE":
-            chain.filter_chain_match.transport_protocol = "raw_buffer"
-        chain.filters.extend(_filters(port, security, scope, mtls=False))
-        chains.append(chain)
+    mode = peer_authentication_mode(proxy, scope.push, port.port) if proxy.identity else "DISABLE"
+    chains = _by_mode(mode, f"inbound|{port.port}", scope.push, http=port.protocol.is_http,
+                      filters=lambda mtls: _filters(port, security, scope, mtls=mtls))
     if match_port:
         for chain in chains:
             chain.filter_chain_match.destination_port.value = port.port
     return chains
+
+
+def _by_mode(mode: str, name: str, push: PushContext, *, http: bool,
+             filters: Callable[[bool], list[listener_components_pb2.Filter]]
+             ) -> list[listener_components_pb2.FilterChain]:
+    """STRICT: a TLS chain only; PERMISSIVE: TLS and plaintext, told apart by the TLS
+    inspector; DISABLE, or a proxy without a workload certificate: plaintext only.
+    `filters(mtls)` gives each chain its filters."""
+    chains: list[listener_components_pb2.FilterChain] = []
+    if mode in ("STRICT", "PERMISSIVE"):
+        chain = listener_components_pb2.FilterChain(name=f"{name}|mtls")
+        chain.filter_chain_match.transport_protocol = "tls"
+        chain.transport_socket.CopyFrom(transport_socket(inbound_tls_context(push, http=http)))
+        chain.filters.extend(filters(True))
+        chains.append(chain)
+    if mode in ("PERMISSIVE", "DISABLE"):
+        chain = listener_components_pb2.FilterChain(name=f"{name}|plaintext")
+        if mode == "PERMISSIVE":
+            chain.filter_chain_match.transport_protocol = "raw_buffer"
+        chain.filters.extend(filters(False))
+        chains.append(chain)
+    return chains
+
+
+def _passthrough_chains(proxy: Proxy, scope: ProxyScope, security: ProxySecurity
+                        ) -> list[listener_components_pb2.FilterChain]:
+    """Ports no service declares are the workload's too: the workload's mTLS mode (no port
+    has a port-level one here) decides as for a declared port, so STRICT leaves no port in
+    plain text, and policies guard them as TCP."""
+    push = scope.push
+    mode = peer_authentication_mode(proxy, push, 0) if proxy.identity else "DISABLE"
+
+    def filters(_: bool) -> list[listener_components_pb2.Filter]:
+        return [*security.network_filters,
+                tcp_proxy_filter("InboundPassthroughCluster", [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)],
+                                 mesh=push.mesh, inbound=True, view=scope.telemetry)]
+
+    return _by_mode(mode, "inbound-passthrough", push, http=False, filters=filters)
 
 
 def _inspect_tls(listener: listener_pb2.Listener) -> None:
@@ -181,12 +206,7 @@ def build(proxy: Proxy, push: PushContext, scope: ProxyScope, security: ProxySec
             _inspect_tls(listener)
         for port in ports:
             listener.filter_chains.extend(_chains(proxy, scope, port, security, match_port=True))
-        passthrough = listener.filter_chains.add(name="inbound-passthrough")
-        # Ports no service declares are the workload's too: policies guard them as TCP.
-        passthrough.filters.extend(security.network_filters)
-        passthrough.filters.append(tcp_proxy_filter("InboundPassthroughCluster",
-                                                     [(names.INBOUND_PASSTHROUGH_CLUSTER, 100)], mesh=push.mesh,
-                                                     inbound=True, view=scope.telemetry))
+        listener.filter_chains.extend(_passthrough_chains(proxy, scope, security))
         out.listeners.append(listener)
         original = cluster_pb2.Cluster(
             name=names.INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,

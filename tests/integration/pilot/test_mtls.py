@@ -3,6 +3,7 @@ PeerAuthentication and DestinationRule, through real Envoys and real handshakes.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,32 @@ spec:
     assert via_client("http://reviews:9080/").status_code == 200
     config.remove("peer-authn")
 
+
+
+CAPTURED_IP = "127.0.40.4"
+
+
+def test_strict_leaves_no_port_of_a_captured_workload_in_plain_text(
+        env: tuple[ConfigEnv, Citadel, Path], mesh_up: dict[str, object]) -> None:
+    """With iptables capture every inbound connection lands on virtualInbound (15006); one
+    for a port no service declares takes the passthrough chain, which STRICT must guard as
+    it does a declared port.  Here nothing redirects, so a connection made straight to 15006
+    is such a connection (its original destination is 15006 itself)."""
+    config, citadel, base = env
+    token = citadel.token_file(base / "ratings.token", "default", "bookinfo-ratings")
+    proxy = config.add_proxy(config.mesh.proxy(
+        config.pilot, name="ratings", bind_address=CAPTURED_IP, interception="REDIRECT",
+        service_account="bookinfo-ratings", labels={"app": "ratings"},
+        extra=identity_args(citadel, token, sds_socket=base / "ratings.sock")))
+    config.apply("peer-authn", mesh_policy("STRICT"))
+    unmatched = f"listener.{CAPTURED_IP}_15006.no_filter_chain_match"
+    before = proxy.admin.stats(unmatched).get(unmatched, 0)
+    with socket.create_connection((CAPTURED_IP, 15006), timeout=5) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\nhost: ratings\r\n\r\n")
+        try:
+            answer = plain.recv(1024)
+        except ConnectionResetError:
+            answer = b""  # closed with a reset: refused all the same
+        assert answer == b"", f"Envoy answered a plaintext connection under STRICT: {answer!r}"
+    assert proxy.admin.stats(unmatched)[unmatched] == before + 1
+    config.remove("peer-authn")

@@ -276,26 +276,18 @@ def test_a_changed_virtual_service_fails_the_comparison_with_a_diff() -> None:
     assert [line.replace(" ", "") for line in changed] == ['-"fixed_delay":"7s",', '+"fixed_delay":"5s",']
 
 
-# -- What the golden files hold that Istio does differently ------------------------------
-# The golden files are pilot's output as it is, so that a refactoring shows every change.
-# Where that output departs from Istio, a strict xfail below says so: when pilot is fixed
-# it passes, fails as XPASS, and its golden file is regenerated with the fix in the diff.
+# -- Istio's behaviour the golden review found missing, now pinned --------------------------
 
 def _resources(name: str, type_url: str) -> dict[str, Any]:
     return dict(json.loads(translate(load_case(name))[file_name(type_url)]))
 
 
-@pytest.mark.xfail(strict=True, reason="pilot ignores a DestinationRule's tls.sni for ISTIO_MUTUAL (Istio sends it); "
-                                       "sidecars then reach the egress gateway with SNI outbound_.443_.cnn_..., which "
-                                       "its edition.cnn.com filter chain does not match")
 def test_istio_mutual_sends_the_destination_rules_sni() -> None:
     cluster = _resources("egress-gateway", CLUSTER_TYPE)[
         "outbound|443|cnn|istio-egressgateway.istio-system.svc.cluster.local"]
     assert cluster["transport_socket"]["typed_config"]["sni"] == "edition.cnn.com"
 
 
-@pytest.mark.xfail(strict=True, reason="under STRICT mTLS, virtualInbound's inbound-passthrough chain still accepts "
-                                       "plain text on ports no service declares (Istio's passthrough follows the mode)")
 def test_strict_mtls_also_guards_the_inbound_passthrough() -> None:
     inbound = _resources("sidecar-captured", LISTENER_TYPE)["virtualInbound"]
     passthrough = [chain for chain in inbound["filter_chains"]
