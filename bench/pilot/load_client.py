@@ -40,10 +40,9 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 
 from bench.pilot.ledger import Delivery
-from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
 
 ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-HCM_TYPE = f"type.googleapis.com/{hcm.HttpConnectionManager.DESCRIPTOR.full_name}"
 RECONNECT_S = 0.5
 # Envoy's gRPC client takes any size pilot sends; a full SotW CDS at scale is megabytes.
 CHANNEL_OPTIONS = (

@@ -1,6 +1,6 @@
 """One SDS stream (state of the world): what was asked, sent, ACKed and NACKed.
 
-Pure bookkeeping, no I/O, the same rules as pilot's ADS (see XDS-NOTES): a request with
+Pure bookkeeping, no I/O, the same rules as pilot's ADS (see docs/xds-notes.md): a request with
 `error_detail` is a NACK, recorded and never answered with the same content; a request
 whose nonce is not the latest is stale and ignored; a request without a nonce is always
 answered; new content is pushed once, when it differs from what was sent.

@@ -32,7 +32,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
+from libs.envoy import ADMIN_TYPE_PREFIX, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
 from services.pilot import debug_registry, envoy_json
 from services.pilot.model.registry import RegistryContents
 from services.pilot.networking.names import parse_outbound_cluster
@@ -40,7 +40,6 @@ from services.pilot.push_status import PushHistory, PushRecord, convergence_s, w
 from services.pilot.xds.server import AdsServer
 from services.pilot.xds.stream_state import AnyConnection, Watch
 
-ADMIN_TYPE = "type.googleapis.com/envoy.admin.v3."
 # Istio's SyncStatus field prefixes per type.
 ISTIO_NAMES = {CLUSTER_TYPE: "cluster", LISTENER_TYPE: "listener", ROUTE_TYPE: "route", ENDPOINT_TYPE: "endpoint"}
 NOT_CONNECTED = "Proxy not connected to this Pilot instance. It may be connected to another instance."
@@ -182,14 +181,14 @@ def config_dump(connection: AnyConnection, *, include_eds: bool) -> dict[str, An
     listeners = [{"name": state["listener"].get("name", ""), "active_state": state}
                  for state in entries(LISTENER_TYPE, "listener")]
     configs: list[dict[str, Any]] = [
-        {"@type": f"{ADMIN_TYPE}ClustersConfigDump", "version_info": watches[CLUSTER_TYPE].version_sent,
+        {"@type": f"{ADMIN_TYPE_PREFIX}ClustersConfigDump", "version_info": watches[CLUSTER_TYPE].version_sent,
          "dynamic_active_clusters": entries(CLUSTER_TYPE, "cluster")},
-        {"@type": f"{ADMIN_TYPE}ListenersConfigDump", "version_info": watches[LISTENER_TYPE].version_sent,
+        {"@type": f"{ADMIN_TYPE_PREFIX}ListenersConfigDump", "version_info": watches[LISTENER_TYPE].version_sent,
          "dynamic_listeners": listeners},
-        {"@type": f"{ADMIN_TYPE}RoutesConfigDump", "dynamic_route_configs": entries(ROUTE_TYPE, "route_config")},
+        {"@type": f"{ADMIN_TYPE_PREFIX}RoutesConfigDump", "dynamic_route_configs": entries(ROUTE_TYPE, "route_config")},
     ]
     if include_eds:
-        configs.insert(1, {"@type": f"{ADMIN_TYPE}EndpointsConfigDump",
+        configs.insert(1, {"@type": f"{ADMIN_TYPE_PREFIX}EndpointsConfigDump",
                            "dynamic_endpoint_configs": entries(ENDPOINT_TYPE, "endpoint_config")})
     return {"configs": configs}
 
