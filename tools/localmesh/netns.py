@@ -52,9 +52,22 @@ class Bridge:
         _run("ip", "link", "add", self.name, "type", "bridge")
         _run("ip", "addr", "add", f"{self.address}/{self.prefix}", "dev", self.name)
         _run("ip", "link", "set", self.name, "up")
+        # With br_netfilter loaded (dockerd loads it, and sets FORWARD's policy to DROP),
+        # traffic between two namespaces on this bridge passes the host's FORWARD chain:
+        # let this bridge's own traffic through, and only its.
+        for rule in self._forward_rules():
+            _run("iptables", "-w", "-I", "FORWARD", *rule)
 
     def delete(self) -> None:
+        for rule in self._forward_rules():
+            # Until none is left: a mesh killed before it cleaned up may have left copies.
+            while subprocess.run(["iptables", "-w", "-D", "FORWARD", *rule], capture_output=True,
+                                 check=False).returncode == 0:
+                pass
         subprocess.run(["ip", "link", "del", self.name], capture_output=True, check=False)
+
+    def _forward_rules(self) -> list[list[str]]:
+        return [["-i", self.name, "-j", "ACCEPT"], ["-o", self.name, "-j", "ACCEPT"]]
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.local.conftest import SAMPLES
 from tests.harness.local_mesh import LocalMesh, reviews_version
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def tasks(conformance_dir: Path) -> Path:
-    return conformance_dir / "bookinfo" / "networking"
+def tasks() -> Path:
+    """Istio's task files as the repository ships them (samples/, copied unchanged)."""
+    return SAMPLES
 
 
 def versions(mesh: LocalMesh, count: int, **headers: str) -> Counter[str | None]:
