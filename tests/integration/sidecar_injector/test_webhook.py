@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,17 +198,24 @@ def test_injection_values_reload_and_a_broken_file_keeps_the_last_good(plane: Co
         injected = patched(pod_of("hello.yaml"), plane.injector.review(pod_of("hello.yaml")))
         return str(next(c["image"] for c in injected["spec"]["containers"] if c["name"] == "istio-proxy"))
 
+    def write(text: str) -> None:
+        # Atomically, as the kubelet swaps a ConfigMap volume's files: a reader between a
+        # truncation and a write would see an empty file, which is valid (all defaults).
+        staging = plane.values_file.with_name(f".{plane.values_file.name}.tmp")
+        staging.write_text(text)
+        os.replace(staging, plane.values_file)
+
     original = plane.values_file.read_text()
     try:
-        plane.values_file.write_text(json.dumps({"global": {"hub": "registry.example/mizzen", "tag": "2.0"}}))
+        write(json.dumps({"global": {"hub": "registry.example/mizzen", "tag": "2.0"}}))
         wait_until(lambda: image() == "registry.example/mizzen/mizzen:2.0", timeout=20, what="new values")
         errors = plane.injector.metric("sidecar_injector_config_errors_total")
-        plane.values_file.write_text('{"global": {"imagePullPolicy": "Sometimes"}}')
+        write('{"global": {"imagePullPolicy": "Sometimes"}}')
         wait_until(lambda: plane.injector.metric("sidecar_injector_config_errors_total") > errors, timeout=20,
                    what="the broken values to be refused")
         assert image() == "registry.example/mizzen/mizzen:2.0"
     finally:
-        plane.values_file.write_text(original)
+        write(original)
         wait_until(lambda: image() == "registry.example/mizzen/mizzen:1.0", timeout=20, what="values restored")
 
 
