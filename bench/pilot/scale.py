@@ -28,12 +28,16 @@ WARMUP = 2
 class PilotProbe:
     client: httpx.AsyncClient
     monitoring: str
-    pid: int | None = None
-    # Every pilot replica's pid (CPU is summed over them); `pid` alone when empty.
+    # Every pilot replica's pid (CPU is summed over them); the first is the one `monitoring`
+    # belongs to.  Empty: no CPU figures (a pilot on another host).
     pids: tuple[int, ...] = ()
 
+    @property
+    def pid(self) -> int | None:
+        return self.pids[0] if self.pids else None
+
     def cpu_s(self) -> float:
-        return sum(sample(p).cpu_s for p in self.pids or ((self.pid,) if self.pid is not None else ()))
+        return sum(sample(p).cpu_s for p in self.pids)
 
     async def push(self, version: str) -> dict[str, float] | None:
         """Pilot's record of the push that produced `version`: its debounce and build time."""

@@ -117,7 +117,7 @@ async def run(setup: ScaleSetup) -> dict[str, Any]:
         results["pilot_start_to_ready_s"] = round(time.monotonic() - began, 2)
         results["pilot_rss_mb_loaded"] = _mb(max(sample(p).rss_kb for p in pids))
         async with httpx.AsyncClient(timeout=30.0) as client:
-            probe = scale.PilotProbe(client, pilot.monitoring, pids[0], pids)
+            probe = scale.PilotProbe(client, pilot.monitoring, pids)
             load = LoadGenerator(pilot.address, mesh.proxies(setup.proxies), processes=setup.processes)
             await load.start()
             try:
