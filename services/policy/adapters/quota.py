@@ -5,9 +5,11 @@ Both take Mixer's params: `quotas[{name, maxAmount, validDuration, overrides}]`,
 `name` is the quota instance (`requestcountquota.instance.istio-system`) and the first
 override whose `dimensions` all match the instance's decides the limit.  A request is
 granted whole or not at all.  memquota counts per rolling window of `validDuration`, in
-tenths (as Mixer's did); redisquota per FIXED_WINDOW, or per ROLLING_WINDOW of `validDuration` made of buckets of
-`bucketDuration`, atomically in Redis (one Lua script per allocation).  The counts
-(`MemoryCounts`, `RedisCounts`) also serve envoyproxy/ratelimit-style limits.
+tenths (as Mixer's did); redisquota per FIXED_WINDOW (a window of `validDuration` that starts
+at the first allocation, as Mixer's redisquota did), or per ROLLING_WINDOW of `validDuration`
+made of buckets of `bucketDuration`, atomically in Redis (one Lua script per allocation).
+The counts (`MemoryCounts`, `RedisCounts`) also serve envoyproxy/ratelimit-style limits,
+whose windows are aligned to the clock (a "minute" is a calendar minute), as that service's are.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -33,6 +36,14 @@ class QuotaUnavailable(Exception):
     """The counter store cannot answer (Redis down): the caller's failure policy decides."""
 
 
+class Window(Enum):
+    """How a limit's window moves."""
+
+    ALIGNED = "aligned"  # fixed, starting on a multiple of its length (envoyproxy/ratelimit's units)
+    FROM_FIRST = "from-first"  # fixed, starting at the key's first allocation (redisquota FIXED_WINDOW)
+    ROLLING = "rolling"  # the last `valid_duration_s`, in buckets of `bucket_s`
+
+
 @dataclass(frozen=True)
 class Limit:
     max_amount: int
@@ -43,7 +54,7 @@ class Limit:
 @dataclass(frozen=True)
 class _Quota:
     limit: Limit
-    rolling: bool
+    window: Window
     overrides: tuple[tuple[tuple[tuple[str, str], ...], Limit], ...]
 
     def limit_for(self, dimensions: dict[str, str]) -> Limit:
@@ -73,7 +84,7 @@ def _quotas(params: dict[str, Any], *, ticks: int = 0) -> dict[str, _Quota]:
                    _seconds(override.get("validDuration"), base.valid_duration_s), base.bucket_s))
             for override in quota.get("overrides", []))
         rolling = bool(ticks) or quota.get("rateLimitAlgorithm") == "ROLLING_WINDOW"
-        found[quota["name"]] = _Quota(base, rolling, overrides)
+        found[quota["name"]] = _Quota(base, Window.ROLLING if rolling else Window.FROM_FIRST, overrides)
     return found
 
 
@@ -84,31 +95,37 @@ def dimension_key(dimensions: dict[str, str]) -> str:
 class Counts(Protocol):
     """Where quota counts live; `take` grants `amount` whole or not at all."""
 
-    async def take(self, key: str, amount: int, limit: Limit, *, rolling: bool = False) -> bool: ...
+    async def take(self, key: str, amount: int, limit: Limit, window: Window = Window.ALIGNED) -> bool: ...
 
 
 @dataclass
 class MemoryCounts:
-    """Counts in this process's memory: with several replicas each counts on its own.
-    Fixed windows of `valid_duration_s` aligned to the clock, or rolling windows made of
-    buckets of `bucket_s`."""
+    """Counts in this process's memory: with several replicas each counts on its own."""
 
     clock: Callable[[], float] = time.time
     _buckets: dict[str, dict[int, int]] = field(default_factory=dict)
     # When each key's counts have all expired: swept now and then, so keys seen once
-    # (a dimension per caller address) do not pile up.
+    # (a dimension per caller address) do not pile up.  For a FROM_FIRST window it is also
+    # when the window ends.
     _expiry: dict[str, float] = field(default_factory=dict)
     _takes: int = 0
 
-    async def take(self, key: str, amount: int, limit: Limit, *, rolling: bool = False) -> bool:
+    async def take(self, key: str, amount: int, limit: Limit, window: Window = Window.ALIGNED) -> bool:
         clock = self.clock()
-        rolling = rolling and limit.bucket_s > 0
-        size = limit.bucket_s if rolling else limit.valid_duration_s
-        now = int(clock // size) if size else 0
-        span = max(1, round(limit.valid_duration_s / limit.bucket_s)) if rolling else 1
         self._takes += 1
         if self._takes % SWEEP_EVERY == 0:
             self._sweep(clock)
+        if window is Window.FROM_FIRST:
+            if self._expiry.get(key, -math.inf) <= clock:
+                self._buckets.pop(key, None)
+                self._expiry[key] = clock + limit.valid_duration_s if limit.valid_duration_s else math.inf
+            now, span, expiry = 0, 1, self._expiry[key]
+        else:
+            rolling = window is Window.ROLLING and limit.bucket_s > 0
+            size = limit.bucket_s if rolling else limit.valid_duration_s
+            now = int(clock // size) if size else 0
+            span = max(1, round(limit.valid_duration_s / limit.bucket_s)) if rolling else 1
+            expiry = (now + span) * size if size else math.inf
         buckets = self._buckets.get(key, {})
         for bucket in [b for b in buckets if b <= now - span]:
             del buckets[bucket]
@@ -116,7 +133,7 @@ class MemoryCounts:
             return False
         buckets[now] = buckets.get(now, 0) + amount
         self._buckets[key] = buckets
-        self._expiry[key] = (now + span) * size if size else math.inf
+        self._expiry[key] = expiry
         return True
 
     def _sweep(self, clock: float) -> None:
@@ -125,7 +142,8 @@ class MemoryCounts:
             self._buckets.pop(key, None)
 
 
-# KEYS[1]: the window's key.  ARGV: amount, max, window ms.  Granted whole or not at all.
+# KEYS[1]: the window's key.  ARGV: amount, max, window ms.  Granted whole or not at all; the
+# window starts with the key's first allocation (the key's TTL is the rest of the window).
 _FIXED = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
@@ -171,18 +189,19 @@ class RedisCounts:
     prefix: str = "mizzen-quota"
     clock: Callable[[], float] = time.time
 
-    async def take(self, key: str, amount: int, limit: Limit, *, rolling: bool = False) -> bool:
+    async def take(self, key: str, amount: int, limit: Limit, window: Window = Window.ALIGNED) -> bool:
         key = f"{self.prefix}:{key}"
         try:
-            if rolling and limit.bucket_s > 0:
+            if window is Window.ROLLING and limit.bucket_s > 0:
                 bucket = int(self.clock() // limit.bucket_s)
                 buckets = max(1, int(limit.valid_duration_s // limit.bucket_s))
                 granted = await self.client.eval(
                     _ROLLING, 1, key, amount, limit.max_amount, bucket, buckets, int(limit.bucket_s * 1000))
             else:
-                window = max(1, int(limit.valid_duration_s * 1000))
-                start = int(self.clock() * 1000) // window
-                granted = await self.client.eval(_FIXED, 1, f"{key}:{start}", amount, limit.max_amount, window)
+                length_ms = max(1, int(limit.valid_duration_s * 1000))
+                if window is Window.ALIGNED:
+                    key = f"{key}:{int(self.clock() * 1000) // length_ms}"
+                granted = await self.client.eval(_FIXED, 1, key, amount, limit.max_amount, length_ms)
         except (RedisError, OSError) as exc:
             raise QuotaUnavailable(f"redis at {self._address()}: {exc}") from exc
         return bool(granted)
@@ -215,4 +234,4 @@ class QuotaHandler:
         if config is None:
             return True
         return await self.counts.take(f"{quota}:{dimension_key(dimensions)}", amount, config.limit_for(dimensions),
-                                      rolling=config.rolling)
+                                      config.window)

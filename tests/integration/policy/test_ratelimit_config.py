@@ -6,6 +6,7 @@ ConfigMap unchanged (applied through galley) and counts in a real Redis."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,8 +175,18 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         group.stop_all()
 
 
+# The longest a test here takes, policy restart included: it starts this far before the
+# end of a calendar minute at the latest.
+TEST_SPAN_S = 20
+
+
 @pytest.fixture
 def fresh(edge: Edge) -> Edge:
+    """No counts, and the rest of a calendar minute to count in: envoyproxy/ratelimit's
+    "minute" is the clock's, so a test that crossed into the next one would see its counts
+    reset halfway."""
+    wait_until(lambda: 60 - time.time() % 60 > TEST_SPAN_S, timeout=TEST_SPAN_S + 5,
+               what="a calendar minute with time left to count in")
     edge.redis.flush()
     return edge
 

@@ -12,7 +12,7 @@ import pytest
 
 from services.policy.adapters.denier import Denier
 from services.policy.adapters.listchecker import ListChecker, ListError
-from services.policy.adapters.quota import MemoryCounts, QuotaHandler
+from services.policy.adapters.quota import Limit, MemoryCounts, QuotaHandler, Window
 from services.policy.adapters.results import CheckResult
 from services.policy.status import NOT_FOUND, OK, PERMISSION_DENIED, UNAVAILABLE, Status
 
@@ -292,3 +292,20 @@ async def test_a_quota_the_handler_does_not_define_is_not_limited() -> None:
     handler = memquota({"quotas": [{"name": QUOTA, "maxAmount": 0, "validDuration": "1s"}]}, Clock())
     assert await handler.allocate("other.instance.istio-system", {}, 1_000_000) is True
     assert await handler.allocate(QUOTA, {}, 1) is False
+
+
+async def test_an_aligned_window_resets_on_the_clock_and_a_from_first_one_a_length_after_its_first_take() -> None:
+    clock = Clock(59.9)
+    counts = MemoryCounts(clock=clock)
+    limit = Limit(max_amount=1, valid_duration_s=60.0)
+    assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
+    assert await counts.take("from-first", 1, limit, Window.FROM_FIRST) is True
+    clock.now = 60.1
+    # envoyproxy/ratelimit's minute is a calendar minute: a new one has begun.
+    assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
+    # redisquota's FIXED_WINDOW runs 60 s from its first allocation, at 59.9.
+    assert await counts.take("from-first", 1, limit, Window.FROM_FIRST) is False
+    clock.now = 119.8
+    assert await counts.take("from-first", 1, limit, Window.FROM_FIRST) is False
+    clock.now = 119.9
+    assert await counts.take("from-first", 1, limit, Window.FROM_FIRST) is True
