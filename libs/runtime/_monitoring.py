@@ -2,7 +2,9 @@
 
 uvicorn serves a small ASGI app for the probes and the build info (`mizzenctl version`); a
 service that needs more routes (pilot's /debug/*, galley's API) passes FastAPI routers,
-mounted behind the probes.
+mounted behind the probes, and the HTTP status of each of its error classes
+(`error_statuses`): the routers raise the service's own errors, and this edge is the one
+place they become responses.
 FastAPI is imported only then: it costs a fifth of a second at start, and the agent
 beside every Envoy should not pay it; it passes a plain ASGI app (`app`) for its
 /app-health/* paths instead.
@@ -16,7 +18,7 @@ import contextlib
 import json
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -27,6 +29,8 @@ from libs.runtime._version import build_info
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -87,6 +91,31 @@ class _ProbesApp:
             await _respond(send, 404, b"not found\n", "text/plain; charset=utf-8")
 
 
+def error_response(statuses: Mapping[type[Exception], int], exc: Exception) -> tuple[int, Any]:
+    """(status, detail) for a service error: the status of the nearest class in `statuses`
+    (as `except` would match it, 500 when none is), and the error's `detail` when it carries
+    structured detail, else its message."""
+    status = next((statuses[k] for k in type(exc).__mro__ if k in statuses), 500)
+    return status, getattr(exc, "detail", None) or str(exc)
+
+
+def _error_handler(statuses: Mapping[type[Exception], int]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    from fastapi.responses import JSONResponse
+
+    async def handle(_request: Request, exc: Exception) -> Response:
+        status, detail = error_response(statuses, exc)
+        # FastAPI's own shape for HTTPException, so clients read one kind of error body.
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    return handle
+
+
+def _roots(classes: Iterable[type[Exception]]) -> list[type[Exception]]:
+    """The classes none of the others derive from: one handler each covers the rest."""
+    listed = list(classes)
+    return [k for k in listed if not any(k is not other and issubclass(k, other) for other in listed)]
+
+
 class MonitoringServer:
     """Serves health, readiness, Prometheus metrics and the build info on `host:port`."""
 
@@ -98,6 +127,7 @@ class MonitoringServer:
         readiness: Readiness,
         registry: CollectorRegistry,
         routers: tuple[APIRouter, ...] = (),
+        error_statuses: Mapping[type[Exception], int] | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         metrics: Callable[[], Iterable[bytes]] | None = None,
@@ -106,6 +136,8 @@ class MonitoringServer:
     ) -> None:
         """`metrics`: the pieces of what /metrics answers, when not `registry` in Prometheus'
         text format.  `app`: an ASGI app answering every other path (not with `routers`).
+        `error_statuses`: the routers' error classes and the HTTP status each answers with
+        (a subclass takes its nearest listed base's).
         `ssl_context`: TLS from a context the caller keeps (and may re-key) rather than files."""
         if routers and app is not None:
             raise ValueError("pass routers or app, not both")
@@ -118,6 +150,10 @@ class MonitoringServer:
             api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
             for router in routers:
                 api.include_router(router)
+            if error_statuses:
+                handler = _error_handler(error_statuses)
+                for root in _roots(error_statuses):
+                    api.add_exception_handler(root, handler)
             fallback = api
         self.app = _ProbesApp(readiness, registry, fallback, metrics)
         self._config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,

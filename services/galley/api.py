@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 
@@ -22,10 +22,25 @@ from libs.bus import BusError, config_key
 from libs.config import Resource, kind_by_name, parse_text
 from libs.config.report import report
 from services.galley.analysis import ApplyAnalysis
+from services.galley.errors import (
+    BadAdmissionReview,
+    BodyTooLarge,
+    StoreUnavailable,
+    Unauthorized,
+    UnknownKind,
+)
 from services.galley.sources import Source, merge
 from services.galley.sources.applied import AppliedSource
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Galley's refusals, mapped here once for the API and the webhook (see services/galley/errors.py).
+HTTP_STATUS: dict[type[Exception], int] = {
+    BadAdmissionReview: 400,
+    Unauthorized: 401,
+    UnknownKind: 404,
+    BodyTooLarge: 413,
+    StoreUnavailable: 503,
+}
 # Headers beyond this many bytes of warnings would trouble proxies and clients alike.
 MAX_WARNING_HEADER_BYTES = 8 * 1024
 
@@ -36,7 +51,7 @@ def _authenticate(token: str | None) -> Any:
             return
         presented = (authorization or "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(presented.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token (see the galley token file)")
+            raise Unauthorized()
 
     return check
 
@@ -44,7 +59,7 @@ def _authenticate(token: str | None) -> Any:
 async def _body(request: Request) -> bytes:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
+        raise BodyTooLarge(MAX_BODY_BYTES)
     return body
 
 
@@ -65,15 +80,6 @@ def warning_headers(warnings: list[str]) -> Headers:
     return headers
 
 
-def _store_down(done: list[str], exc: BusError | None = None) -> HTTPException:
-    """503 for a write NATS did not take: which resources were stored before it went, so
-    no half-apply is silent."""
-    stored = f"stored before that: {', '.join(done)}" if done else "nothing was stored"
-    reason = f" ({exc})" if exc is not None else ""
-    return HTTPException(503, f"galley cannot reach NATS, where applied config is kept{reason}; {stored}. "
-                              "Apply again once NATS is back (`mizzenctl status`).")
-
-
 def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
            default_namespace: str = "default", analysis: ApplyAnalysis | None = None,
            store_connected: Callable[[], bool] = lambda: True) -> APIRouter:
@@ -86,7 +92,7 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
         result = parse_text(await _body(request), "request", default_namespace=namespace)
         summary = report(result)
         if not dryRun and result.resources and not store_connected():
-            raise _store_down([])
+            raise StoreUnavailable([])
         # What Istio's analyzers find about the valid resources: warnings, never refusals.
         findings = await analysis.warnings([r for _, r in result.resources]) if analysis is not None else []
         outcomes: list[dict[str, str]] = []
@@ -95,7 +101,7 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
                 try:
                     outcomes.append({"resource": resource.ref, "result": await applied.apply(resource)})
                 except BusError as exc:
-                    raise _store_down([o["resource"] for o in outcomes], exc) from exc
+                    raise StoreUnavailable([o["resource"] for o in outcomes], exc) from exc
         warnings = summary.warnings + findings
         body = {"applied": outcomes, "errors": summary.errors, "warnings": warnings,
                 "unsupported": summary.unsupported, "valid": summary.valid}
@@ -110,13 +116,13 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
         identities = [(r.kind, r.namespace, r.name) for _, r in result.resources]
         identities += [(i.kind, i.namespace, i.name) for i in result.invalid]
         if identities and not store_connected():
-            raise _store_down([])
+            raise StoreUnavailable([])
         for kind, ns, name in identities:
             key = config_key(kind, ns, name)
             try:
                 (deleted if await applied.delete(key) else missing).append(f"{kind} {ns}/{name}")
             except BusError as exc:
-                raise _store_down([f"deleted {d}" for d in deleted], exc) from exc
+                raise StoreUnavailable([f"deleted {d}" for d in deleted], exc) from exc
         errors = [str(e) for e in result.unreadable]
         return JSONResponse({"deleted": deleted, "notFound": missing, "errors": errors},
                             status_code=200 if not errors and not missing else 404 if missing else 422)
@@ -125,7 +131,7 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
     async def get(kind: str, namespace: str | None = None, name: str | None = None) -> JSONResponse:
         info = kind_by_name(kind)
         if info is None:
-            raise HTTPException(404, f"unknown kind {kind!r}")
+            raise UnknownKind(kind)
         found: list[Resource] = [
             resource for _, resource in merge(sources).values()
             if resource.kind == info.kind and (namespace is None or resource.namespace == namespace)

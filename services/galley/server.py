@@ -171,6 +171,7 @@ async def run(settings: GalleySettings, environ: Mapping[str, str] | None = None
                                     default_namespace=settings.default_namespace,
                                     analysis=ApplyAnalysis(bus, galley.sources, platform=analysis_platform),
                                     store_connected=lambda: bus.connected),),
+                error_statuses=api.HTTP_STATUS,
             )
             supervisor.start("api", server.serve)
             supervisor.on_stop("api", server.stop)

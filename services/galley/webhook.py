@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from libs.config import Origin, parse_documents
 from libs.config.report import report
+from services.galley.errors import BadAdmissionReview
 
 
 def review(body: dict[str, Any]) -> dict[str, Any]:
@@ -47,10 +48,10 @@ def router() -> APIRouter:
     async def validate(request: Request) -> JSONResponse:
         try:
             body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "body is not an AdmissionReview JSON document"}, status_code=400)
+        except ValueError as exc:
+            raise BadAdmissionReview("body is not an AdmissionReview JSON document") from exc
         if not isinstance(body, dict) or body.get("kind") != "AdmissionReview":
-            return JSONResponse({"error": "expected kind AdmissionReview"}, status_code=400)
+            raise BadAdmissionReview("expected kind AdmissionReview")
         return JSONResponse(review(body))
 
     for path in PATHS:

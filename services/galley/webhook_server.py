@@ -30,6 +30,7 @@ from libs.pki import (
 )
 from libs.runtime import MonitoringServer, Readiness, SettingsError, Supervisor
 from services.galley import webhook
+from services.galley.api import HTTP_STATUS
 from services.galley.settings import GalleySettings
 
 log = structlog.get_logger(__name__)
@@ -71,7 +72,7 @@ def start(supervisor: Supervisor, settings: GalleySettings, readiness: Readiness
     elif settings.webhook_cert_file is not None:
         hook = MonitoringServer(
             host=settings.webhook_address, port=settings.webhook_port, readiness=readiness, registry=registry,
-            routers=(webhook.router(),), ssl_certfile=str(settings.webhook_cert_file),
+            routers=(webhook.router(),), error_statuses=HTTP_STATUS, ssl_certfile=str(settings.webhook_cert_file),
             ssl_keyfile=str(settings.webhook_key_file) if settings.webhook_key_file else None,
         )
         supervisor.start("webhook", hook.serve)
@@ -102,7 +103,8 @@ def _start_with_citadel(supervisor: Supervisor, settings: GalleySettings, readin
                                      retry_max_s=settings.citadel_retry_max_s)
     supervisor.start("webhook-cert", certificate.run)
     hook = MonitoringServer(host=settings.webhook_address, port=settings.webhook_port, readiness=readiness,
-                            registry=registry, routers=(webhook.router(),), ssl_context=tls.server_context)
+                            registry=registry, routers=(webhook.router(),), error_statuses=HTTP_STATUS,
+                            ssl_context=tls.server_context)
 
     async def ready_once_listening() -> None:
         await hook.started()

@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from libs.envoy import ADMIN_TYPE_PREFIX, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
 from services.pilot import debug_registry, envoy_json
+from services.pilot.errors import AmbiguousProxy, ProxyIdMissing, ProxyNotConnected
 from services.pilot.model.registry import RegistryContents
 from services.pilot.networking.names import parse_outbound_cluster
 from services.pilot.push_status import PushHistory, PushRecord, convergence_s, wall
@@ -42,7 +43,6 @@ from services.pilot.xds.stream_state import AnyConnection, Watch
 
 # Istio's SyncStatus field prefixes per type.
 ISTIO_NAMES = {CLUSTER_TYPE: "cluster", LISTENER_TYPE: "listener", ROUTE_TYPE: "route", ENDPOINT_TYPE: "endpoint"}
-NOT_CONNECTED = "Proxy not connected to this Pilot instance. It may be connected to another instance."
 
 
 def _iso(monotonic_s: float) -> str | None:
@@ -84,7 +84,7 @@ def proxy_name(connection: AnyConnection) -> str:
 
 def find_connection(server: AdsServer, proxy_id: str | None) -> AnyConnection:
     if not proxy_id:
-        raise HTTPException(400, "You must provide a proxyID in the query string")
+        raise ProxyIdMissing()
     connections = server.connections
     for match in (lambda c: c.proxy.id == proxy_id, lambda c: proxy_name(c) == proxy_id,
                   lambda c: c.proxy.pod == proxy_id):
@@ -92,9 +92,8 @@ def find_connection(server: AdsServer, proxy_id: str | None) -> AnyConnection:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            names = ", ".join(sorted(c.proxy.id for c in found))
-            raise HTTPException(409, f"{proxy_id!r} names several connected proxies: {names}")
-    raise HTTPException(404, NOT_CONNECTED)
+            raise AmbiguousProxy(proxy_id, sorted(c.proxy.id for c in found))
+    raise ProxyNotConnected()
 
 
 # -- /debug/syncz ---------------------------------------------------------------------

@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 
 from libs.config import parse_text
 from libs.config.report import report
 from services.pilot import dryrun
 from services.pilot.debug import find_connection, proxy_name
+from services.pilot.errors import BodyTooLarge, InvalidProposal, NotReady
 from services.pilot.xds.server import AdsServer
 
 __all__ = ["MAX_BODY_BYTES", "router"]
@@ -44,16 +45,15 @@ def router(server: AdsServer, *, mesh_of: dryrun.MeshOf, instance: str = "pilot"
     async def dry_run(request: Request, namespace: str = "default", proxyID: str | None = None) -> dict[str, Any]:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
+            raise BodyTooLarge(MAX_BODY_BYTES)
         # Off the event loop, like the translation: a large body takes a while to validate.
         parsed = await asyncio.to_thread(parse_text, body, "request", default_namespace=namespace)
         summary = report(parsed)
         if summary.errors:
-            raise HTTPException(422, {"message": "the proposed config is not valid; nothing was compared",
-                                      "errors": summary.errors})
+            raise InvalidProposal(summary.errors)
         push = server.cache.push_context
         if push is None:
-            raise HTTPException(503, "pilot has not loaded its config yet: there is nothing to compare with")
+            raise NotReady("pilot has not loaded its config yet: there is nothing to compare with")
         connections = [find_connection(server, proxyID)] if proxyID is not None else \
             sorted(server.connections, key=proxy_name)
         holdings = [dryrun.Holding.of(c, proxy_name(c)) for c in connections]

@@ -25,11 +25,12 @@ import structlog
 from libs.config import Resource
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
 from services.pilot.envoy_json import canonical
+from services.pilot.errors import InconsistentConfig
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
-from services.pilot.networking.generator import InconsistentConfig, generate
+from services.pilot.networking.generator import generate
 from services.pilot.networking.memo import TranslationMemo
 from services.pilot.xds.snapshot import EncodedResource, Snapshot
 from services.pilot.xds.stream_state import AnyConnection, Watch

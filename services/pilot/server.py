@@ -18,6 +18,14 @@ from libs.runtime import MonitoringServer, Readiness, SettingsError, Supervisor,
 from services.pilot import debug, debug_dryrun
 from services.pilot.config_watch import ConfigWatcher
 from services.pilot.debounce import Debouncer
+from services.pilot.errors import (
+    AmbiguousProxy,
+    BodyTooLarge,
+    InvalidProposal,
+    NotReady,
+    ProxyIdMissing,
+    ProxyNotConnected,
+)
 from services.pilot.kube_registry import KubernetesRegistry
 from services.pilot.metrics import PilotMetrics
 from services.pilot.model.config import ConfigSnapshot
@@ -186,6 +194,17 @@ def _instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+# The debug API's refusals, mapped here once (see services/pilot/errors.py).
+HTTP_STATUS: dict[type[Exception], int] = {
+    ProxyIdMissing: 400,
+    ProxyNotConnected: 404,
+    AmbiguousProxy: 409,
+    BodyTooLarge: 413,
+    InvalidProposal: 422,
+    NotReady: 503,
+}
+
+
 async def run(settings: PilotSettings) -> None:
     supervisor = Supervisor("pilot", grace_s=settings.shutdown_grace_s)
     supervisor.install_signal_handlers()
@@ -196,6 +215,7 @@ async def run(settings: PilotSettings) -> None:
         registry=registry, routers=(debug.router(pilot.ads, pilot.history, instance=_instance_id(),
                                                  registries=lambda: [r.contents() for r in pilot.registries]),
                                     debug_dryrun.router(pilot.ads, mesh_of=pilot.mesh_for, instance=_instance_id())),
+        error_statuses=HTTP_STATUS,
     )
     supervisor.start("monitoring", monitoring.serve)
     supervisor.on_stop("monitoring", monitoring.stop)

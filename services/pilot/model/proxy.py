@@ -9,9 +9,7 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
-
-class InvalidNode(ValueError):
-    """A node id or metadata pilot cannot serve."""
+from services.pilot.errors import InvalidNode
 
 
 class NodeType(enum.StrEnum):

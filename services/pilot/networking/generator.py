@@ -12,6 +12,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from google.protobuf.message import Message
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from services.pilot.errors import InconsistentConfig
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
@@ -30,11 +31,6 @@ from services.pilot.networking import (
     sidecar_outbound,
 )
 from services.pilot.networking.memo import TranslationMemo
-
-
-class InconsistentConfig(Exception):
-    """Generated config names something it does not define; serving it would break traffic."""
-
 
 Part = dict[str, Message]
 

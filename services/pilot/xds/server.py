@@ -20,8 +20,8 @@ import structlog
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from services.pilot.model.proxy import InvalidNode, Proxy, parse_node
-from services.pilot.networking.generator import InconsistentConfig
+from services.pilot.errors import InconsistentConfig, InvalidNode, NotReady, PilotError
+from services.pilot.model.proxy import Proxy, parse_node
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
 from services.pilot.xds.delta import DeltaConnection
@@ -31,6 +31,11 @@ from services.pilot.xds.stream_state import AnyConnection, Observer
 log = structlog.get_logger(__name__)
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+# Pilot's refusals of a stream, mapped here once (see services/pilot/errors.py).
+GRPC_STATUS: dict[type[PilotError], grpc.StatusCode] = {
+    NotReady: grpc.StatusCode.UNAVAILABLE,
+    InvalidNode: grpc.StatusCode.INVALID_ARGUMENT,
+}
 _PUSH = object()
 _CLOSED = object()
 
@@ -105,21 +110,27 @@ class AdsServer:
 
         return serve
 
+    async def _first_request(self, requests: AsyncIterator[Any]) -> Any | None:
+        if not self.ready:
+            # Answering before config is loaded would tell Envoy to delete everything.
+            raise NotReady("pilot has not loaded its config yet")
+        try:
+            return await anext(aiter(requests))
+        except StopAsyncIteration:
+            return None
+
     async def _stream(
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,
         make_connection: type[AnyConnection],
     ) -> AsyncGenerator[bytes, None]:
-        if not self.ready:
-            # Answering before config is loaded would tell Envoy to delete everything.
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "pilot has not loaded its config yet")
         try:
-            first = await anext(aiter(requests))
-        except StopAsyncIteration:
-            return
-        try:
+            first = await self._first_request(requests)
+            if first is None:
+                return
             proxy = parse_node(first.node)
-        except InvalidNode as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except PilotError as exc:
+            log.warning("stream refused", reason=str(exc), peer=context.peer())
+            await context.abort(GRPC_STATUS.get(type(exc), grpc.StatusCode.INVALID_ARGUMENT), str(exc))
             return
         conn_id = str(next(self._ids))
         stream = _Stream(make_connection(conn_id, proxy, observer=self.observer))

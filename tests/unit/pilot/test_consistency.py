@@ -9,7 +9,8 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-from services.pilot.networking.generator import InconsistentConfig, ProxyConfig, check_consistency
+from services.pilot.errors import InconsistentConfig
+from services.pilot.networking.generator import ProxyConfig, check_consistency
 from services.pilot.networking.memo import TranslationMemo
 
 SHARED_CLUSTERS = {n: cluster_pb2.Cluster(name=n, type=cluster_pb2.Cluster.EDS) for n in ("a", "b")}

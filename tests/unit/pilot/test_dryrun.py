@@ -13,13 +13,13 @@ from google.protobuf import json_format
 from libs.config import Resource, parse_text
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot import dryrun
+from services.pilot.errors import InconsistentConfig
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.registry import RegistryContents
 from services.pilot.model.serviceentry import WorkloadInstance
-from services.pilot.networking.generator import InconsistentConfig
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
 from services.pilot.xds.snapshot import EncodedResource, Snapshot, encode

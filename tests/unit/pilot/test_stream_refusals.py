@@ -1,0 +1,62 @@
+"""How pilot refuses an xDS stream, over a real gRPC channel on loopback: before it has
+loaded config it answers UNAVAILABLE (an empty answer would tell Envoy to delete
+everything); a node id it cannot serve is INVALID_ARGUMENT, with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from envoy.service.discovery.v3 import discovery_pb2
+
+from libs.envoy import CLUSTER_TYPE
+from services.pilot.xds.cache import SnapshotCache
+from services.pilot.xds.server import ADS_SERVICE, AdsServer
+
+
+@pytest.fixture
+async def ads() -> AsyncIterator[tuple[AdsServer, grpc.aio.Channel]]:
+    server = AdsServer(SnapshotCache())
+    grpc_server = grpc.aio.server()
+    grpc_server.add_generic_rpc_handlers((server.handler(),))
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    await grpc_server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield server, channel
+    finally:
+        await channel.close()
+        await grpc_server.stop(None)
+
+
+async def first_answer(channel: grpc.aio.Channel, node_id: str) -> grpc.aio.AioRpcError:
+    call = channel.stream_stream(f"/{ADS_SERVICE}/StreamAggregatedResources",
+                                 request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+                                 response_deserializer=discovery_pb2.DiscoveryResponse.FromString)
+    request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE)
+    request.node.id = node_id
+    stream = call(iter([request]))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stream.read()
+    return refused.value
+
+
+async def test_a_pilot_without_config_refuses_streams_as_unavailable(ads: tuple[AdsServer, grpc.aio.Channel]) -> None:
+    _, channel = ads
+    error = await first_answer(channel, "sidecar~10.0.0.1~ratings-v1.default~default.svc.cluster.local")
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "has not loaded its config" in (error.details() or "")
+
+
+@pytest.mark.parametrize(("node_id", "reason"), [
+    ("not-a-node-id", "is not <type>~<ip>~<pod>.<namespace>~<domain>"),
+    ("gateway~10.0.0.1~ingress.istio-system~x", "type 'gateway' is not sidecar or router"),
+])
+async def test_a_node_pilot_cannot_serve_is_refused_with_the_reason(
+        ads: tuple[AdsServer, grpc.aio.Channel], node_id: str, reason: str) -> None:
+    server, channel = ads
+    server.ready = True
+    error = await first_answer(channel, node_id)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason in (error.details() or "")
