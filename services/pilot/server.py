@@ -63,7 +63,7 @@ class Pilot:
             trust_domain=settings.trust_domain,
         )
         self.cache = SnapshotCache()
-        self.ads = AdsServer(self.cache, observer=self.metrics)
+        self.ads = AdsServer(self.cache, observer=self.metrics, concurrent_sends=settings.push_concurrency)
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
         self.readiness.require("nats-connected", "config-synced", "registries-synced")

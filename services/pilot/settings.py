@@ -39,6 +39,9 @@ class PilotSettings:
     debounce_max_s: float = knob(10.0, "seconds a push may be held back by a stream of changes, at most")
     endpoint_debounce_quiet_s: float = knob(0.01, "seconds without an endpoint change before an endpoint push")
     endpoint_debounce_max_s: float = knob(0.1, "seconds an endpoint push may be held back, at most")
+    push_concurrency: int = knob(100, "streams that may build and write responses at once (Istio's "
+                                      "PILOT_PUSH_THROTTLE): bounds the memory of many proxies syncing together; "
+                                      "0: no limit")
     root_namespace: str = knob("istio-system", "namespace whose config applies mesh-wide (the mesh config's "
                                                "rootNamespace overrides it)")
     system_namespace: str = knob("istio-system", "namespace of the `istio` ConfigMap holding the mesh config "

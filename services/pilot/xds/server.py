@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -56,9 +56,16 @@ class _Stream:
 
 
 class AdsServer:
-    def __init__(self, cache: SnapshotCache, *, observer: Observer | None = None) -> None:
+    def __init__(self, cache: SnapshotCache, *, observer: Observer | None = None, concurrent_sends: int = 0) -> None:
+        """`concurrent_sends` > 0: at most that many streams build and write responses at
+        once (Istio's PILOT_PUSH_THROTTLE).  Each response is the stream's own copy of its
+        resources (with a nonce of its own), held until gRPC has written it, so a thousand
+        proxies syncing at once would otherwise hold a thousand copies of a whole config.
+        A peer that stops reading keeps its slot until its stream ends: it takes as many
+        stuck peers as slots to hold every push back."""
         self.cache = cache
         self.observer = observer or Observer()
+        self._send_slots = asyncio.Semaphore(concurrent_sends) if concurrent_sends > 0 else None
         self.ready = False
         self._streams: dict[str, _Stream] = {}
         self._ids = itertools.count(1)
@@ -99,14 +106,18 @@ class AdsServer:
             return None
 
     def _serving(self, make_connection: type[AnyConnection]) -> Callable[
-            [AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[bytes]]:
+            [AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[None]]:
         """The stream handler for one protocol (SotW or delta): same loop, its own bookkeeping."""
 
-        async def serve(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        async def serve(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
             # aclosing: a cancelled stream unregisters now, not whenever the generator is collected.
             async with contextlib.aclosing(self._stream(requests, context, make_connection)) as responses:
                 async for response in responses:
-                    yield response
+                    # Written here rather than yielded to gRPC, whose generator loop keeps the
+                    # last message it sent: a full sync ends with a whole config (half a
+                    # megabyte at 1,000 services), and a thousand idle streams held 520 MB.
+                    await context.write(response)
+                    del response
 
         return serve
 
@@ -139,26 +150,32 @@ class AdsServer:
         log.info("proxy connected", proxy=proxy.id, conn=conn_id, peer=context.peer(), api=stream.connection.api)
         reader = asyncio.create_task(self._read(requests, stream), name=f"ads-read-{conn_id}")
         try:
-            for response in stream.connection.handle_request(first, self._snapshot(proxy)):
-                yield response
-            stream.connection.note_sync()
-            while True:
-                event = await stream.events.get()
-                if event is _CLOSED:
-                    break
-                if event is _PUSH:
-                    stream.push_queued = False
-                    snapshot = self._snapshot(proxy)
-                    responses = stream.connection.push(snapshot) if snapshot is not None else []
-                else:
-                    responses = stream.connection.handle_request(event, self._snapshot(proxy))
-                for response in responses:
-                    yield response
+            event: Any = first
+            while event is not _CLOSED:
+                async with self._send_slot():
+                    responses = self._respond(stream, event)
+                    # Popped, so nothing here holds a response once it is written (see serve).
+                    while responses:
+                        yield responses.pop(0)
                 stream.connection.note_sync()
+                event = await stream.events.get()
         finally:
             reader.cancel()
             del self._streams[conn_id]
             log.info("proxy disconnected", proxy=proxy.id, conn=conn_id)
+
+    def _respond(self, stream: _Stream, event: Any) -> list[bytes]:
+        """The responses one event calls for: a push, or a request (or ACK, or NACK)."""
+        proxy = stream.connection.proxy
+        if event is _PUSH:
+            stream.push_queued = False
+            snapshot = self._snapshot(proxy)
+            return stream.connection.push(snapshot) if snapshot is not None else []
+        return stream.connection.handle_request(event, self._snapshot(proxy))
+
+    def _send_slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Held from building a stream's responses until the last of them is written."""
+        return self._send_slots if self._send_slots is not None else contextlib.nullcontext()
 
     async def _read(self, requests: AsyncIterator[Any], stream: _Stream) -> None:
         try:

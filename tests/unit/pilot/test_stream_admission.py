@@ -1,17 +1,24 @@
 """How pilot refuses an xDS stream, over a real gRPC channel on loopback: before it has
 loaded config it answers UNAVAILABLE (an empty answer would tell Envoy to delete
-everything); a node id it cannot serve is INVALID_ARGUMENT, with the reason."""
+everything); a node id it cannot serve is INVALID_ARGUMENT, with the reason.  And how it
+holds streams back: at most `concurrent_sends` build and write responses at once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE
+from services.pilot.model.config import ConfigSnapshot
+from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.push_context import PushContext
 from services.pilot.xds.cache import SnapshotCache
+from services.pilot.xds.connection import Connection
 from services.pilot.xds.server import ADS_SERVICE, AdsServer
 
 
@@ -60,3 +67,47 @@ async def test_a_node_pilot_cannot_serve_is_refused_with_the_reason(
     error = await first_answer(channel, node_id)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason in (error.details() or "")
+
+
+# -- the send throttle ---------------------------------------------------------------------
+
+
+class _Context:
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+
+async def _requests(node_id: str) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+    request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE)
+    request.node.id = node_id
+    yield request
+    await asyncio.Event().wait()  # the stream stays open
+
+
+def _served(server: AdsServer, n: int) -> AsyncGenerator[bytes, None]:
+    node = f"sidecar~10.0.0.{n}~app-{n}.default~default.svc.cluster.local"
+    return server._stream(_requests(node), _Context(), Connection)  # type: ignore[arg-type]
+
+
+async def test_a_stream_waits_for_a_send_slot_until_the_one_holding_it_has_written() -> None:
+    cache = SnapshotCache()
+    cache.set_push(PushContext.build(ConfigSnapshot(1, {}), MeshConfig()))
+    server = AdsServer(cache, concurrent_sends=1)
+    server.ready = True
+    first, second = _served(server, 1), _served(server, 2)
+    try:
+        # The first stream's CDS answer is handed out but not yet written: it holds the slot.
+        assert await anext(first)
+        waiting = asyncio.ensure_future(anext(second))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        # Written (the stream asks for its next event): the slot passes on.
+        moving_on = asyncio.ensure_future(anext(first))
+        assert await asyncio.wait_for(waiting, timeout=10)
+        moving_on.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await moving_on
+    finally:
+        await first.aclose()
+        await second.aclose()
