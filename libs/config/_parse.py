@@ -117,6 +117,12 @@ class ParseResult:
     def ok(self) -> bool:
         return not (self.invalid or self.unreadable)
 
+    def identities(self) -> list[tuple[str, str, str]]:
+        """(kind, namespace, name) of every document that names a resource, valid or not:
+        what a delete removes (an invalid spec still names what to delete, as in kubectl)."""
+        return [(r.kind, r.namespace, r.name) for _, r in self.resources] + \
+            [(i.kind, i.namespace, i.name) for i in self.invalid]
+
     def errors(self, *, with_origin: bool = True) -> list[str]:
         """Every problem, one line each: the unreadable documents, then each invalid
         resource's fields (see `ResourceInvalid.lines`)."""

@@ -108,21 +108,21 @@ def router(applied: AppliedSource, sources: list[Source], *, token: str | None,
         return JSONResponse(body, status_code=200 if summary.ok else 422, headers=warning_headers(warnings))
 
     @api.post("/delete")
-    async def delete(request: Request, namespace: str = default_namespace) -> JSONResponse:
+    async def delete(request: Request, namespace: str = default_namespace, dryRun: bool = False) -> JSONResponse:
+        """`dryRun`: delete nothing; say what would be deleted and what is not there."""
         result = parse_text(await _body(request), "request", default_namespace=namespace)
         deleted: list[str] = []
         missing: list[str] = []
-        # Deleting needs only identity: invalid specs still name what to delete.
-        identities = [(r.kind, r.namespace, r.name) for _, r in result.resources]
-        identities += [(i.kind, i.namespace, i.name) for i in result.invalid]
-        if identities and not store_connected():
+        identities = result.identities()
+        if identities and not dryRun and not store_connected():
             raise StoreUnavailable([])
         for kind, ns, name in identities:
             key = config_key(kind, ns, name)
             try:
-                (deleted if await applied.delete(key) else missing).append(f"{kind} {ns}/{name}")
+                found = applied.get(key) is not None if dryRun else await applied.delete(key)
             except BusError as exc:
                 raise StoreUnavailable([f"deleted {d}" for d in deleted], exc) from exc
+            (deleted if found else missing).append(f"{kind} {ns}/{name}")
         errors = [str(e) for e in result.unreadable]
         return JSONResponse({"deleted": deleted, "notFound": missing, "errors": errors},
                             status_code=200 if not errors and not missing else 404 if missing else 422)

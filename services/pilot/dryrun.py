@@ -49,8 +49,11 @@ MeshOf = Callable[[ConfigSnapshot], MeshConfig]
 Resources = Mapping[str, EncodedResource]
 
 
-def proposed_push(push: PushContext, resources: Iterable[Resource], mesh_of: MeshOf) -> PushContext:
-    config = push.config.overlaid(resources)
+def proposed_push(push: PushContext, resources: Iterable[Resource], mesh_of: MeshOf,
+                  deleted: Iterable[str] = ()) -> PushContext:
+    """The push as it would be with `resources` applied and the resources of the
+    mesh-config keys `deleted` deleted."""
+    config = push.config.without(deleted).overlaid(resources)
     return push.with_config(config, mesh_of(config))
 
 
@@ -150,9 +153,10 @@ def would_send(snapshot: Snapshot, holding: Holding) -> dict[str, Resources]:
     return out
 
 
-def diff_resources(proxy_name: str, type_url: str, now: Resources, after: Resources) -> list[Change]:
+def diff_resources(proxy_name: str, type_url: str, now: Resources, after: Resources,
+                   action: str = "apply") -> list[Change]:
     """One `Change` per resource that differs, with a unified diff of its canonical JSON
-    (`--- <proxy> <type> <name> (now)`, `+++ ... (after apply)`); an added resource is
+    (`--- <proxy> <type> <name> (now)`, `+++ ... (after <action>)`); an added resource is
     diffed against nothing, a removed one to nothing."""
     word = TYPE_WORDS[type_url]
     changes: list[Change] = []
@@ -167,7 +171,7 @@ def diff_resources(proxy_name: str, type_url: str, now: Resources, after: Resour
             continue
         change = "added" if before is None else "removed" if later is None else "changed"
         lines = difflib.unified_diff(old.splitlines(), new.splitlines(), f"{proxy_name} {word} {name} (now)",
-                                     f"{proxy_name} {word} {name} (after apply)", lineterm="")
+                                     f"{proxy_name} {word} {name} (after {action})", lineterm="")
         changes.append(Change(word, name, change, "\n".join(lines)))
     return changes
 
@@ -183,9 +187,11 @@ def _translate(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> Snapsh
         return f"generating its config failed ({exc!r}); it would keep what it holds"
 
 
-def effects(push: PushContext, holdings: Sequence[Holding], *, current_version: str) -> list[ProxyEffect]:
+def effects(push: PushContext, holdings: Sequence[Holding], *, current_version: str,
+            action: str = "apply") -> list[ProxyEffect]:
     """Per proxy, what taking `push` would change.  `current_version`: the live push's,
-    to tell a proxy that has not been sent it yet."""
+    to tell a proxy that has not been sent it yet; `action`: what makes `push` (apply or
+    delete), as the diffs name it."""
     memo = TranslationMemo()
     snapshots: dict[tuple[Any, ...], Snapshot | str] = {}
     out: list[ProxyEffect] = []
@@ -203,6 +209,7 @@ def effects(push: PushContext, holdings: Sequence[Holding], *, current_version: 
             continue
         after = would_send(snapshot, holding)
         changes = [change for type_url in PUSH_ORDER
-                   for change in diff_resources(holding.name, type_url, holding.resources[type_url], after[type_url])]
+                   for change in diff_resources(holding.name, type_url, holding.resources[type_url], after[type_url],
+                                                action)]
         out.append(ProxyEffect(holding.proxy.id, holding.name, tuple(changes), unsettled=unsettled))
     return out

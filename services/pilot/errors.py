@@ -57,6 +57,11 @@ class BodyTooLarge(PilotError):
         super().__init__(f"request body over {limit_bytes} bytes")
 
 
+class UnknownAction(PilotError):
+    def __init__(self, action: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"action {action!r} is not one of {', '.join(known)}")
+
+
 class InvalidProposal(PilotError):
     """A dry run's proposed config does not validate; nothing was compared.  `detail`
     carries each error with its resource, field and reason."""

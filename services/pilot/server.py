@@ -25,6 +25,7 @@ from services.pilot.errors import (
     NotReady,
     ProxyIdMissing,
     ProxyNotConnected,
+    UnknownAction,
 )
 from services.pilot.kube_registry import KubernetesRegistry
 from services.pilot.metrics import PilotMetrics
@@ -197,6 +198,7 @@ def _instance_id() -> str:
 # The debug API's refusals, mapped here once (see services/pilot/errors.py).
 HTTP_STATUS: dict[type[Exception], int] = {
     ProxyIdMissing: 400,
+    UnknownAction: 400,
     ProxyNotConnected: 404,
     AmbiguousProxy: 409,
     BodyTooLarge: 413,

@@ -1,11 +1,13 @@
-"""`mizzenctl apply --dry-run`'s second half: what the files would change in each proxy's
-Envoy config, from pilot's `/debug/dryrun`.
+"""`mizzenctl apply --dry-run` and `delete --dry-run`'s second half: what the files would
+change in each proxy's Envoy config, from pilot's `/debug/dryrun`.
 
-The resources galley found valid are sent (a `kind: List`) to every pilot the mesh
-context knows; each answers for the proxies connected to it, comparing what it last sent
-each proxy with what it would send once the files are applied.  Per proxy whose config
-would change, each changed cluster, load assignment, listener and route configuration is
-printed as a unified diff (`--- <proxy> <type> <name> (now)`, `+++ ... (after apply)`).
+For an apply, the resources galley found valid are sent (a `kind: List`); for a delete,
+the files as they are (every document names what it deletes, valid or not).  They go to
+every pilot the mesh context knows; each answers for the proxies connected to it,
+comparing what it last sent each proxy with what it would send once the files are applied
+or deleted.  Per proxy whose config would change, each changed cluster, load assignment,
+listener and route configuration is printed as a unified diff
+(`--- <proxy> <type> <name> (now)`, `+++ ... (after apply)`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from libs.config import Resource, parse_text
 from tools.mizzenctl import contexts
 from tools.mizzenctl.sources import SourceError, pilot_urls
 
-__all__ = ["Effect", "ask", "merge", "proposed", "render", "show"]
+__all__ = ["Effect", "ask", "ask_delete", "merge", "proposed", "render", "show", "show_delete"]
 
 Json = dict[str, Any]
 # The order pilot pushes them in, and the words `proxy-config` uses.
@@ -38,11 +40,20 @@ def proposed(inputs: Iterable[tuple[str, bytes]], namespace: str) -> list[Resour
 
 
 def ask(url: str, resources: list[Resource]) -> Json:
-    """One pilot's answer for the proxies connected to it."""
+    """One pilot's answer for the proxies connected to it, were `resources` applied."""
     body = json.dumps({"apiVersion": "v1", "kind": "List", "items": [r.to_dict() for r in resources]})
+    return _post(url, body.encode(), "apply")
+
+
+def ask_delete(url: str, documents: bytes, namespace: str) -> Json:
+    """One pilot's answer for the proxies connected to it, were what `documents` name deleted."""
+    return _post(url, documents, "delete", namespace=namespace)
+
+
+def _post(url: str, body: bytes, action: str, namespace: str = "default") -> Json:
     try:
-        response = httpx.post(f"{url}/debug/dryrun", content=body, headers={"content-type": "application/json"},
-                              timeout=TIMEOUT_S)
+        response = httpx.post(f"{url}/debug/dryrun", content=body, params={"action": action, "namespace": namespace},
+                              headers={"content-type": "application/yaml"}, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:
         raise SourceError(f"cannot reach pilot at {url}: {exc}") from exc
     if response.status_code != 200:
@@ -129,5 +140,16 @@ def show(args: argparse.Namespace, inputs: list[tuple[str, bytes]]) -> tuple[lis
         effect = merge(ask(url, resources) for url in pilot_urls(args))
     except SourceError as exc:
         return [], [f"error: cannot show what the files would change: {exc}; {contexts.explain(args)}"], False
+    out, err = render(effect)
+    return out, err, True
+
+
+def show_delete(args: argparse.Namespace, inputs: list[tuple[str, bytes]]) -> tuple[list[str], list[str], bool]:
+    """(stdout lines, stderr lines, whether it worked) for `delete --dry-run`'s files."""
+    documents = b"\n---\n".join(data for _, data in inputs)
+    try:
+        effect = merge(ask_delete(url, documents, args.namespace) for url in pilot_urls(args))
+    except SourceError as exc:
+        return [], [f"error: cannot show what deleting would change: {exc}; {contexts.explain(args)}"], False
     out, err = render(effect)
     return out, err, True

@@ -51,7 +51,10 @@ mizzenctl apply -f samples/bookinfo/networking/destination-rule-all.yaml
 mizzenctl apply --dry-run -f samples/bookinfo/networking/virtual-service-reviews-v3.yaml
 # Apply what Mizzen serves from a file that also holds kinds it does not (e.g. EnvoyFilter)
 mizzenctl apply --skip-unsupported -f istio-config.yaml""",
-    "delete": "mizzenctl delete -f samples/bookinfo/networking/virtual-service-all-v1.yaml",
+    "delete": """\
+mizzenctl delete -f samples/bookinfo/networking/virtual-service-all-v1.yaml
+# Delete nothing: say what would be deleted, and what each proxy's Envoy config would become
+mizzenctl delete --dry-run -f samples/bookinfo/networking/virtual-service-all-v1.yaml""",
     "get": """\
 mizzenctl get virtualservices
 mizzenctl get dr reviews -o yaml

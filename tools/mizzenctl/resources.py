@@ -78,20 +78,32 @@ def apply(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
+    """`--dry-run` deletes nothing: galley says what it would delete, and pilot what that
+    would change in each proxy's config (`dry_run`)."""
     failed = False
+    suffix = " (dry run)" if args.dry_run else ""
     try:
-        for _source, data in iter_inputs(args.filename):
-            response = request(args, "POST", "/apis/v1/delete", content=data, params={"namespace": args.namespace})
+        inputs = list(iter_inputs(args.filename))
+        for _source, data in inputs:
+            response = request(args, "POST", "/apis/v1/delete", content=data,
+                               params={"namespace": args.namespace, "dryRun": str(args.dry_run).lower()})
             if response.status_code not in (200, 404, 422):
                 return _fail(f"galley answered {response.status_code}: {response.text.strip()}")
             body = response.json()
             for name in body["deleted"]:
-                print(f"{name} deleted")
+                print(f"{name} deleted{suffix}")
             for name in body["notFound"]:
                 print(f"error: {name} not found", file=sys.stderr)
             for line in body["errors"]:
                 print(line, file=sys.stderr)
             failed |= bool(body["notFound"] or body["errors"])
+        if args.dry_run:
+            out, err, shown = dry_run.show_delete(args, inputs)
+            for line in out:
+                print(line)
+            for line in err:
+                print(line, file=sys.stderr)
+            failed |= not shown
     except (InputError, GalleyUnreachable) as exc:
         return _fail(str(exc))
     return 1 if failed else 0
@@ -157,12 +169,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             parser.add_argument("--dry-run", action="store_true",
                                 help="store nothing: validate, analyse, and show per proxy a diff of the Envoy "
                                      "config (clusters, endpoints, listeners, routes) pilot would send it")
+        else:
+            parser.add_argument("--dry-run", action="store_true",
+                                help="delete nothing: say what would be deleted, and show per proxy a diff of the "
+                                     "Envoy config pilot would send it afterwards")
+        if name == "apply":
             parser.add_argument("--skip-unsupported", action="store_true",
                                 help="apply what Mizzen serves and list the resources of other kinds (EnvoyFilter, "
                                      "...) as skipped, instead of refusing the whole apply")
         add_connection_flags(parser)
-        if name == "apply":
-            add_pilot_flags(parser)
+        add_pilot_flags(parser)
         parser.set_defaults(run=func)
     parser = commands.add_parser("get", help="list config of one kind (e.g. virtualservices)")
     parser.add_argument("kind")

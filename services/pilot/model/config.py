@@ -32,5 +32,11 @@ class ConfigSnapshot:
         galley would; the last of several with one key wins.  Nothing is changed in place."""
         return ConfigSnapshot(self.revision, {**self.resources, **{r.key: r for r in resources}})
 
+    def without(self, keys: Iterable[str]) -> ConfigSnapshot:
+        """This config with the resources of `keys` (mesh-config keys) deleted, at the same
+        revision, as a delete through galley would leave it.  Nothing is changed in place."""
+        gone = set(keys)
+        return ConfigSnapshot(self.revision, {k: r for k, r in self.resources.items() if k not in gone})
+
 
 EMPTY_CONFIG = ConfigSnapshot(0, {})

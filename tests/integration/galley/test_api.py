@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings
@@ -85,6 +86,15 @@ def test_apply_get_delete(galley: GalleyService, mesh: Mesh, tmp_path: Path) -> 
     assert table.stdout.splitlines()[1].split() == ["default", "reviews", "reviews"]
     as_yaml = mizzenctl(galley, "get", "vs", "reviews", "-o", "yaml")
     assert "subset: v1" in as_yaml.stdout and "apiVersion: networking.istio.io/v1beta1" in as_yaml.stdout
+
+    # A dry run deletes nothing and says what a delete would.
+    dry = httpx.post(f"{galley.api}/apis/v1/delete", params={"dryRun": "true"},
+                     headers={"authorization": "Bearer s3cret"},
+                     content=REVIEWS + "---\n" + REVIEWS.replace("name: reviews", "name: gone"), timeout=10)
+    assert dry.status_code == 404
+    assert dry.json() == {"deleted": ["VirtualService default/reviews"], "notFound": ["VirtualService default/gone"],
+                          "errors": []}
+    assert "VirtualService.default.reviews" in kv_keys(mesh.nats.url)
 
     deleted = mizzenctl(galley, "delete", "-f", "-", stdin=REVIEWS)
     assert deleted.returncode == 0

@@ -1,6 +1,7 @@
-"""`apply --dry-run`'s diff against a running control plane and real Envoys: pilot's
-`/debug/dryrun` names exactly the proxies a change would reach, with the resources it
-would send them, predicts what each Envoy then holds, and stores and pushes nothing."""
+"""`apply --dry-run` and `delete --dry-run`'s diff against a running control plane and real
+Envoys: pilot's `/debug/dryrun` names exactly the proxies a change would reach, with the
+resources it would send them, predicts what each Envoy then holds, and stores and pushes
+nothing."""
 
 from __future__ import annotations
 
@@ -300,3 +301,64 @@ def test_mizzenctl_apply_dry_run_prints_each_proxys_diff_and_stores_nothing(
 
     assert observed(env, proxies) == before
     assert upstream(port) == "reviews-v1"
+
+
+def test_a_delete_dry_run_names_what_it_would_delete_and_each_proxys_diff(
+        served: tuple[ConfigEnv, dict[str, Any]]) -> None:
+    env, mesh = served
+    proxies, port = mesh["proxies"], mesh["port"]
+    before = observed(env, proxies)
+
+    answer = dry_run(env, front("v1"), action="delete")
+    assert answer["action"] == "delete"
+    assert answer["resources"] == ["VirtualService default/front"] and answer["notFound"] == []
+    assert changes(answer) == {GATEWAY: [("routes", f"http.{port}", "changed")]}
+    (change,) = answer["proxies"][0]["changes"]["routes"]
+    assert change["diff"].splitlines()[1] == f"+++ {GATEWAY} routes http.{port} (after delete)"
+    removed = [line[1:].strip() for line in change["diff"].splitlines()[2:] if line.startswith("-")]
+    assert f'"cluster": "outbound|80|v1|{REVIEWS}",' in removed
+
+    # An invalid spec still names what to delete; a name nothing has is not found.
+    invalid = dry_run(env, front("v2").replace("subset: v2", "subset: 7"), action="delete")
+    assert changes(invalid) == changes(answer)
+    nothing = dry_run(env, front("v1").replace("name: front", "name: gone"), action="delete")
+    assert nothing["notFound"] == ["VirtualService default/gone"] and changes(nothing) == {}
+
+    assert observed(env, proxies) == before
+    assert upstream(port) == "reviews-v1"
+    bad = httpx.post(f"{env.pilot.monitoring}/debug/dryrun", params={"action": "replace"}, content=front("v1"),
+                     timeout=30)
+    assert bad.status_code == 400
+    assert bad.json()["detail"] == "action 'replace' is not one of apply, delete"
+
+
+def test_mizzenctl_delete_dry_run_deletes_nothing_and_the_real_delete_does_what_it_showed(
+        served: tuple[ConfigEnv, dict[str, Any]], tmp_path: Path) -> None:
+    env, mesh = served
+    proxies = mesh["proxies"]
+    route = tmp_path / "mesh-route.yaml"
+    route.write_text(MESH_ROUTE)
+    applied = mizzenctl(env, tmp_path, "apply", "-f", str(route))
+    assert applied.returncode == 0, applied.stderr
+    env.sync()
+    env.drained()
+    try:
+        before = observed(env, proxies)
+        result = mizzenctl(env, tmp_path, "delete", "--dry-run", "-f", str(route))
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == "VirtualService default/reviews deleted (dry run)"
+        assert lines[1] == f"{PRODUCTPAGE}: routes 1 changed"
+        assert lines[3] == f"+++ {PRODUCTPAGE} routes http_proxy (after delete)"
+        assert lines[-1] == "1 of 3 proxies' config would change (dry run, nothing was stored)"
+        assert observed(env, proxies) == before
+        diff = "\n".join(lines[2:-1])
+
+        now = canonical(envoy_route(proxies[PRODUCTPAGE], "http_proxy"))
+        deleted = mizzenctl(env, tmp_path, "delete", "-f", str(route))
+        assert deleted.stdout.splitlines() == ["VirtualService default/reviews deleted"], deleted.stderr
+        env.sync()
+        env.drained()
+        assert canonical(envoy_route(proxies[PRODUCTPAGE], "http_proxy")) == patched(now, diff)
+    finally:
+        mizzenctl(env, tmp_path, "delete", "-f", str(route))
