@@ -7,6 +7,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,20 +42,29 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def until_routed(client: httpx.AsyncClient, addresses: list[str], port: int, change: int, start: float, *,
-                       interval_s: float, timeout_s: float = 60.0) -> list[float]:
+                       interval_s: float, timeout_s: float = 60.0,
+                       trace: dict[str, list[tuple[float, str]]] | None = None) -> list[float]:
     """Seconds from `start` until each gateway answers on `port` with `x-change: change`.
 
     Polling must not load the machine it measures: until the new listener exists a bare TCP
     connect is refused at once, and only a connect that succeeds is followed by the HTTP
     request that proves the route (a listener serves only once its routes arrived).
+    `trace`: filled per address with what each poll met (ms after `start`), to explain an
+    outlier.
     """
+
+    def note(address: str, what: str) -> None:
+        if trace is not None:
+            trace.setdefault(address, []).append((round((time.perf_counter() - start) * 1000, 1), what))
 
     async def listening(address: str) -> bool:
         try:
             _, writer = await asyncio.open_connection(address, port)
-        except OSError:
+        except OSError as exc:
+            note(address, f"connect: {type(exc).__name__}")
             return False
         writer.close()
+        note(address, "connect: ok")
         return True
 
     async def one(address: str) -> float:
@@ -62,10 +72,11 @@ async def until_routed(client: httpx.AsyncClient, addresses: list[str], port: in
             if await listening(address):
                 try:
                     response = await client.get(f"http://{address}:{port}/")
+                    note(address, f"GET {response.status_code} x-change={response.headers.get('x-change')}")
                     if response.headers.get("x-change") == str(change):
                         return time.perf_counter() - start
-                except httpx.HTTPError:
-                    pass
+                except httpx.HTTPError as exc:
+                    note(address, f"GET: {type(exc).__name__}")
             if time.perf_counter() - start > timeout_s:
                 raise TimeoutError(f"gateway {address} did not route change {change} within {timeout_s}s")
             await asyncio.sleep(interval_s)
@@ -106,4 +117,23 @@ async def metrics(client: httpx.AsyncClient, pilot: str, *names: str) -> dict[st
         for metric_sample in family.samples:
             if metric_sample.name in found and not metric_sample.labels:
                 found[metric_sample.name] = float(metric_sample.value)
+    return found
+
+
+# Kernel TCP counters that tell a dropped connection attempt from a late config.
+TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
+
+
+def tcp_counters() -> dict[str, int]:
+    """This host's TcpExt counters named in TCP_COUNTERS (/proc/net/netstat), empty where unreadable."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return {}
+    found: dict[str, int] = {}
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            for name, value in zip(names.split()[1:], values.split()[1:], strict=True):
+                if name in TCP_COUNTERS:
+                    found[name] = int(value)
     return found
