@@ -190,17 +190,19 @@ class RedisCounts:
     clock: Callable[[], float] = time.time
 
     async def take(self, key: str, amount: int, limit: Limit, window: Window = Window.ALIGNED) -> bool:
+        # Each kind of window has keys of its own (a hash for rolling windows, a counter for
+        # fixed ones), so a handler switched from one algorithm to the other starts afresh.
         key = f"{self.prefix}:{key}"
         try:
             if window is Window.ROLLING and limit.bucket_s > 0:
+                key = f"{key}:rolling"
                 bucket = int(self.clock() // limit.bucket_s)
                 buckets = max(1, int(limit.valid_duration_s // limit.bucket_s))
                 granted = await self.client.eval(
                     _ROLLING, 1, key, amount, limit.max_amount, bucket, buckets, int(limit.bucket_s * 1000))
             else:
                 length_ms = max(1, int(limit.valid_duration_s * 1000))
-                if window is Window.ALIGNED:
-                    key = f"{key}:{int(self.clock() * 1000) // length_ms}"
+                key = f"{key}:{int(self.clock() * 1000) // length_ms}" if window is Window.ALIGNED else f"{key}:fixed"
                 granted = await self.client.eval(_FIXED, 1, key, amount, limit.max_amount, length_ms)
         except (RedisError, OSError) as exc:
             raise QuotaUnavailable(f"redis at {self._address()}: {exc}") from exc

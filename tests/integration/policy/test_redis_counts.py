@@ -49,7 +49,7 @@ async def test_fixed_window_spans_a_calendar_boundary_and_an_aligned_one_does_no
         assert await counts.take("fixed", 1, limit, Window.FROM_FIRST) is False
         assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
         # The fixed window's key lives for the window: Redis expires it, nothing else does.
-        ttl_ms = await client.pttl("mizzen-quota:fixed")
+        ttl_ms = await client.pttl("mizzen-quota:fixed:fixed")
         assert 0 < ttl_ms <= 60_000
     finally:
         await client.aclose()
@@ -66,6 +66,21 @@ async def test_fixed_window_grants_again_once_redis_expires_it(redis_server: Red
         while not await counts.take("short", 1, limit, Window.FROM_FIRST):
             assert time.monotonic() < deadline, "the window never ended"
             await asyncio.sleep(0.05)
-        assert await client.pttl("mizzen-quota:short") > 0
+        assert await client.pttl("mizzen-quota:short:fixed") > 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_quota_switched_to_the_other_algorithm_counts_afresh(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        counts = RedisCounts(client)
+        fixed, rolling = Limit(max_amount=1, valid_duration_s=60.0), Limit(1, 60.0, bucket_s=1.0)
+        assert await counts.take("quota", 1, fixed, Window.FROM_FIRST) is True
+        # Same quota, now a rolling window: its own key, not the fixed window's counter.
+        assert await counts.take("quota", 1, rolling, Window.ROLLING) is True
+        assert await counts.take("quota", 1, rolling, Window.ROLLING) is False
+        assert await counts.take("quota", 1, fixed, Window.FROM_FIRST) is False
     finally:
         await client.aclose()
