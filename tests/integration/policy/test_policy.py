@@ -71,6 +71,17 @@ spec:
 """
 
 
+ROUND_ROBIN_TO_POLICY = f"""\
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: istio-policy, namespace: istio-system}}
+spec:
+  host: {POLICY_HOST}
+  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}
+"""
+
+
 SERVICES = f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -593,7 +604,10 @@ def test_quota_limits_requests_with_overrides_by_dimension(rules: World, kind: s
 def test_two_replicas_share_one_redisquota_limit(rules: World) -> None:
     second = rules.mesh.policy(name="policy-b", host=POLICY_B_IP, grpc_port=rules.policy.grpc_port)
     try:
-        rules.config.apply("policy-service", policy_service(rules.policy.grpc_port, POLICY_A_IP, POLICY_B_IP))
+        # Round robin, so six calls reach both replicas (pilot's default, LEAST_REQUEST,
+        # picks at random between idle hosts: all six on one replica about one run in 32).
+        rules.config.apply("policy-service", policy_service(rules.policy.grpc_port, POLICY_A_IP, POLICY_B_IP)
+                           + ROUND_ROBIN_TO_POLICY)
         rules.apply("quota", redisquota("FIXED_WINDOW", rules.redis))
         rules.sync_policy(rules.policy, second)
         decisions = rules.policy.metric("policy_quota_decisions_total"), second.metric("policy_quota_decisions_total")
