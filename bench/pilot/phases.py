@@ -50,7 +50,6 @@ class Series:
     debug_requests: int = 0
     debug_cpu_s: float = 0.0
     slow: list[dict[str, Any]] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         def ms(values: list[float], q: float) -> float:
@@ -69,7 +68,6 @@ class Series:
             "pilot_cpu_ms_per_push_raw": round(self.cpu_s / self.pushes * 1000, 1) if self.pushes else None,
             "benchmark_debug_requests": self.debug_requests,
             "slow_changes": self.slow,
-            "ports": self.ports,
         }
 
 
@@ -88,12 +86,11 @@ async def run_series(name: str, write: Callable[[int, str], Awaitable[None]], ta
                 before = sample(pilot_pid)
                 counters = await metrics(client, pilot, PUSHES, CONVERGENCE_SUM, CONVERGENCE_COUNT)
             port = free_port()
-            start, wall = time.perf_counter(), time.time()
-            await write(n, gateway_and_route(n, port, service=n % target.services))
             trace: dict[str, list[tuple[float, str]]] = {}
             kernel = tcp_counters()
+            start, wall = time.perf_counter(), time.time()
+            await write(n, gateway_and_route(n, port, service=n % target.services))
             times = await until_routed(client, addresses, port, n, start, interval_s=target.interval_s, trace=trace)
-            series.ports.append(port)
             if measured and max(times) > SLOW_S:
                 slow = await _slow_change(client, pilot, n, port, wall, addresses, times)
                 late = [a for a, t in zip(addresses, times, strict=True) if t > SLOW_S]
