@@ -66,15 +66,19 @@ def apply(args: argparse.Namespace) -> int:
         if args.dry_run:
             # What the valid resources would change in each proxy's config, as an apply
             # would store them (each document on its own, the invalid ones refused).
-            out, err, shown = dry_run.show(args, inputs)
-            for line in out:
-                print(line)
-            for line in err:
-                print(line, file=sys.stderr)
-            failed |= not shown
+            failed |= not _shown(*dry_run.show(args, inputs))
     except (InputError, GalleyUnreachable) as exc:
         return _fail(str(exc))
     return 1 if failed else 0
+
+
+def _shown(out: list[str], err: list[str], shown: bool) -> bool:
+    """Print a dry run's lines; whether it could be shown."""
+    for line in out:
+        print(line)
+    for line in err:
+        print(line, file=sys.stderr)
+    return shown
 
 
 def delete(args: argparse.Namespace) -> int:
@@ -98,12 +102,7 @@ def delete(args: argparse.Namespace) -> int:
                 print(line, file=sys.stderr)
             failed |= bool(body["notFound"] or body["errors"])
         if args.dry_run:
-            out, err, shown = dry_run.show_delete(args, inputs)
-            for line in out:
-                print(line)
-            for line in err:
-                print(line, file=sys.stderr)
-            failed |= not shown
+            failed |= not _shown(*dry_run.show_delete(args, inputs))
     except (InputError, GalleyUnreachable) as exc:
         return _fail(str(exc))
     return 1 if failed else 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,51 +36,47 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         group.stop_all()
 
 
-async def test_fixed_window_spans_a_calendar_boundary_and_an_aligned_one_does_not(redis_server: RedisServer) -> None:
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client of the emptied server."""
     redis_server.flush()
+    connected = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        yield connected
+    finally:
+        await connected.aclose()
+
+
+async def test_fixed_window_spans_a_calendar_boundary_and_an_aligned_one_does_not(client: aioredis.Redis) -> None:
     clock = Clock(59.9)
-    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
-    try:
-        counts = RedisCounts(client, clock=clock)
-        limit = Limit(max_amount=1, valid_duration_s=60.0)
-        assert await counts.take("fixed", 1, limit, Window.FROM_FIRST) is True
-        assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
-        clock.now = 60.1
-        assert await counts.take("fixed", 1, limit, Window.FROM_FIRST) is False
-        assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
-        # The fixed window's key lives for the window: Redis expires it, nothing else does.
-        ttl_ms = await client.pttl("mizzen-quota:fixed:fixed")
-        assert 0 < ttl_ms <= 60_000
-    finally:
-        await client.aclose()
+    counts = RedisCounts(client, clock=clock)
+    limit = Limit(max_amount=1, valid_duration_s=60.0)
+    assert await counts.take("fixed", 1, limit, Window.FROM_FIRST) is True
+    assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
+    clock.now = 60.1
+    assert await counts.take("fixed", 1, limit, Window.FROM_FIRST) is False
+    assert await counts.take("aligned", 1, limit, Window.ALIGNED) is True
+    # The fixed window's key lives for the window: Redis expires it, nothing else does.
+    ttl_ms = await client.pttl("mizzen-quota:fixed:fixed")
+    assert 0 < ttl_ms <= 60_000
 
 
-async def test_fixed_window_grants_again_once_redis_expires_it(redis_server: RedisServer) -> None:
-    redis_server.flush()
-    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
-    try:
-        counts = RedisCounts(client)
-        limit = Limit(max_amount=2, valid_duration_s=0.3)
-        assert [await counts.take("short", 1, limit, Window.FROM_FIRST) for _ in range(3)] == [True, True, False]
-        deadline = time.monotonic() + 10
-        while not await counts.take("short", 1, limit, Window.FROM_FIRST):
-            assert time.monotonic() < deadline, "the window never ended"
-            await asyncio.sleep(0.05)
-        assert await client.pttl("mizzen-quota:short:fixed") > 0
-    finally:
-        await client.aclose()
+async def test_fixed_window_grants_again_once_redis_expires_it(client: aioredis.Redis) -> None:
+    counts = RedisCounts(client)
+    limit = Limit(max_amount=2, valid_duration_s=0.3)
+    assert [await counts.take("short", 1, limit, Window.FROM_FIRST) for _ in range(3)] == [True, True, False]
+    deadline = time.monotonic() + 10
+    while not await counts.take("short", 1, limit, Window.FROM_FIRST):
+        assert time.monotonic() < deadline, "the window never ended"
+        await asyncio.sleep(0.05)
+    assert await client.pttl("mizzen-quota:short:fixed") > 0
 
 
-async def test_a_quota_switched_to_the_other_algorithm_counts_afresh(redis_server: RedisServer) -> None:
-    redis_server.flush()
-    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
-    try:
-        counts = RedisCounts(client)
-        fixed, rolling = Limit(max_amount=1, valid_duration_s=60.0), Limit(1, 60.0, bucket_s=1.0)
-        assert await counts.take("quota", 1, fixed, Window.FROM_FIRST) is True
-        # Same quota, now a rolling window: its own key, not the fixed window's counter.
-        assert await counts.take("quota", 1, rolling, Window.ROLLING) is True
-        assert await counts.take("quota", 1, rolling, Window.ROLLING) is False
-        assert await counts.take("quota", 1, fixed, Window.FROM_FIRST) is False
-    finally:
-        await client.aclose()
+async def test_a_quota_switched_to_the_other_algorithm_counts_afresh(client: aioredis.Redis) -> None:
+    counts = RedisCounts(client)
+    fixed, rolling = Limit(max_amount=1, valid_duration_s=60.0), Limit(1, 60.0, bucket_s=1.0)
+    assert await counts.take("quota", 1, fixed, Window.FROM_FIRST) is True
+    # Same quota, now a rolling window: its own key, not the fixed window's counter.
+    assert await counts.take("quota", 1, rolling, Window.ROLLING) is True
+    assert await counts.take("quota", 1, rolling, Window.ROLLING) is False
+    assert await counts.take("quota", 1, fixed, Window.FROM_FIRST) is False
