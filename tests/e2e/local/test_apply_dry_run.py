@@ -86,3 +86,24 @@ def test_config_every_proxy_already_has_changes_nothing(bookinfo: LocalMesh) -> 
     result = bookinfo.mizzenctl("apply", "--dry-run", "-f", str(SAMPLES / "destination-rule-all.yaml"))
     assert result.stdout.splitlines()[-1] == \
         "no proxy's config would change (8 compared; dry run, nothing was stored)"
+
+
+def test_a_delete_dry_run_shows_the_subsets_going_and_deletes_nothing(bookinfo: LocalMesh, tmp_path: Path) -> None:
+    before = untouched(bookinfo)
+    rule = tmp_path / "reviews-dr.yaml"
+    # What is deleted is named by kind, namespace and name; the spec does not matter.
+    rule.write_text(REVIEWS_WITHOUT_V3)
+    result = bookinfo.mizzenctl("delete", "--dry-run", "-f", str(rule))
+    lines = result.stdout.splitlines()
+    assert lines[0] == "DestinationRule default/reviews deleted (dry run)"
+    found = summaries(result.stdout)
+    assert SIDECARS | {"istio-ingressgateway.istio-system"} <= found.keys()
+    # Every subset cluster of reviews goes, with its endpoints, from every proxy that sees it.
+    assert set(found.values()) == {"clusters 3 removed; endpoints 3 removed"}
+    for proxy in found:
+        for subset in ("v1", "v2", "v3"):
+            assert f"+++ {proxy} clusters outbound|9080|{subset}|reviews.default.svc.cluster.local (after delete)" \
+                in lines
+    assert lines[-1] == f"{len(found)} of 8 proxies' config would change (dry run, nothing was stored)"
+    assert untouched(bookinfo) == before
+    assert bookinfo.mizzenctl("get", "destinationrules", "reviews").returncode == 0
