@@ -26,6 +26,18 @@ class ConfigSnapshot:
     def of_kind(self, kind: str) -> list[Resource]:
         return self._by_kind.get(kind, [])
 
+    def kinds_changed(self, other: ConfigSnapshot) -> set[str]:
+        """The kinds of the resources that differ between this config and `other` (added,
+        removed or changed).  An unchanged resource is the same object in both (the config
+        watch decodes each entry once), so only changed ones are compared by value."""
+        kinds: set[str] = set()
+        mine, theirs = self.resources, other.resources
+        for key in mine.keys() | theirs.keys():
+            a, b = mine.get(key), theirs.get(key)
+            if a is not b and a != b:
+                kinds.add((a or b).kind)  # type: ignore[union-attr]
+        return kinds
+
     def overlaid(self, resources: Iterable[Resource]) -> ConfigSnapshot:
         """This config with `resources` applied over it, at the same revision: each replaces
         the one with its kind, namespace and name (its mesh-config key), as an apply through

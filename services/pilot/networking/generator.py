@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -188,59 +188,83 @@ def outbound_clusters(push: PushContext, services: list[Service], identity: bool
     return clusters, endpoints
 
 
+@dataclass(frozen=True)
+class OwnParts:
+    """What a proxy has beside the outbound config it shares: a sidecar's inbound side, and
+    the clusters its security filters call.  No VirtualService reaches any of it, so a
+    sidecar's is kept across pushes that changed only VirtualServices."""
+
+    clusters: tuple[Part, ...] = ()
+    listeners: tuple[Part, ...] = ()
+    routes: tuple[Part, ...] = ()
+    references: tuple[dict[str, frozenset[str]], ...] = ()
+    warnings: tuple[str, ...] = ()
+    # The route configurations its listeners ask for over RDS.
+    route_names: frozenset[str] = frozenset()
+
+
 def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
     memo = memo or TranslationMemo()
     scope = _scope(proxy, push, memo)
     if proxy.proxyless:
         return _proxyless(scope, push, memo)
     shared_clusters, shared_endpoints = outbound_cluster_parts(proxy, push, memo)
-    cluster_parts: list[Part] = [shared_clusters]
-    listener_parts: list[Part] = []
-    route_parts: list[Part] = []
-    reference_parts: list[dict[str, frozenset[str]]] = []
-    warnings: list[str] = []
-    own_routes: Part = {}
-    guard = memo.per_push(("security", proxy.type, proxy.namespace, proxy.labels,
-                           policy_checks.variant(proxy, push)), lambda: security.build(proxy, push))
     if proxy.type == NodeType.ROUTER:
+        guard = _guard(proxy, push, memo)
         out = memo.per_push(("gateway", proxy.namespace, proxy.labels, proxy.bind_address, proxy.identity),
                             lambda: _gateway_parts(proxy, push, guard, scope.telemetry))
+        own = _guarded(proxy, push, guard, shared_clusters, OwnParts())
     else:
-        inbound = sidecar_inbound.build(proxy, push, scope, guard)
-        cluster_parts.append({c.name: c for c in inbound.clusters})
-        listener_parts.append({listener.name: listener for listener in inbound.listeners})
-        own_routes = {route.name: route for route in inbound.routes}
-        reference_parts.append({route.name: frozenset({route.name}) for route in inbound.routes})
-        if guard.references:
-            reference_parts.append({listener.name: guard.references for listener in inbound.listeners})
+        # Keyed by everything translation reads about the proxy: its own side is the same
+        # until a push changes more than VirtualServices (see TranslationMemo).
+        own = memo.beside_routing(("sidecar-own", proxy.class_key),
+                                  lambda: _sidecar_own(proxy, push, scope, memo, shared_clusters))
         # Captured sidecars of one namespace share their outbound config; in proxy mode
         # the HTTP proxy listener binds the workload's own address.
         out = memo.per_push(("sidecar-outbound", proxy.namespace, _sidecar_key(scope), _source_matches(proxy, push),
                              proxy.identity, proxy.interception, proxy.bind_address, scope.telemetry.key),
-                            lambda: _outbound_parts(scope))
-    listener_parts.append(out[0])
-    route_parts.append(out[1])
-    if own_routes:
-        route_parts.append(own_routes)
-    reference_parts.append(out[2])
-    warnings.extend(out[3])
-    if guard.clusters or guard.references:
-        cluster_parts.append(_security_clusters(proxy, push, guard, shared_clusters))
-    warnings.extend(guard.warnings)
-    route_names: set[str] = set()
-    for part in listener_parts:
-        route_names.update(memo.of(part, "rds-names", lambda p=part: _rds_names(p)))  # type: ignore[misc]
+                            lambda: _outbound_parts(scope, memo))
+    route_names = own.route_names | memo.of(out[0], "rds-names", lambda: _rds_names(out[0]))
     config = ProxyConfig(
         version=push.version,
-        parts={CLUSTER_TYPE: tuple(cluster_parts), ENDPOINT_TYPE: (shared_endpoints,),
-               LISTENER_TYPE: tuple(listener_parts), ROUTE_TYPE: tuple(route_parts)},
-        reference_parts=tuple(reference_parts),
-        warnings=tuple(warnings),
+        parts={CLUSTER_TYPE: (shared_clusters, *own.clusters), ENDPOINT_TYPE: (shared_endpoints,),
+               LISTENER_TYPE: (*own.listeners, out[0]), ROUTE_TYPE: (out[1], *own.routes)},
+        reference_parts=(*own.references, out[2]),
+        warnings=(*out[3], *own.warnings),
         eds_clusters=memo.of(shared_endpoints, "eds-set", lambda: frozenset(shared_endpoints)),
-        route_names=frozenset(route_names),
+        route_names=route_names,
     )
     check_consistency(config, memo)
     return config
+
+
+def _guard(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> security.ProxySecurity:
+    return memo.per_push(("security", proxy.type, proxy.namespace, proxy.labels, policy_checks.variant(proxy, push)),
+                         lambda: security.build(proxy, push))
+
+
+def _sidecar_own(proxy: Proxy, push: PushContext, scope: ProxyScope, memo: TranslationMemo,
+                 shared_clusters: Part) -> OwnParts:
+    guard = _guard(proxy, push, memo)
+    inbound = sidecar_inbound.build(proxy, push, scope, guard)
+    listeners = {listener.name: listener for listener in inbound.listeners}
+    routes = {route.name: route for route in inbound.routes}
+    references = [{route.name: frozenset({route.name}) for route in inbound.routes}]
+    if guard.references:
+        references.append({name: guard.references for name in listeners})
+    side = OwnParts(clusters=({c.name: c for c in inbound.clusters},), listeners=(listeners,),
+                    routes=(routes,) if routes else (), references=tuple(references),
+                    route_names=_rds_names(listeners))
+    return _guarded(proxy, push, guard, shared_clusters, side)
+
+
+def _guarded(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared_clusters: Part,
+             side: OwnParts) -> OwnParts:
+    """`side` with the clusters its security filters call and their warnings."""
+    clusters = side.clusters
+    if guard.clusters or guard.references:
+        clusters = (*clusters, _security_clusters(proxy, push, guard, shared_clusters))
+    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings))
 
 
 def _scope(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> ProxyScope:
@@ -323,7 +347,7 @@ def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySec
     return own
 
 
-def _outbound_parts(scope: ProxyScope) -> GeneratedParts:
-    out = sidecar_outbound.build(scope)
+def _outbound_parts(scope: ProxyScope, memo: TranslationMemo) -> GeneratedParts:
+    out = sidecar_outbound.build(scope, memo)
     return ({listener.name: listener for listener in out.listeners}, {route.name: route for route in out.routes},
             {name: frozenset(refs) for name, refs in out.references.items()}, tuple(out.warnings))

@@ -25,6 +25,7 @@ from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import names
 from services.pilot.networking.endpoints import socket_address
 from services.pilot.networking.http_manager import hcm_filter, http_connection_manager
+from services.pilot.networking.memo import TranslationMemo
 from services.pilot.networking.observability import observe_http
 from services.pilot.networking.routes import MAX_DIRECT_RESPONSE_BODY_BYTES, MESH_GATEWAY, RouteContext
 from services.pilot.networking.sidecar_tcp import tcp_destinations
@@ -55,11 +56,12 @@ def _by_port(scope: ProxyScope) -> tuple[dict[int, list[tuple[Service, ServicePo
 
 
 def _route_config(name: str, services: list[tuple[Service, ServicePort]], scope: ProxyScope, port: int,
-                  out: OutboundOutput, *, with_bare_names: bool) -> route_pb2.RouteConfiguration:
+                  out: OutboundOutput, memo: TranslationMemo | None, *,
+                  with_bare_names: bool) -> route_pb2.RouteConfiguration:
     ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=port, gateways=frozenset({MESH_GATEWAY}))
     config = route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False),
                                           max_direct_response_body_size_bytes=_MAX_BODY)
-    config.virtual_hosts.extend(virtual_hosts(services, scope, ctx, with_bare_names=with_bare_names))
+    config.virtual_hosts.extend(virtual_hosts(services, scope, ctx, with_bare_names=with_bare_names, memo=memo))
     config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
     out.references[name] = ctx.clusters
     out.warnings.extend(ctx.warnings)
@@ -70,7 +72,7 @@ def _fallback_cluster(scope: ProxyScope) -> str:
     return names.BLACKHOLE_CLUSTER if scope.outbound_policy == "REGISTRY_ONLY" else names.PASSTHROUGH_CLUSTER
 
 
-def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
+def _captured(scope: ProxyScope, out: OutboundOutput, memo: TranslationMemo | None) -> None:
     http, tcp = _by_port(scope)
     virtual = listener_pb2.Listener(
         name=names.VIRTUAL_OUTBOUND_LISTENER, address=socket_address(scope.proxy.bind_address, OUTBOUND_PORT),
@@ -83,7 +85,7 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
     out.references[virtual.name] = {_fallback_cluster(scope)}
     for port in sorted(http):
         name = str(port)
-        out.routes.append(_route_config(name, http[port], scope, port, out, with_bare_names=True))
+        out.routes.append(_route_config(name, http[port], scope, port, out, memo, with_bare_names=True))
         listener = listener_pb2.Listener(
             name=names.listener_name("0.0.0.0", port), address=socket_address("0.0.0.0", port),
             bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
@@ -115,7 +117,7 @@ def _captured(scope: ProxyScope, out: OutboundOutput) -> None:
             out.listeners.append(listener)
 
 
-def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
+def _proxy_mode(scope: ProxyScope, out: OutboundOutput, memo: TranslationMemo | None) -> None:
     http, _ = _by_port(scope)
     services = [entry for port in sorted(http) for entry in http[port]]
     ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=0, gateways=frozenset({MESH_GATEWAY}))
@@ -123,9 +125,9 @@ def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
                                           max_direct_response_body_size_bytes=_MAX_BODY)
     # Over an HTTP proxy the port is part of the Host; a Host without one means port 80.
     config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number == 80], scope, ctx,
-                                              with_bare_names=True))
+                                              with_bare_names=True, memo=memo))
     config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number != 80], scope, ctx,
-                                              with_bare_names=False))
+                                              with_bare_names=False, memo=memo))
     config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
     out.routes.append(config)
     out.references[HTTP_PROXY_ROUTE] = ctx.clusters
@@ -141,10 +143,11 @@ def _proxy_mode(scope: ProxyScope, out: OutboundOutput) -> None:
     out.listeners.append(listener)
 
 
-def build(scope: ProxyScope) -> OutboundOutput:
+def build(scope: ProxyScope, memo: TranslationMemo | None = None) -> OutboundOutput:
+    """`memo`: where virtual hosts no VirtualService routes are kept (see `virtual_hosts`)."""
     out = OutboundOutput()
     if scope.proxy.interception == "NONE":
-        _proxy_mode(scope, out)
+        _proxy_mode(scope, out, memo)
     else:
-        _captured(scope, out)
+        _captured(scope, out, memo)
     return out

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
+from libs.config import Resource
 from services.pilot.model.mesh import MeshConfig, resolve_host
+from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope, host_matches
 from services.pilot.model.services import Service, ServicePort
 from services.pilot.networking import names, route_actions
+from services.pilot.networking.memo import TranslationMemo
 from services.pilot.networking.routes import MESH_GATEWAY, RouteContext, http_routes, vs_applies
 
 ALLOW_ANY_VHOST = "allow_any"
@@ -42,19 +46,31 @@ def domains(service: Service, port: ServicePort, client_namespace: str, mesh: Me
     return out
 
 
-def _routes_for(service: Service, port: ServicePort, scope: ProxyScope, ctx: RouteContext) -> list[rc.Route]:
+def _mesh_virtual_services(push: PushContext) -> list[tuple[Resource, list[str]]]:
+    """VirtualServices with HTTP routes that bind to sidecars, each with its hosts resolved:
+    worked out once per push, not once per service and namespace."""
+    mesh = frozenset({MESH_GATEWAY})
+    return [(vs, [resolve_host(h, vs.namespace, push.mesh) for h in vs.spec.get("hosts", [])])
+            for vs in push.virtual_services() if vs.spec.get("http") and vs_applies(vs, mesh)]
+
+
+def _routes_for(service: Service, scope: ProxyScope, ctx: RouteContext) -> list[rc.Route] | None:
     """Routes of the first VirtualService (in config order) whose hosts cover the service;
-    Istio merges only for identical hosts, and so do we."""
-    for vs in scope.push.virtual_services():
-        if not vs_applies(vs, ctx.gateways) or not scope.virtual_service_visible(vs):
+    Istio merges only for identical hosts, and so do we.  None: no VirtualService does."""
+    for vs, hosts in scope.push.derived("mesh-virtual-services", lambda: _mesh_virtual_services(scope.push)):
+        if not scope.virtual_service_visible(vs):
             continue
-        hosts = [resolve_host(h, vs.namespace, scope.push.mesh) for h in vs.spec.get("hosts", [])]
-        if any(host_matches(h, service.hostname) for h in hosts) and vs.spec.get("http"):
+        if any(host_matches(h, service.hostname) for h in hosts):
             routes = http_routes(vs, ctx)
             if routes:
                 return routes
-    cluster = names.outbound_cluster(port.number, "", service.hostname)
-    ctx.clusters.add(cluster)
+    return None
+
+
+def _default_host(hostname: str, port: int, wanted: tuple[str, ...]) -> tuple[rc.VirtualHost, str]:
+    """A service port no VirtualService routes: all of it to its cluster, Istio's default
+    retries, websockets allowed.  Depends on nothing but its arguments."""
+    cluster = names.outbound_cluster(port, "", hostname)
     route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
     route.route.timeout.SetInParent()
@@ -62,13 +78,17 @@ def _routes_for(service: Service, port: ServicePort, scope: ProxyScope, ctx: Rou
     if retry is not None:
         route.route.retry_policy.CopyFrom(retry)
     route.route.upgrade_configs.add(upgrade_type="websocket")
-    return [route]
+    vhost = rc.VirtualHost(name=f"{hostname}:{port}", domains=wanted, include_request_attempt_count=True,
+                           routes=[route])
+    return vhost, cluster
 
 
 def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyScope, ctx: RouteContext, *,
-                  with_bare_names: bool) -> list[rc.VirtualHost]:
+                  with_bare_names: bool, memo: TranslationMemo | None = None) -> list[rc.VirtualHost]:
     """Virtual hosts for `services`; a domain already taken by an earlier host is skipped
-    (duplicates make Envoy reject the whole route configuration)."""
+    (duplicates make Envoy reject the whole route configuration).  With `memo`, a host no
+    VirtualService routes is built once for as long as its name and domains are used, by
+    every namespace and push: a routing change then rebuilds only the hosts it routes."""
     taken: set[str] = set()
     out: list[rc.VirtualHost] = []
     for service, port in services:
@@ -79,9 +99,15 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
         taken.update(wanted)
         route_ctx = RouteContext(push=ctx.push, proxy=ctx.proxy, port=port.number, gateways=frozenset({MESH_GATEWAY}),
                                  clusters=ctx.clusters, warnings=ctx.warnings)
-        vhost = rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=wanted,
-                               include_request_attempt_count=True)
-        vhost.routes.extend(_routes_for(service, port, scope, route_ctx))
+        routes = _routes_for(service, scope, route_ctx)
+        if routes is None:
+            key = (service.hostname, port.number, tuple(wanted))
+            vhost, cluster = (memo.lasting(("default-vhost", *key), partial(_default_host, *key)) if memo is not None
+                              else _default_host(*key))
+            ctx.clusters.add(cluster)
+        else:
+            vhost = rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=wanted,
+                                   include_request_attempt_count=True, routes=routes)
         out.append(vhost)
     return out
 

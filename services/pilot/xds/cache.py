@@ -6,6 +6,10 @@ push's: a registry's change to a service is a full push), a proxy's snapshot is 
 one with new load assignments, provided its own workload's service instances and its
 clusters came out the same: an endpoint change then costs a lookup per proxy, not a
 translation, and streams see every other type as the very dict they sent.
+
+When only VirtualServices changed, each sidecar keeps its own side (inbound listeners,
+clusters and routes, security filters: see `TranslationMemo.beside_routing`), and only
+the outbound routes it shares with its namespace are built again.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ class SnapshotCache:
 
     def set_push(self, push: PushContext) -> None:
         before = self._push
-        endpoints_only = before is not None and before.config.revision == push.config.revision \
-            and before.mesh == push.mesh and before.services == push.services
+        same_services = before is not None and before.mesh == push.mesh and before.services == push.services
+        endpoints_only = same_services and before is not None and before.config.revision == push.config.revision
+        routing_only = same_services and before is not None and before.endpoints == push.endpoints \
+            and before.workloads == push.workloads and before.config.kinds_changed(push.config) <= {"VirtualService"}
         if endpoints_only and before is not None:
             # Snapshots not asked for during the last push are still carried from the one before.
             previous = self._before[1] if self._before is not None and self._before[0] is before else {}
@@ -53,7 +59,7 @@ class SnapshotCache:
         self._push = push
         self._by_class = {}
         self._shared = {}
-        self.memo.new_push()
+        self.memo.new_push(routing_only=routing_only)
 
     def get(self, proxy: Proxy) -> Snapshot | None:
         """The proxy's snapshot for the current push (None before the first push).

@@ -285,6 +285,8 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         clusters = self.watches[CLUSTER_TYPE]
         if not clusters.subscribed or any(self.watches[t].awaiting_ack for t in (LISTENER_TYPE, ROUTE_TYPE)):
             return []
-        if not set(clusters.sent) - snapshot.resources.get(CLUSTER_TYPE, {}).keys():
+        desired = snapshot.resources.get(CLUSTER_TYPE, {})
+        # Holding the snapshot's own dict (the usual case) is holding nothing extra.
+        if clusters.sent is desired or not clusters.sent.keys() - desired.keys():
             return []
         return self._send(clusters, snapshot, trigger="cleanup", force=False)

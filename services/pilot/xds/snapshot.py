@@ -123,17 +123,19 @@ def encoded(name: str, resource: Message, memo: TranslationMemo) -> EncodedResou
 
 
 def encode_part(part: dict[str, Message], memo: TranslationMemo) -> dict[str, EncodedResource]:
-    """A part encoded once per push, however many proxies share it."""
-    return memo.of(part, "encoded-part", lambda: {name: encoded(name, r, memo) for name, r in part.items()})
+    """A part encoded once while it lives (parts are never changed), however many proxies
+    share it and however many pushes keep it."""
+    return memo.of(part, "encoded-part", lambda: {name: encoded(name, r, memo) for name, r in part.items()},
+                   lasting=True)
 
 
 def _stable(type_url: str, parts: list[dict[str, EncodedResource]],
             memo: TranslationMemo) -> dict[str, EncodedResource]:
     """The parts merged, as the very dict an earlier push made of the same content, if one
     did: a stream recognises a type it already sent by identity, with no look at its
-    thousand resources.  Each part's content is named once per push (shared parts once
-    for everyone)."""
-    tokens = tuple(memo.of(part, "content-token", partial(_content_token, part, memo)) for part in parts)
+    thousand resources.  Each part's content is named once while the part lives (shared
+    parts once for everyone)."""
+    tokens = tuple(memo.of(part, "content-token", partial(_content_token, part, memo), lasting=True) for part in parts)
 
     def merge() -> dict[str, EncodedResource]:
         if len(parts) == 1:
