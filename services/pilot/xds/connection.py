@@ -13,13 +13,16 @@ protocol rules are unit-tested without a network.  The rules (see docs/xds-notes
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from operator import attrgetter
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
+from services.pilot.model.proxy import Proxy
+from services.pilot.xds.requests import ReadRequest
 from services.pilot.xds.snapshot import (
     EncodedResource,
     Snapshot,
@@ -37,22 +40,42 @@ __all__ = ["WILDCARD_TYPES", "Connection", "Nack", "Observer", "Watch"]
 class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
     api = "GRPC"
 
+    def __init__(self, conn_id: str, proxy: Proxy, *, observer: Observer | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(conn_id, proxy, observer=observer, clock=clock)
+        # Per type: the raw names its last request carried, and what they came to.
+        self._last_names: dict[str, tuple[bytes, frozenset[str] | None]] = {}
+
     # -- requests -------------------------------------------------------------------
 
+    def receive(self, read: ReadRequest, snapshot: Snapshot | None) -> list[bytes]:
+        """A request as `read_request` read it off the wire.  Its names are decoded only
+        when they are not, byte for byte, the last ones its type's requests carried (an
+        ACK repeats every name the proxy subscribes to: see services/pilot/xds/requests.py)."""
+        if read.names is None:
+            return self.handle_request(read.message, snapshot)
+        type_url = read.message.type_url
+        last = self._last_names.get(type_url)
+        if last is not None and read.names == last[0]:
+            return self._answer(read.message, last[1], snapshot)
+        whole = read.whole()
+        names = self._requested(whole, snapshot)
+        if read.names_stand_alone(whole):
+            self._last_names[type_url] = (bytes(read.names), names)
+        return self._answer(whole, names, snapshot)
+
     def handle_request(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> list[bytes]:
+        return self._answer(request, self._requested(request, snapshot), snapshot)
+
+    def _answer(self, request: discovery_pb2.DiscoveryRequest, names: frozenset[str] | None,
+                snapshot: Snapshot | None) -> list[bytes]:
+        """Answer `request`, which subscribes to `names` (None: wildcard)."""
         if snapshot is not None and not request.response_nonce:
             self.snapshot_version = snapshot.version
         watch = self.watches.get(request.type_url)
         if watch is None:
             self._log.warning("request for an unsupported type", type_url=request.type_url)
             watch = self.watches[request.type_url] = Watch(request.type_url)
-        names = self._names(request)
-        if snapshot is not None and names is not None:
-            # Keep the snapshot's own set when Envoy asks for exactly it: a thousand proxies
-            # then hold one set of names, not a thousand copies of what they sent.
-            for known in (snapshot.eds_clusters, snapshot.route_names):
-                if len(names) == len(known) and names == known:
-                    names = known
         if request.response_nonce and request.response_nonce != watch.nonce:
             self._log.debug("stale request ignored", type=short_type(watch.type_url), nonce=request.response_nonce)
             return []
@@ -64,7 +87,9 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         if request.response_nonce:
             self._ack(watch, request)
             out: list[bytes] = []
-            if names != watch.names and (watch.type_url not in WILDCARD_TYPES or names is not None):
+            # Identity first: an ACK repeating the stream's names hands back the very set it held.
+            if names is not watch.names and names != watch.names and \
+                    (watch.type_url not in WILDCARD_TYPES or names is not None):
                 watch.names = names
                 # Envoy may have been sent these ahead of asking; a client that names everything
                 # it uses (proxyless gRPC) was not, and forgets what it unsubscribed from.
@@ -84,6 +109,16 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         if snapshot is None:
             return []
         return self._send(watch, snapshot, trigger="request", force=True)
+
+    def _requested(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> frozenset[str] | None:
+        names = self._names(request)
+        if snapshot is not None and names is not None:
+            # Keep the snapshot's own set when Envoy asks for exactly it: a thousand proxies
+            # then hold one set of names, not a thousand copies of what they sent.
+            for known in (snapshot.eds_clusters, snapshot.route_names):
+                if len(names) == len(known) and names == known:
+                    names = known
+        return names
 
     def _names(self, request: discovery_pb2.DiscoveryRequest) -> frozenset[str] | None:
         names = frozenset(request.resource_names)
@@ -163,54 +198,80 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
 
     def _send(self, watch: Watch, snapshot: Snapshot, *, trigger: str, force: bool,
               after_parent: bool = False) -> list[bytes]:
+        """The response `watch`'s type needs now, if any.  `force`: answer even what looks
+        unchanged or was rejected (a request without a nonce, EDS right after CDS)."""
         targets = self._targets(watch, snapshot, after_parent)
         source = (snapshot.resources.get(watch.type_url), targets)
         if not force and watch.sent_from is not None and watch.sent_from[0] is source[0] \
                 and watch.sent_from[1] == targets:
+            # The very dict (and names) the last response was drawn from: nothing changed.
             return []
-        nacked = watch.last_nack is not None and watch.last_nack.version == snapshot.version \
-            and watch.version_sent == snapshot.version
         if not force and watch.sent and watch.type_url not in WILDCARD_TYPES and not self.proxy.proxyless:
-            # Envoy applies an EDS or RDS response to the resources it carries and keeps the
-            # rest (unlike CDS/LDS, where absence means removal): one endpoint change moves
-            # one load assignment, not a thousand.  gRPC clients get every one, as before.
-            available = snapshot.resources.get(watch.type_url, {})
-            selected, forget = self._changed(watch, available, snapshot.shared, targets)
-            watch.sent_from = source
-            if selected and nacked:
-                selected = []
-            if selected or forget:
-                self._hold(watch, available, snapshot.shared, targets, selected, forget)
-            if not selected:
-                return []
+            selected = self._changes_only(watch, snapshot, targets, source)
             refs = dict(watch.refs_sent)
         else:
-            selected = snapshot.select(watch.type_url, targets)
-            if not selected and watch.type_url not in WILDCARD_TYPES:
-                # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
-                # watches the type at all it ignores the response and never ACKs it.
-                return []
-            # Recorded before the checks below: what they find unchanged stays unchanged.
-            watch.sent_from = source
-            if watch.type_url == CLUSTER_TYPE:
-                kept = self._kept_clusters(snapshot)
-                if kept:
-                    selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
-                    # Kept clusters go once the routes are ACKed, whatever the snapshot.
-                    watch.sent_from = None
-            if not force and nacked:
-                return []
-            digest = content_digest(selected)
-            if not force and digest == watch.digest_sent:
-                return []
-            watch.digest_sent = digest
-            whole = source[0]
-            if whole is not None and len(selected) == len(whole) and watch.sent_from is not None:
-                # Everything the snapshot has, as it has it: share its dict.
-                watch.sent, watch.sent_owned = whole, False
-            else:
-                watch.sent, watch.sent_owned = {r.name: r for r in selected}, True
+            selected = self._whole_set(watch, snapshot, targets, source, force=force)
             refs = {}
+        if selected is None:
+            return []
+        return [self._respond(watch, snapshot, selected, refs, trigger)]
+
+    @staticmethod
+    def _rejected(watch: Watch, snapshot: Snapshot) -> bool:
+        """Whether the proxy NACKed this snapshot's version of the type: never sent again."""
+        return watch.last_nack is not None and watch.last_nack.version == snapshot.version \
+            and watch.version_sent == snapshot.version
+
+    def _changes_only(self, watch: Watch, snapshot: Snapshot, targets: frozenset[str] | None,
+                      source: tuple[object, frozenset[str] | None]) -> list[EncodedResource] | None:
+        """EDS or RDS for Envoy, after its first response: only the resources that differ
+        from what it holds.  Envoy applies such a response to the resources it carries and
+        keeps the rest (unlike CDS/LDS, where absence means removal): one endpoint change
+        moves one load assignment, not a thousand.  gRPC clients get every one."""
+        available = snapshot.resources.get(watch.type_url, {})
+        selected, forget = self._changed(watch, available, snapshot.shared, targets)
+        watch.sent_from = source
+        if selected and self._rejected(watch, snapshot):
+            selected = []
+        if selected or forget:
+            self._hold(watch, available, snapshot.shared, targets, selected, forget)
+        return selected or None
+
+    def _whole_set(self, watch: Watch, snapshot: Snapshot, targets: frozenset[str] | None,
+                   source: tuple[object, frozenset[str] | None], *, force: bool) -> list[EncodedResource] | None:
+        """Every resource of the type the proxy should hold (CDS and LDS always; the first
+        EDS and RDS; everything for gRPC clients), unless it would change nothing."""
+        selected = snapshot.select(watch.type_url, targets)
+        if not selected and watch.type_url not in WILDCARD_TYPES:
+            # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
+            # watches the type at all it ignores the response and never ACKs it.
+            return None
+        # Recorded before the checks below: what they find unchanged stays unchanged.
+        watch.sent_from = source
+        if watch.type_url == CLUSTER_TYPE:
+            kept = self._kept_clusters(snapshot)
+            if kept:
+                selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
+                # Kept clusters go once the routes are ACKed, whatever the snapshot.
+                watch.sent_from = None
+        if not force and self._rejected(watch, snapshot):
+            return None
+        digest = content_digest(selected)
+        if not force and digest == watch.digest_sent:
+            return None
+        watch.digest_sent = digest
+        whole = source[0]
+        if isinstance(whole, dict) and len(selected) == len(whole) and watch.sent_from is not None:
+            # Everything the snapshot has, as it has it: share its dict.
+            watch.sent, watch.sent_owned = whole, False
+        else:
+            watch.sent, watch.sent_owned = {r.name: r for r in selected}, True
+        return selected
+
+    def _respond(self, watch: Watch, snapshot: Snapshot, selected: list[EncodedResource],
+                 refs: dict[str, frozenset[str]], trigger: str) -> bytes:
+        """Record `selected` as sent (awaiting its ACK; the clusters it names in flight)
+        and encode the response."""
         nonce = self._next_nonce()
         watch.nonce = nonce
         watch.version_sent = snapshot.version
@@ -226,7 +287,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         self._observer.sent(self.proxy, watch.type_url, snapshot.version, trigger)
         self._log.debug("sent", type=short_type(watch.type_url), version=snapshot.version, nonce=nonce,
                         resources=len(selected), trigger=trigger)
-        return [response_bytes(snapshot.version, watch.type_url, selected, nonce)]
+        return response_bytes(snapshot.version, watch.type_url, selected, nonce)
 
     @staticmethod
     def _changed(watch: Watch, available: dict[str, EncodedResource], shared: dict[Hashable, Any],

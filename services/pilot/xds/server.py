@@ -25,6 +25,7 @@ from services.pilot.model.proxy import Proxy, parse_node
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
 from services.pilot.xds.delta import DeltaConnection
+from services.pilot.xds.requests import read_request
 from services.pilot.xds.snapshot import Snapshot
 from services.pilot.xds.stream_state import AnyConnection, Observer
 
@@ -77,7 +78,8 @@ class AdsServer:
     def handler(self) -> grpc.GenericRpcHandler:
         sotw = grpc.stream_stream_rpc_method_handler(
             self._serving(Connection),
-            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            # ACKs' repeated resource names are left as bytes (see requests.py).
+            request_deserializer=read_request,
             response_serializer=None,
         )
         delta = grpc.stream_stream_rpc_method_handler(
@@ -171,7 +173,7 @@ class AdsServer:
             stream.push_queued = False
             snapshot = self._snapshot(proxy)
             return stream.connection.push(snapshot) if snapshot is not None else []
-        return stream.connection.handle_request(event, self._snapshot(proxy))
+        return stream.connection.receive(event, self._snapshot(proxy))
 
     def _send_slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """Held from building a stream's responses until the last of them is written."""

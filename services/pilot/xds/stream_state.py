@@ -108,6 +108,10 @@ class BaseConnection(ABC, Generic[RequestT]):
     def handle_request(self, request: RequestT, snapshot: Snapshot | None) -> list[bytes]:
         """Answer one request from the proxy (None: no consistent snapshot to serve)."""
 
+    def receive(self, request: Any, snapshot: Snapshot | None) -> list[bytes]:
+        """A request as the server's deserializer read it off the wire."""
+        return self.handle_request(request, snapshot)
+
     @abstractmethod
     def push(self, snapshot: Snapshot, trigger: str = "config") -> list[bytes]:
         """Send what changed in `snapshot`, in push order."""

@@ -19,6 +19,7 @@ from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.push_context import PushContext
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
+from services.pilot.xds.requests import ReadRequest, read_request
 from services.pilot.xds.server import ADS_SERVICE, AdsServer
 
 
@@ -77,16 +78,17 @@ class _Context:
         return "ipv4:127.0.0.1:1"
 
 
-async def _requests(node_id: str) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+async def _requests(node_id: str) -> AsyncIterator[ReadRequest]:
     request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE)
     request.node.id = node_id
-    yield request
+    # As the server's deserializer hands it to the stream.
+    yield read_request(request.SerializeToString())
     await asyncio.Event().wait()  # the stream stays open
 
 
 def _served(server: AdsServer, n: int) -> AsyncGenerator[bytes, None]:
     node = f"sidecar~10.0.0.{n}~app-{n}.default~default.svc.cluster.local"
-    return server._stream(_requests(node), _Context(), Connection)  # type: ignore[arg-type]
+    return server._stream(_requests(node), _Context(), Connection)
 
 
 async def test_a_stream_waits_for_a_send_slot_until_the_one_holding_it_has_written() -> None:

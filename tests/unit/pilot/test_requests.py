@@ -1,0 +1,129 @@
+"""State-of-the-world requests read off the wire: an ACK's repeated resource names are
+left as bytes and decoded only when they change, with the same answers as decoding all."""
+
+from __future__ import annotations
+
+import pytest
+from envoy.service.discovery.v3 import discovery_pb2
+
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from services.pilot.xds.connection import Connection
+from services.pilot.xds.requests import ReadRequest, read_request
+from tests.unit.pilot.test_connection import PROXY, decode, request, snapshot
+
+CLUSTERS = tuple(f"outbound|80||svc-{i}.ns.svc.cluster.local" for i in range(50))
+# A name that carries what the reader looks for where the type URL starts: the split it
+# suggests cuts a name in two, and must not be believed.
+TRICKY = "x\x22\x3dtype.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+
+def test_an_ack_is_read_without_its_names_and_they_decode_to_the_request() -> None:
+    ack = request(ENDPOINT_TYPE, nonce="1-7", version="3", names=CLUSTERS)
+    read = read_request(ack.SerializeToString())
+    assert read.names is not None
+    assert list(read.message.resource_names) == []
+    message = read.message
+    assert (message.type_url, message.response_nonce, message.version_info) == (ENDPOINT_TYPE, "1-7", "3")
+    assert read.whole() == ack
+    assert read.names_stand_alone(read.whole())
+
+
+def test_a_request_with_a_node_or_without_names_is_read_whole() -> None:
+    first = request(CLUSTER_TYPE)
+    first.node.id = "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local"
+    read = read_request(first.SerializeToString())
+    assert read.names is None and read.message == first and read.node.id == first.node.id
+    cds_ack = request(CLUSTER_TYPE, nonce="1-1", version="3")
+    assert read_request(cds_ack.SerializeToString()).names is None
+
+
+def test_a_name_that_looks_like_the_type_url_is_not_taken_for_it() -> None:
+    ack = request(ENDPOINT_TYPE, nonce="1-7", version="3", names=(*CLUSTERS, TRICKY))
+    read = read_request(ack.SerializeToString())
+    whole = read.whole()
+    assert whole == ack
+    if read.names is not None:
+        # Cut inside the tricky name: the run does not stand for the names on its own.
+        assert not read.names_stand_alone(whole)
+
+
+def script(names: tuple[str, ...]) -> list[tuple[str, discovery_pb2.DiscoveryRequest | None]]:
+    """Envoy's opening, a resubscription, a NACK and a stale ACK; None: the next response's
+    nonce and version go in (an ACK of it)."""
+    return [("cds", request(CLUSTER_TYPE)), ("ack", None), ("eds", request(ENDPOINT_TYPE, names=names)),
+            ("ack", None), ("lds", request(LISTENER_TYPE)), ("ack", None), ("rds", request(ROUTE_TYPE, names=("r",))),
+            ("ack", None), ("push", None), ("ack", None), ("resubscribe", None), ("nack", None), ("stale", None)]
+
+
+def test_reading_off_the_wire_answers_every_request_as_decoding_all_of_it_does() -> None:
+    snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
+    pushed = snapshot("2", [*CLUSTERS, TRICKY], TRICKY)
+    decoded, wire = Connection("1", PROXY, clock=lambda: 0.0), Connection("1", PROXY, clock=lambda: 0.0)
+    last: dict[str, discovery_pb2.DiscoveryResponse] = {}
+    names = CLUSTERS
+    current = snap
+
+    def both(req: discovery_pb2.DiscoveryRequest) -> list[discovery_pb2.DiscoveryResponse]:
+        one = decode(decoded.handle_request(req, current))
+        other = decode(wire.receive(read_request(req.SerializeToString()), current))
+        assert one == other, req
+        for response in one:
+            last[response.type_url] = response
+        return one
+
+    for step, req in script(names):
+        if step == "push":
+            current = pushed
+            one, other = decode(decoded.push(pushed)), decode(wire.push(pushed))
+            assert one == other
+            for response in one:
+                last[response.type_url] = response
+            names = (*CLUSTERS, TRICKY)
+            continue
+        if step == "ack":
+            for type_url, response in list(last.items()):
+                listed = names if type_url == ENDPOINT_TYPE else ("r",) if type_url == ROUTE_TYPE else ()
+                both(request(type_url, nonce=response.nonce, version=response.version_info, names=listed))
+            continue
+        if step == "resubscribe":
+            # The proxy drops a cluster from its EDS subscription.
+            names = names[1:]
+            eds = last[ENDPOINT_TYPE]
+            both(request(ENDPOINT_TYPE, nonce=eds.nonce, version=eds.version_info, names=names))
+            continue
+        if step == "nack":
+            eds = last[ENDPOINT_TYPE]
+            both(request(ENDPOINT_TYPE, nonce=eds.nonce, version="1", names=names, error="rejected"))
+            continue
+        if step == "stale":
+            both(request(ENDPOINT_TYPE, nonce="1-1", version="1", names=names))
+            continue
+        assert req is not None
+        both(req)
+    for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE):
+        a, b = decoded.watches[type_url], wire.watches[type_url]
+        assert (a.names, a.version_acked, a.nonce, a.last_nack) == (b.names, b.version_acked, b.nonce, b.last_nack)
+
+
+def test_an_ack_repeating_its_names_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
+    conn = Connection("1", PROXY)
+    (response,) = decode(conn.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS).SerializeToString()), snap))
+    held = conn.watches[ENDPOINT_TYPE].names
+    ack = request(ENDPOINT_TYPE, nonce=response.nonce, version=response.version_info, names=CLUSTERS)
+    decoded: list[ReadRequest] = []
+    whole = ReadRequest.whole
+
+    def counted(self: ReadRequest) -> discovery_pb2.DiscoveryRequest:
+        decoded.append(self)
+        return whole(self)
+
+    monkeypatch.setattr(ReadRequest, "whole", counted)
+    assert conn.receive(read_request(ack.SerializeToString()), snap) == []
+    assert decoded == []
+    assert conn.watches[ENDPOINT_TYPE].names is held
+    assert conn.watches[ENDPOINT_TYPE].version_acked == "1"
+    # Other names are decoded.
+    fewer = request(ENDPOINT_TYPE, nonce=response.nonce, version=response.version_info, names=CLUSTERS[1:])
+    conn.receive(read_request(fewer.SerializeToString()), snap)
+    assert len(decoded) == 1 and conn.watches[ENDPOINT_TYPE].names == frozenset(CLUSTERS[1:])
