@@ -31,7 +31,7 @@ from services.pilot.xds.snapshot import (
     part_changes,
     response_bytes,
 )
-from services.pilot.xds.stream_state import WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
+from services.pilot.xds.stream_state import ROUTING_TYPES, WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
 # Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
 __all__ = ["WILDCARD_TYPES", "Connection", "Nack", "Observer", "Watch"]
@@ -98,7 +98,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
                     not self._names_what_it_uses(watch.type_url)
                 if snapshot is not None and not already_sent:
                     out.extend(self._send(watch, snapshot, trigger="subscription", force=True))
-            if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE) and snapshot is not None:
+            if watch.type_url in ROUTING_TYPES and snapshot is not None:
                 out.extend(self._release_unused_clusters(snapshot))
             return out
         # No nonce: a new subscription, or Envoy reconnecting with its last version.
@@ -135,25 +135,13 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         return watch is not None and watch.subscribed and watch.names is not None
 
     def _ack(self, watch: Watch, request: discovery_pb2.DiscoveryRequest) -> None:
-        if not watch.awaiting_ack:
-            return
-        watch.awaiting_ack = False
-        watch.version_acked = request.version_info
-        watch.acked_at = self._clock()
-        watch.refs_acked = watch.refs_sent
-        watch.refs_in_flight = set()
-        self._observer.acked(self.proxy, watch.type_url, request.version_info, watch.acked_at - watch.sent_at)
+        if self._record_ack(watch, request.version_info):
+            # A SotW response replaces the whole type: what it named is what Envoy uses.
+            watch.refs_acked = watch.refs_sent
 
     def _nack(self, watch: Watch, request: discovery_pb2.DiscoveryRequest) -> None:
-        # `refs_in_flight` stays: an earlier response whose ACK came in stale may be what
-        # Envoy kept; the next ACK settles it.
-        watch.awaiting_ack = False
-        message = request.error_detail.message
-        watch.last_nack = Nack(watch.version_sent, request.response_nonce, message, self._clock())
-        # The rejected version is never resent; the next config change sends a new one.
-        self._log.warning("NACK", type=short_type(watch.type_url), version=watch.version_sent,
-                          nonce=request.response_nonce, acked_version=request.version_info, error=message)
-        self._observer.nacked(self.proxy, watch.type_url, watch.version_sent, message)
+        self._record_nack(watch, request.response_nonce, request.error_detail.message,
+                          acked_version=request.version_info)
 
     # -- pushes ---------------------------------------------------------------------
 
@@ -182,12 +170,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         using: the ACKed ones, and the ones sent but not yet ACKed (Envoy applies responses
         in order, so those are live until the next listeners or routes replace them)."""
         desired = snapshot.resources.get(CLUSTER_TYPE, {})
-        still_used: set[str] = set()
-        for type_url in (LISTENER_TYPE, ROUTE_TYPE):
-            watch = self.watches[type_url]
-            still_used.update(watch.refs_in_flight)
-            for refs in watch.refs_acked.values():
-                still_used.update(refs)
+        still_used = self._clusters_named()
         previous = self.watches[CLUSTER_TYPE].sent
         return {name: previous[name] for name in still_used - desired.keys() if name in previous}
 
@@ -272,21 +255,13 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
                  refs: dict[str, frozenset[str]], trigger: str) -> bytes:
         """Record `selected` as sent (awaiting its ACK; the clusters it names in flight)
         and encode the response."""
-        nonce = self._next_nonce()
-        watch.nonce = nonce
-        watch.version_sent = snapshot.version
-        if watch.type_url in (LISTENER_TYPE, ROUTE_TYPE):
+        if watch.type_url in ROUTING_TYPES:
             # Only listeners and routes name clusters (make before break).
             for r in selected:
                 refs[r.name] = used = snapshot.references.get(r.name, frozenset())
                 watch.refs_in_flight.update(used)
         watch.refs_sent = refs
-        watch.awaiting_ack = True
-        watch.sent_at = self._clock()
-        watch.sends += 1
-        self._observer.sent(self.proxy, watch.type_url, snapshot.version, trigger)
-        self._log.debug("sent", type=short_type(watch.type_url), version=snapshot.version, nonce=nonce,
-                        resources=len(selected), trigger=trigger)
+        nonce = self._record_send(watch, snapshot.version, trigger, resources=len(selected))
         return response_bytes(snapshot.version, watch.type_url, selected, nonce)
 
     @staticmethod
@@ -344,7 +319,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
     def _release_unused_clusters(self, snapshot: Snapshot) -> list[bytes]:
         """Once the new listeners and routes are ACKed, drop clusters only old ones used."""
         clusters = self.watches[CLUSTER_TYPE]
-        if not clusters.subscribed or any(self.watches[t].awaiting_ack for t in (LISTENER_TYPE, ROUTE_TYPE)):
+        if not self._may_release_clusters():
             return []
         desired = snapshot.resources.get(CLUSTER_TYPE, {})
         # Holding the snapshot's own dict (the usual case) is holding nothing extra.

@@ -37,13 +37,11 @@ from envoy.service.discovery.v3 import discovery_pb2
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
 from services.pilot.model.proxy import Proxy
 from services.pilot.xds.snapshot import EncodedResource, Snapshot, delta_response_bytes
-from services.pilot.xds.stream_state import WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
+from services.pilot.xds.stream_state import ROUTING_TYPES, WILDCARD_TYPES, BaseConnection, Observer, Watch
 
 __all__ = ["WILDCARD", "DeltaConnection", "DeltaWatch"]
 
 WILDCARD = "*"
-# Types whose resources name the clusters traffic is routed to (see `Snapshot.references`).
-ROUTING_TYPES = (LISTENER_TYPE, ROUTE_TYPE)
 
 
 @dataclass
@@ -157,11 +155,9 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         watch.refs_unknown.pop(name, None)
 
     def _ack(self, watch: DeltaWatch) -> None:
-        if not watch.awaiting_ack:
+        if not self._record_ack(watch, watch.version_sent):
             return
-        watch.awaiting_ack = False
-        watch.version_acked = watch.version_sent
-        watch.acked_at = self._clock()
+        # A delta response changes only the resources it names (or removes).
         for name, refs in watch.refs_pending.items():
             watch.refs_unknown.pop(name, None)
             if refs is None:
@@ -169,23 +165,16 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
             else:
                 watch.refs_acked[name] = refs
         watch.refs_pending.clear()
-        watch.refs_in_flight.clear()
-        self._observer.acked(self.proxy, watch.type_url, watch.version_sent, watch.acked_at - watch.sent_at)
 
     def _nack(self, watch: DeltaWatch, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
-        watch.awaiting_ack = False
         # Envoy applies a delta response resource by resource and may have kept either form
         # of each: until an ACK settles it, both may name clusters in use.
         for name, refs in watch.refs_pending.items():
             if refs is not None:
                 watch.refs_acked[name] = watch.refs_acked.get(name, frozenset()) | refs
         watch.refs_pending.clear()
-        message = request.error_detail.message
-        watch.last_nack = Nack(watch.version_sent, request.response_nonce, message, self._clock())
         # The rejected resources stay recorded as held, so they are not resent until they change.
-        self._log.warning("NACK", type=short_type(watch.type_url), version=watch.version_sent,
-                          nonce=request.response_nonce, error=message)
-        self._observer.nacked(self.proxy, watch.type_url, watch.version_sent, message)
+        self._record_nack(watch, request.response_nonce, request.error_detail.message)
 
     # -- pushes ---------------------------------------------------------------------
 
@@ -226,12 +215,8 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
             return []
         updates.sort(key=lambda r: r.name)
         ahead.sort(key=lambda r: r.name)
-        nonce = self._next_nonce()
-        watch.nonce = nonce
-        watch.version_sent = snapshot.version
-        watch.awaiting_ack = True
-        watch.sent_at = self._clock()
-        watch.sends += 1
+        nonce = self._record_send(watch, snapshot.version, trigger, resources=len(updates) + len(ahead),
+                                  removed=len(removed))
         for resource in updates:
             held[resource.name] = resource.digest
             watch.sent[resource.name] = resource
@@ -242,9 +227,6 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
             self._note_refs(watch, snapshot, updates, removed)
         if watch.type_url == CLUSTER_TYPE:
             self._eds_refresh.update(r.name for r in updates)
-        self._observer.sent(self.proxy, watch.type_url, snapshot.version, trigger)
-        self._log.debug("sent", type=short_type(watch.type_url), version=snapshot.version, nonce=nonce,
-                        resources=len(updates) + len(ahead), removed=len(removed), trigger=trigger)
         return [delta_response_bytes(snapshot.version, watch.type_url, [*updates, *ahead], removed, nonce)]
 
     @staticmethod
@@ -266,11 +248,8 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         listeners, routes = self._watches[LISTENER_TYPE], self._watches[ROUTE_TYPE]
         if self._reconnected and not (listeners.subscribed and (routes.subscribed or not snapshot.route_names)):
             return None
-        used: set[str] = set()
+        used = self._clusters_named()
         for watch in (listeners, routes):
-            used.update(watch.refs_in_flight)
-            for refs in watch.refs_acked.values():
-                used.update(refs)
             available = snapshot.resources.get(watch.type_url, {})
             for name, digest in watch.refs_unknown.items():
                 current = available.get(name)
@@ -287,8 +266,7 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         """Once the new listeners and routes are ACKed (or old routes unsubscribed), drop the
         clusters only the old ones used."""
         clusters = self._watches[CLUSTER_TYPE]
-        if not clusters.subscribed or not clusters.wildcard or \
-                any(self._watches[t].awaiting_ack for t in ROUTING_TYPES):
+        if not clusters.wildcard or not self._may_release_clusters():
             return []
         available = snapshot.resources.get(CLUSTER_TYPE, {})
         if not self._removable([n for n in clusters.held if n not in available], snapshot):

@@ -1,8 +1,21 @@
-"""What every ADS stream keeps, whichever protocol it speaks (state of the world or delta).
+"""What every ADS stream keeps, whichever protocol it speaks (state of the world or delta),
+and the rules both follow, recorded here once.
 
 Per xDS type a `Watch`: what was sent and ACKed, the last NACK, when.  Per stream its sync
 status.  The debug endpoints, `mizzenctl proxy-status` and the metrics read only these, so
 SotW and delta streams look the same to them.
+
+Shared by both protocols (`BaseConnection`), each enforced where it is written:
+- a send awaits its ACK under a new nonce; a request with an older nonce is stale
+  (`_record_send`);
+- an ACK settles every response sent before it (`_record_ack`); a NACK records the rejected
+  version, which the protocol's send never offers again (`_record_nack`);
+- make before break: a cluster that ACKed or in-flight listeners and routes name stays
+  (`_clusters_named`), and goes only once no listener or route response awaits its ACK
+  (`_may_release_clusters`).
+What each protocol sends, and how it knows what the proxy holds, stays in its own module:
+`connection.py` (whole types, or changed EDS/RDS resources) and `delta.py` (per-resource
+digests).
 """
 
 from __future__ import annotations
@@ -15,15 +28,17 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from libs.envoy import CLUSTER_TYPE, LISTENER_TYPE, PUSH_ORDER
+from libs.envoy import CLUSTER_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
 from services.pilot.model.proxy import Proxy
 from services.pilot.xds.snapshot import EncodedResource, Snapshot
 
-__all__ = ["WILDCARD_TYPES", "AnyConnection", "BaseConnection", "Nack", "Observer", "Watch"]
+__all__ = ["ROUTING_TYPES", "WILDCARD_TYPES", "AnyConnection", "BaseConnection", "Nack", "Observer", "Watch"]
 
 log = structlog.get_logger(__name__)
 
 WILDCARD_TYPES = (CLUSTER_TYPE, LISTENER_TYPE)
+# Types whose resources name the clusters traffic is routed to (see `Snapshot.references`).
+ROUTING_TYPES = (LISTENER_TYPE, ROUTE_TYPE)
 
 RequestT = TypeVar("RequestT")
 
@@ -103,6 +118,65 @@ class BaseConnection(ABC, Generic[RequestT]):
     def _next_nonce(self) -> str:
         self._nonce += 1
         return f"{self.id}-{self._nonce}"
+
+    # -- what both protocols record, in one place -----------------------------------
+
+    def _record_send(self, watch: Watch, version: str, trigger: str, **detail: object) -> str:
+        """A response of `watch`'s type at `version` goes out: it awaits its ACK under a new
+        nonce, and a request with any older nonce is stale from now on."""
+        nonce = self._next_nonce()
+        watch.nonce = nonce
+        watch.version_sent = version
+        watch.awaiting_ack = True
+        watch.sent_at = self._clock()
+        watch.sends += 1
+        self._observer.sent(self.proxy, watch.type_url, version, trigger)
+        self._log.debug("sent", type=short_type(watch.type_url), version=version, nonce=nonce, trigger=trigger,
+                        **detail)
+        return nonce
+
+    def _record_ack(self, watch: Watch, version: str) -> bool:
+        """The latest response of `watch`'s type is ACKed at `version`; False if none was
+        awaiting an answer (nothing to record)."""
+        if not watch.awaiting_ack:
+            return False
+        watch.awaiting_ack = False
+        watch.version_acked = version
+        watch.acked_at = self._clock()
+        # Every response sent since the last ACK is settled: Envoy holds the latest.
+        watch.refs_in_flight = set()
+        self._observer.acked(self.proxy, watch.type_url, version, watch.acked_at - watch.sent_at)
+        return True
+
+    def _record_nack(self, watch: Watch, nonce: str, message: str, **detail: object) -> None:
+        """The latest response of `watch`'s type is rejected.  The rejected version is never
+        resent (each protocol's send refuses it); the next config change sends a new one.
+        `refs_in_flight` stays: what Envoy kept is settled by the next ACK."""
+        watch.awaiting_ack = False
+        watch.last_nack = Nack(watch.version_sent, nonce, message, self._clock())
+        self._log.warning("NACK", type=short_type(watch.type_url), version=watch.version_sent, nonce=nonce,
+                          error=message, **detail)
+        self._observer.nacked(self.proxy, watch.type_url, watch.version_sent, message)
+
+    # -- make before break ----------------------------------------------------------
+
+    def _clusters_named(self) -> set[str]:
+        """Clusters that listeners and routes the proxy may be using name: the ACKed ones,
+        and those of every response sent since (Envoy applies responses in order, so any
+        of them may be live).  No cluster among them may be removed yet."""
+        used: set[str] = set()
+        for type_url in ROUTING_TYPES:
+            watch = self.watches[type_url]
+            used.update(watch.refs_in_flight)
+            for refs in watch.refs_acked.values():
+                used.update(refs)
+        return used
+
+    def _may_release_clusters(self) -> bool:
+        """Whether clusters only old listeners and routes used may go now: CDS is subscribed
+        and no listener or route response awaits its ACK."""
+        return self.watches[CLUSTER_TYPE].subscribed and \
+            not any(self.watches[t].awaiting_ack for t in ROUTING_TYPES)
 
     @abstractmethod
     def handle_request(self, request: RequestT, snapshot: Snapshot | None) -> list[bytes]:
