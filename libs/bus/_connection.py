@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
 from libs.bus._errors import BusError, BusUnavailable
-from libs.bus._kv import KvBucket
+from libs.bus._kv import KvBucket, Reconnects
 
 log = structlog.get_logger(__name__)
 
@@ -41,12 +41,15 @@ class Bus:
         self.name = name
         self._buckets: dict[str, KvBucket] = {}
         self._listeners: list[Callable[[bool], None]] = []
+        self._reconnects = Reconnects()
 
     def on_connection(self, listener: Callable[[bool], None]) -> None:
         """Call `listener(False)` when the connection drops and `listener(True)` when it is back."""
         self._listeners.append(listener)
 
     def _connection_changed(self, connected: bool) -> None:
+        if connected:
+            self._reconnects.happened()
         for listener in self._listeners:
             listener(connected)
 
@@ -129,7 +132,7 @@ class Bus:
             raise BusUnavailable(f"JetStream is not available (is nats-server running with -js?): {exc}") from exc
         except (nats.errors.Error, OSError) as exc:
             raise BusError(f"cannot open KV bucket {bucket}: {exc!r}") from exc
-        handle = KvBucket(bucket, kv)
+        handle = KvBucket(bucket, kv, self._reconnects)
         self._buckets[bucket] = handle
         return handle
 

@@ -8,15 +8,21 @@ they build.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from libs.bus._errors import BusError, KeyNotFound
+
+log = structlog.get_logger(__name__)
+# How long a watch keeps trying to start again after the connection came back.
+RESUME_PATIENCE_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +52,53 @@ class KvSynced:
     revision: int
 
 
+class Reconnects:
+    """When the process's NATS connection comes back: what a watch waits on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._back = asyncio.Event()
+
+    def happened(self) -> None:
+        self.count += 1
+        self._back.set()
+        self._back = asyncio.Event()
+
+    async def wait(self) -> None:
+        """Until the next comeback."""
+        await self._back.wait()
+
+
+async def _until(watcher: KeyValue.KeyWatcher, comeback: asyncio.Future[None]
+                 ) -> AsyncGenerator[KeyValue.Entry | None, None]:
+    """The watcher's entries (None: nothing pending) until `comeback` is done."""
+    while not comeback.done():
+        following = asyncio.ensure_future(anext(watcher))
+        try:
+            await asyncio.wait((following, comeback), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not following.done():
+                # The comeback came first (or the watch is closing): a cancelled task is
+                # not done until it runs again, so its result is never read.
+                following.cancel()
+        if not following.done() or following.cancelled():
+            return
+        try:
+            entry = following.result()
+        except StopAsyncIteration:
+            return
+        yield entry
+
+
 class KvBucket:
     """One KV bucket.  NATS errors are wrapped in `BusError`."""
 
-    def __init__(self, name: str, kv: KeyValue) -> None:
+    def __init__(self, name: str, kv: KeyValue, reconnects: Reconnects | None = None) -> None:
         self.name = name
         self._kv = kv
+        self._reconnects = reconnects or Reconnects()
+        # Watches started again after the connection came back (see `watch`).
+        self.resumes = 0
 
     async def put(self, key: str, value: bytes) -> int:
         """Write `key`; return the new revision."""
@@ -149,30 +196,70 @@ class KvBucket:
         nats-py may signal "nothing pending" before the first entry reaches the client
         (its consumer info can count a message already sent but not yet received): when the
         bucket held entries under `keys`, the sync comes with the entry after which nothing
-        is pending instead."""
+        is pending instead.
+
+        When the connection comes back after a drop, the watch starts again at once and
+        yields only what is newer than what it already yielded: a restarted nats-server
+        has forgotten the watch's consumer, and nats-py would notice only after two missed
+        idle heartbeats (10 s), holding every change back that long."""
         stored = await self._stored(keys)
-        try:
-            watcher = await self._kv.watch(keys)
-        except (nats.errors.Error, OSError) as exc:
-            raise BusError(f"{self.name}: watch failed: {exc!r}") from exc
         last_revision = 0
         synced = False
+        while True:
+            comeback = asyncio.ensure_future(self._reconnects.wait())
+            try:
+                watcher = await self._open_watch(keys, resuming=last_revision > 0 or synced)
+                if synced and await self._went_back(last_revision):
+                    # Only a server that lost its storage numbers writes from 1 again.
+                    log.error("the bucket's revisions went back: NATS lost its storage; replaying all of it",
+                              bucket=self.name, had=last_revision)
+                    last_revision = 0
+                already = last_revision
+                watched = 0
+                try:
+                    async for entry in _until(watcher, comeback):
+                        if entry is None:
+                            if not synced and not (stored and watched == 0 and already == 0):
+                                synced = True
+                                yield KvSynced(last_revision)
+                            continue
+                        revision = entry.revision or 0
+                        watched = max(watched, revision)
+                        if revision > already:
+                            last_revision = max(last_revision, revision)
+                            if entry.operation in (KV_DEL, KV_PURGE):
+                                yield KvEvent(entry.key, None, revision)
+                            else:
+                                yield KvEvent(entry.key, entry.value or b"", revision)
+                        if not synced and entry.delta == 0:
+                            synced = True
+                            yield KvSynced(last_revision)
+                finally:
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await watcher.stop()
+            finally:
+                comeback.cancel()
+            self.resumes += 1
+            log.info("nats is back: watching again", bucket=self.name, keys=keys, after_revision=last_revision)
+
+    async def _went_back(self, revision: int) -> bool:
         try:
-            async for entry in watcher:
-                if entry is None:
-                    if not synced and not (stored and last_revision == 0):
-                        synced = True
-                        yield KvSynced(last_revision)
-                    continue
-                revision = entry.revision or 0
-                last_revision = max(last_revision, revision)
-                if entry.operation in (KV_DEL, KV_PURGE):
-                    yield KvEvent(entry.key, None, revision)
-                else:
-                    yield KvEvent(entry.key, entry.value or b"", revision)
-                if not synced and entry.delta == 0:
-                    synced = True
-                    yield KvSynced(last_revision)
-        finally:
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await watcher.stop()
+            return await self.last_revision() < revision
+        except BusError:
+            return False
+
+    async def _open_watch(self, keys: str, *, resuming: bool) -> KeyValue.KeyWatcher:
+        """A nats-py watch; when resuming, retried for a while (JetStream may still be
+        starting on a server that has just come back)."""
+        delay = 0.05
+        waited = 0.0
+        while True:
+            try:
+                return await self._kv.watch(keys)
+            except (nats.errors.Error, OSError) as exc:
+                if not resuming or waited >= RESUME_PATIENCE_S:
+                    raise BusError(f"{self.name}: watch failed: {exc!r}") from exc
+                log.warning("watching again failed; retrying", bucket=self.name, error=repr(exc))
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 2.0)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 
-from libs.bus import Bus, BusSettings, BusUnavailable, DecodedKvMirror, KeyNotFound, KvEvent, KvSynced
-from tests.harness.nats import NatsServer
+from libs.bus import Bus, BusError, BusSettings, BusUnavailable, DecodedKvMirror, KeyNotFound, KvEvent, KvSynced
+from tests.harness.nats import NatsServer, start_nats
 from tests.harness.ports import free_port
+from tests.harness.processes import ProcessGroup
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +112,37 @@ async def test_decoded_mirror_keeps_the_last_readable_value(nats: NatsServer) ->
 async def test_unreachable_nats_is_a_clear_error() -> None:
     with pytest.raises(BusUnavailable, match="cannot connect to NATS"):
         await Bus.connect(BusSettings(url=f"nats://127.0.0.1:{free_port()}", connect_timeout_s=1), name="test")
+
+
+async def _retried(call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` once the restarted server's JetStream answers (readiness, not a pause)."""
+    for _ in range(200):
+        try:
+            return await call()
+        except BusError:
+            await asyncio.sleep(0.05)
+    return await call()
+
+
+async def test_a_watch_resumes_when_nats_is_back_and_yields_only_what_is_new(
+        processes: ProcessGroup, nats: NatsServer) -> None:
+    """A restarted nats-server has forgotten the watch's consumer: the watch starts again
+    on the reconnect itself, and what it had yielded before is not yielded twice."""
+    watching = await Bus.connect(BusSettings(url=nats.url), name="watcher")
+    writing = await Bus.connect(BusSettings(url=nats.url), name="writer")
+    try:
+        kv, writer = await watching.kv("resumed"), await writing.kv("resumed")
+        first = await writer.put("a", b"1")
+        async with contextlib.aclosing(kv.watch()) as events:
+            assert [await anext(events), await anext(events)] == [KvEvent("a", b"1", first), KvSynced(first)]
+            nats.process.kill()
+            nats.process = start_nats(processes, nats.store_dir, port=nats.port, name="nats-again").process
+            second = await _retried(lambda: writer.put("b", b"2"))
+            await writer.delete("a")
+            after = [await asyncio.wait_for(anext(events), timeout=30) for _ in range(2)]
+        assert after[0] == KvEvent("b", b"2", second)
+        assert after[1].key == "a" and after[1].deleted and after[1].revision > second
+        assert kv.resumes == 1
+    finally:
+        await watching.close()
+        await writing.close()
