@@ -60,7 +60,8 @@ class GalleySettings:
     analysis_platform: str = knob("auto", "what apply-time analysis knows of services and workloads: `workloads` "
                                           "(ServiceEntries and the local mesh's mesh-workloads), `none` (checks "
                                           "that need them are skipped), `auto` (none when watching Kubernetes)")
-    replica_id: str = knob("", "this replica's name in the leader lease (default: host and pid)")
+    replica_id: str = knob("", "this replica's name in the leader lease; restarted under the same name it takes "
+                           "its lease back at once (default: host and pid)")
     lease_ttl_s: float = knob(3.0, "seconds without renewal after which another replica takes the lease")
     lease_renew_s: float = knob(0.5, "seconds between lease renewals by the leader")
     monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz and /metrics")

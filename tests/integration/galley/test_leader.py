@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings
+from services.galley.leader import Lease
 from tests.harness.mesh import Mesh
+from tests.harness.nats import NatsServer
 from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -76,3 +78,21 @@ def test_restart_removes_keys_whose_files_went_away(mesh: Mesh, tmp_path: Path) 
     mesh.galley(config, name="galley-b")
     wait_until(lambda: set(_config(mesh.nats.url)) == {"ServiceEntry.default.svc-0", "ServiceEntry.default.svc-2"},
                what="the stale key to be deleted on start")
+
+
+async def test_a_replica_restarted_under_its_own_name_takes_its_lease_back_at_once(nats: NatsServer) -> None:
+    """Its earlier run died holding the lease: waiting `ttl_s` for it to expire would hold
+    every write back that long.  Another replica still has to wait it out."""
+    bus = await Bus.connect(BusSettings(url=nats.url), name="test")
+    try:
+        bucket = await bus.kv("lease-test")
+        earlier = Lease(bucket, "galley", ttl_s=3600, renew_s=1)
+        assert await earlier._try_acquire()
+        other = Lease(bucket, "galley-b", ttl_s=3600, renew_s=1)
+        assert not await other._try_acquire() and not await other._try_acquire()
+        again = Lease(bucket, "galley", ttl_s=3600, renew_s=1)
+        assert await again._try_acquire()
+        # The earlier run, were it still alive, loses at its next renewal.
+        assert not await earlier._renew()
+    finally:
+        await bus.close()
