@@ -31,6 +31,17 @@ def _address(host: str, port: int) -> address_pb2.Address:
     return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=host, port_value=port))
 
 
+def _reconnect_backoff(settings: AgentSettings) -> base_pb2.RetryPolicy:
+    """How Envoy reconnects to pilot: jittered exponential backoff, capped low.  Envoy's
+    default cap (30 s) would leave a proxy on old config for up to that long after pilot
+    came back; a thousand proxies coming back within a second is what pilot's push
+    throttle is for."""
+    policy = base_pb2.RetryPolicy()
+    policy.retry_back_off.base_interval.FromNanoseconds(int(settings.xds_retry_base_s * 1e9))
+    policy.retry_back_off.max_interval.FromNanoseconds(int(settings.xds_retry_max_s * 1e9))
+    return policy
+
+
 def _static_cluster(name: str, host: str, port: int, *, http2: bool = False) -> cluster_pb2.Cluster:
     discovery = cluster_pb2.Cluster.STATIC if _is_ip(host) else cluster_pb2.Cluster.STRICT_DNS
     return _cluster(name, _address(host, port), discovery, http2=http2)
@@ -156,7 +167,8 @@ def build_bootstrap(settings: AgentSettings) -> bootstrap_pb2.Bootstrap:
                 transport_api_version=config_source_pb2.V3,
                 set_node_on_first_message_only=True,
                 grpc_services=[grpc_service_pb2.GrpcService(
-                    envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=XDS_CLUSTER))],
+                    envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(
+                        cluster_name=XDS_CLUSTER, retry_policy=_reconnect_backoff(settings)))],
             ),
             cds_config=ads_source,
             lds_config=ads_source,

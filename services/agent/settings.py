@@ -46,6 +46,10 @@ class AgentSettings:
     drain_duration_s: float = knob(1.0, "seconds Envoy keeps serving the connections of a replaced listener "
                                         "(Istio's proxyConfig drainDuration; whole seconds, at least 1)")
     xds_api: str = knob("GRPC", "GRPC (state of the world) or DELTA_GRPC")
+    xds_retry_base_s: float = knob(0.25, "Envoy's first wait before reconnecting to pilot; doubles (with "
+                                         "jitter) each failed attempt")
+    xds_retry_max_s: float = knob(1.0, "Envoy's longest wait between reconnects to pilot, so config applied "
+                                       "after pilot is back reaches the proxy within about that")
     monitoring_address: str = knob("127.0.0.1", "address of the agent's /healthz, /readyz, /metrics")
     monitoring_port: int = knob(15020, "port of the agent's /healthz, /readyz, /metrics and /app-health/*")
     # -- app probes (Istio's probe rewrite): the kubelet probes the agent, the agent the app --

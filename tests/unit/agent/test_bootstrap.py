@@ -68,3 +68,13 @@ def test_secure_xds_checks_pilots_name_against_the_mesh_roots() -> None:
 def test_secure_xds_needs_the_workload_identity() -> None:
     with pytest.raises(ConfigurationError, match="pilot_tls needs identity_enabled"):
         check_settings(AgentSettings(pilot_tls=True))
+
+
+def test_envoy_reconnects_to_pilot_with_a_low_capped_jittered_backoff() -> None:
+    bootstrap = build_bootstrap(AgentSettings(xds_retry_base_s=0.2, xds_retry_max_s=1.5))
+    (service,) = bootstrap.dynamic_resources.ads_config.grpc_services
+    backoff = service.envoy_grpc.retry_policy.retry_back_off
+    assert (backoff.base_interval.ToMilliseconds(), backoff.max_interval.ToMilliseconds()) == (200, 1500)
+    # The defaults cap a proxy's wait for a pilot that came back at a second.
+    default = build_bootstrap(AgentSettings()).dynamic_resources.ads_config.grpc_services[0]
+    assert default.envoy_grpc.retry_policy.retry_back_off.max_interval.ToMilliseconds() == 1000
