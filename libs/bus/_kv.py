@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -64,30 +65,18 @@ class Reconnects:
         self._back.set()
         self._back = asyncio.Event()
 
-    async def wait(self) -> None:
-        """Until the next comeback."""
-        await self._back.wait()
+    def next(self) -> Coroutine[Any, Any, bool]:
+        """What to await for the next comeback after this call (the event is taken now, not
+        when a task first runs the coroutine, so a comeback in between is not missed)."""
+        return self._back.wait()
 
 
-async def _until(watcher: KeyValue.KeyWatcher, comeback: asyncio.Future[None]
-                 ) -> AsyncGenerator[KeyValue.Entry | None, None]:
-    """The watcher's entries (None: nothing pending) until `comeback` is done."""
-    while not comeback.done():
-        following = asyncio.ensure_future(anext(watcher))
-        try:
-            await asyncio.wait((following, comeback), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not following.done():
-                # The comeback came first (or the watch is closing): a cancelled task is
-                # not done until it runs again, so its result is never read.
-                following.cancel()
-        if not following.done() or following.cancelled():
-            return
-        try:
-            entry = following.result()
-        except StopAsyncIteration:
-            return
-        yield entry
+async def _stop_on(comeback: asyncio.Future[bool], watcher: KeyValue.KeyWatcher) -> None:
+    """Stop `watcher` once the connection comes back, which ends its iteration: the watch
+    then starts again (see `KvBucket.watch`).  Costs nothing per entry."""
+    await comeback
+    with contextlib.suppress(nats.errors.Error, OSError):
+        await watcher.stop()
 
 
 class KvBucket:
@@ -206,9 +195,11 @@ class KvBucket:
         last_revision = 0
         synced = False
         while True:
-            comeback = asyncio.ensure_future(self._reconnects.wait())
+            comeback = asyncio.ensure_future(self._reconnects.next())
+            stopper: asyncio.Future[None] | None = None
             try:
                 watcher = await self._open_watch(keys, resuming=last_revision > 0 or synced)
+                stopper = asyncio.ensure_future(_stop_on(comeback, watcher))
                 if synced and await self._went_back(last_revision):
                     # Only a server that lost its storage numbers writes from 1 again.
                     log.error("the bucket's revisions went back: NATS lost its storage; replaying all of it",
@@ -217,7 +208,7 @@ class KvBucket:
                 already = last_revision
                 watched = 0
                 try:
-                    async for entry in _until(watcher, comeback):
+                    async for entry in watcher:
                         if entry is None:
                             if not synced and not (stored and watched == 0 and already == 0):
                                 synced = True
@@ -239,6 +230,10 @@ class KvBucket:
                         await watcher.stop()
             finally:
                 comeback.cancel()
+                if stopper is not None:
+                    stopper.cancel()
+            if not comeback.done() or comeback.cancelled():
+                return  # the watcher ended of itself
             self.resumes += 1
             log.info("nats is back: watching again", bucket=self.name, keys=keys, after_revision=last_revision)
 
