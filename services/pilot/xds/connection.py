@@ -61,7 +61,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         whole = read.whole()
         names = self._requested(whole, snapshot)
         if read.names_stand_alone(whole):
-            self._last_names[type_url] = (bytes(read.names), names)
+            self._last_names[type_url] = (read.names, names)
         return self._answer(whole, names, snapshot)
 
     def handle_request(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> list[bytes]:

@@ -33,12 +33,14 @@ _TYPE_URL_PREFIX = b"type.googleapis.com/"
 
 @dataclass(frozen=True, slots=True)
 class ReadRequest:
-    """A request as read off the wire.  With `names` (the raw `resource_names` fields, a
-    slice of `raw`), `message` is the rest of the request, without them."""
+    """A request as read off the wire.  With `names` (the raw `resource_names` fields, cut
+    from `raw`), `message` is the rest of the request, without them."""
 
     message: discovery_pb2.DiscoveryRequest
     raw: bytes = b""
-    names: memoryview | None = None
+    # A copy, not a memoryview: bytes compare with memcmp (2 µs for 50 KB), a memoryview
+    # byte by byte (48 µs).
+    names: bytes | None = None
 
     @property
     def node(self) -> base_pb2.Node:
@@ -54,7 +56,7 @@ class ReadRequest:
         if self.names is None:
             return False
         try:
-            alone = discovery_pb2.DiscoveryRequest.FromString(bytes(self.names))
+            alone = discovery_pb2.DiscoveryRequest.FromString(self.names)
         except DecodeError:
             return False
         return len(alone.ListFields()) == 1 and alone.resource_names == whole.resource_names
@@ -70,7 +72,7 @@ def read_request(raw: bytes) -> ReadRequest:
         except DecodeError:
             rest = None
         if rest is not None and not rest.resource_names and not rest.HasField("node"):
-            return ReadRequest(rest, raw, memoryview(raw)[start:end])
+            return ReadRequest(rest, raw, raw[start:end])
     return ReadRequest(discovery_pb2.DiscoveryRequest.FromString(raw), raw)
 
 
@@ -83,7 +85,10 @@ def _names_run(raw: bytes) -> tuple[int, int] | None:
         at += length
     if raw[at:at + 1] != bytes([_NAMES_TAG]):
         return None
-    type_url = raw.find(_TYPE_URL_PREFIX, at)
+    # From the end: the type URL comes after every name (rfind takes 0.1 µs where find,
+    # scanning 50 KB of names, takes 26).  A NACK whose message quotes a type URL is cut
+    # in the wrong place, and then decoded whole (see `read_request`, `names_stand_alone`).
+    type_url = raw.rfind(_TYPE_URL_PREFIX, at)
     # The type URL is shorter than 128 bytes: a one-byte length after the field's tag.
     if type_url < at + 2 or raw[type_url - 2] != _TYPE_URL_TAG or raw[type_url - 1] >= 0x80:
         return None

@@ -12,8 +12,7 @@ from services.pilot.xds.requests import ReadRequest, read_request
 from tests.unit.pilot.test_connection import PROXY, decode, request, snapshot
 
 CLUSTERS = tuple(f"outbound|80||svc-{i}.ns.svc.cluster.local" for i in range(50))
-# A name that carries what the reader looks for where the type URL starts: the split it
-# suggests cuts a name in two, and must not be believed.
+# A name that carries what the reader looks for where the type URL starts.
 TRICKY = "x\x22\x3dtype.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
 
@@ -38,13 +37,21 @@ def test_a_request_with_a_node_or_without_names_is_read_whole() -> None:
 
 
 def test_a_name_that_looks_like_the_type_url_is_not_taken_for_it() -> None:
+    # The type URL is looked for from the end: a name before it that quotes one is a name.
     ack = request(ENDPOINT_TYPE, nonce="1-7", version="3", names=(*CLUSTERS, TRICKY))
     read = read_request(ack.SerializeToString())
-    whole = read.whole()
-    assert whole == ack
-    if read.names is not None:
-        # Cut inside the tricky name: the run does not stand for the names on its own.
-        assert not read.names_stand_alone(whole)
+    assert read.names is not None and read.whole() == ack
+    assert read.names_stand_alone(read.whole())
+
+
+def test_a_nack_quoting_a_type_url_is_read_whole() -> None:
+    nack = request(ENDPOINT_TYPE, nonce="1-7", version="3", names=CLUSTERS,
+                   error='bad ""type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment')
+    read = read_request(nack.SerializeToString())
+    assert read.whole() == nack
+    # Cut inside the error, the rest does not decode and the request is read whole; had it
+    # decoded, what was split off would not be names alone, and never be remembered.
+    assert read.names is None or not read.names_stand_alone(read.whole())
 
 
 def script(names: tuple[str, ...]) -> list[tuple[str, discovery_pb2.DiscoveryRequest | None]]:
