@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from bench.mesh.__main__ import SAMPLES, mizzenctl
-from tests.harness.local_mesh import reviews_version
+from tests.harness.local_mesh import reviews_route, reviews_version
 from tests.harness.traffic import Load
 from tools.localmesh.state import MeshState, alive
 
@@ -47,19 +47,6 @@ class Recovery:
     apply_attempts: int
     effect_s: float
     failed_requests: int
-
-
-def route_reviews(version: str, directory: Path) -> Path:
-    path = directory / f"reviews-{version}.yaml"
-    path.write_text(f"""\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews]
-  http: [{{route: [{{destination: {{host: reviews, subset: {version}}}}}]}}]
-""")
-    return path
 
 
 def until(what: str, check: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> float:
@@ -105,7 +92,7 @@ def recover(state_dir: Path, work: Path, fault: tuple[str, ...], version: str, r
         os.kill(pid, signal.SIGKILL)
     back = until(f"{', '.join(fault)} to be back and ready",
                  lambda: restarted(state_dir, pids) and all_ready(state_of(state_dir)))
-    route = route_reviews(version, work)
+    route = reviews_route(version, work)
     attempts = 0
     while True:
         attempts += 1
@@ -130,7 +117,7 @@ def main() -> int:
             raise RuntimeError(f"mizzenctl up failed: {up.stderr}")
         try:
             mizzenctl(state_dir, "apply", "-f", str(SAMPLES / "destination-rule-all.yaml"),
-                      "-f", str(route_reviews("v1", work)))
+                      "-f", str(reviews_route("v1", work)))
             url = f"http://127.{SUBNET}.1.1:8080/productpage"
             until("reviews v1", lambda: serves(url, "v1"))
             recoveries: list[Recovery] = []

@@ -107,3 +107,18 @@ class LocalMesh:
 def reviews_version(html: str) -> str | None:
     found = re.search(r'id="reviews-version">(v\d)<', html)
     return found.group(1) if found else None
+
+
+def reviews_route(version: str, directory: Path) -> Path:
+    """A file with a VirtualService sending every request for reviews to subset `version`
+    (Bookinfo's DestinationRule defines the subsets)."""
+    path = directory / f"reviews-{version}.yaml"
+    path.write_text(f"""\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews]
+  http: [{{route: [{{destination: {{host: reviews, subset: {version}}}}}]}}]
+""")
+    return path

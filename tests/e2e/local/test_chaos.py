@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.local_mesh import LocalMesh, reviews_version
+from tests.harness.local_mesh import LocalMesh, reviews_route, reviews_version
 from tests.harness.traffic import Load
 from tests.harness.waiting import wait_until
 from tools.localmesh.state import alive
@@ -19,19 +19,6 @@ from tools.localmesh.state import alive
 pytestmark = pytest.mark.e2e
 
 FAULTS = (("pilot",), ("nats",), ("galley",), ("citadel",), ("policy",), ("telemetry",), ("pilot", "nats"))
-
-
-def route_reviews_to(version: str, directory: Path) -> Path:
-    path = directory / f"reviews-{version}.yaml"
-    path.write_text(f"""\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews]
-  http: [{{route: [{{destination: {{host: reviews, subset: {version}}}}}]}}]
-""")
-    return path
 
 
 def kill(mesh: LocalMesh, names: tuple[str, ...]) -> dict[str, int]:
@@ -49,7 +36,7 @@ def restarted(mesh: LocalMesh, killed: dict[str, int]) -> bool:
 
 def test_killing_each_control_plane_part_fails_no_request_and_loses_no_config(bookinfo: LocalMesh,
                                                                               tmp_path: Path) -> None:
-    bookinfo.apply(route_reviews_to("v1", tmp_path))
+    bookinfo.apply(reviews_route("v1", tmp_path))
     with Load(lambda client: client.get(f"{bookinfo.ingress}/productpage")) as readers:
         wait_until(lambda: readers.total() >= 10, timeout=30, what="the readers to get going")
         for index, fault in enumerate(FAULTS):
@@ -58,12 +45,12 @@ def test_killing_each_control_plane_part_fails_no_request_and_loses_no_config(bo
                        what=f"the local mesh to restart {', '.join(fault)}")
             version = ("v2", "v3")[index % 2]
             # The first apply after a restart may meet galley or NATS not yet back: retried.
-            wait_until(lambda v=version: _applied(bookinfo, route_reviews_to(v, tmp_path)), timeout=60,  # type: ignore[misc]
+            wait_until(lambda v=version: _applied(bookinfo, reviews_route(v, tmp_path)), timeout=60,  # type: ignore[misc]
                        what=f"the change to reviews {version} after killing {', '.join(fault)} to be accepted")
             wait_until(lambda v=version: reviews_version(bookinfo.productpage()[1]) == v, timeout=30,  # type: ignore[misc]
                        what=f"pages from reviews {version} after killing {', '.join(fault)}")
     assert readers.failures == [], readers.summary()
-    bookinfo.delete(route_reviews_to("v1", tmp_path))
+    bookinfo.delete(reviews_route("v1", tmp_path))
 
 
 def _applied(mesh: LocalMesh, path: Path) -> bool:
