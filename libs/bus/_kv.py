@@ -57,11 +57,9 @@ class Reconnects:
     """When the process's NATS connection comes back: what a watch waits on."""
 
     def __init__(self) -> None:
-        self.count = 0
         self._back = asyncio.Event()
 
     def happened(self) -> None:
-        self.count += 1
         self._back.set()
         self._back = asyncio.Event()
 
