@@ -27,7 +27,7 @@ connections of a replaced TCP chain once it drained.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2, http_uri_pb2
@@ -226,9 +226,31 @@ def _custom_provider(policies: list[Resource], push: PushContext, warnings: list
     return provider, names.outbound_cluster(provider.port, "", provider.host)
 
 
+def _spiffe_written(policies: Iterable[Resource]) -> Iterator[str]:
+    """Principals written with `spiffe://`, which pilot adds itself (as Istio does), so they
+    can never match: say where, since the policy is valid and silently ineffective."""
+    for policy in policies:
+        for index, rule in enumerate(policy.spec.get("rules", [])):
+            where = f"AuthorizationPolicy {policy.namespace}/{policy.name} spec.rules[{index}]"
+            for at, entry in enumerate(rule.get("from", [])):
+                source = entry.get("source", {})
+                for field_name in ("principals", "notPrincipals"):
+                    for value in source.get(field_name, []):
+                        if value.startswith(m.SPIFFE_PREFIX):
+                            yield f"{where}.from[{at}].source.{field_name}: {value!r}"
+            for at, condition in enumerate(rule.get("when", [])):
+                if condition.get("key") == "source.principal":
+                    for value in [*condition.get("values", []), *condition.get("notValues", [])]:
+                        if value.startswith(m.SPIFFE_PREFIX):
+                            yield f"{where}.when[{at}]: {value!r}"
+
+
 def build(proxy: Proxy, push: PushContext) -> AuthzFilters:
     out = AuthzFilters()
-    grouped = _group(policies_for("AuthorizationPolicy", proxy, push))
+    applied = policies_for("AuthorizationPolicy", proxy, push)
+    out.warnings.extend(f"{found} starts with spiffe://, which Istio adds itself (write trust-domain/ns/NS/sa/SA), "
+                        "so it never matches" for found in _spiffe_written(applied))
+    grouped = _group(applied)
     for action in ACTIONS:
         for policy in grouped.enforced[action] + grouped.dry_run.get(action, []):
             label = f"{action} (dry-run)" if is_dry_run(policy) and action in grouped.dry_run else action

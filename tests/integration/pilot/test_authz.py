@@ -7,11 +7,13 @@ the `config` fixture removes them afterwards."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from tests.harness.citadel import Citadel, identity_args, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.ext_authz import DENIED_BODY, ExtAuthzServer, HttpExtAuthzServer
 from tests.harness.identity import ClientCert, client_from_citadel
-from tests.harness.jwt_issuer import JwksServer, JwtIssuer
+from tests.harness.jwt_issuer import JwksServer, JwtIssuer, b64url_decode
 from tests.harness.mesh import Mesh, Proxy
 from tests.harness.nats import start_nats
 from tests.harness.ports import free_port
@@ -113,6 +115,8 @@ data:
     - name: ext-dead
       envoyExtAuthzGrpc:
         {{service: dead-authz.authz.local, port: 9000, timeout: 1s, failOpen: {str(fail_open).lower()}}}
+    - name: ext-slow
+      envoyExtAuthzGrpc: {{service: ext-authz.authz.local, port: 9000, timeout: 0.5s, statusOnError: "503"}}
     - name: ext-http
       envoyExtAuthzHttp:
         service: ext-authz.authz.local
@@ -197,10 +201,10 @@ def via_productpage(path: str = "/", **headers: str) -> httpx.Response:
         return client.get(f"http://reviews:9080{path}", headers=headers)
 
 
-def peer(world: World, account: str) -> ClientCert:
+def peer(world: World, account: str, namespace: str = "default") -> ClientCert:
     """A certificate from citadel for `account`, to call the server's sidecar as that workload."""
-    return client_from_citadel(world.base, account, world.citadel.address, world.citadel.root_pem,
-                               world.citadel.token("default", account), SpiffeId("cluster.local", "default", account))
+    return client_from_citadel(world.base, f"{namespace}-{account}", world.citadel.address, world.citadel.root_pem,
+                               world.citadel.token(namespace, account), SpiffeId("cluster.local", namespace, account))
 
 
 def as_workload(world: World, cert: ClientCert, path: str = "/", method: str = "GET") -> httpx.Response:
@@ -517,3 +521,148 @@ def test_inline_jwks_and_token_locations(world_config: World) -> None:
     assert by_header.status_code == 200 and by_header.json()["headers"]["x-token"] == token
     assert plaintext(f"/?tok={token}").status_code == 200
     assert plaintext(**{"x-token": other.forged_token("henry")}).status_code == 401
+
+
+def test_custom_timeout_answers_with_the_provider_status_on_error(world_config: World) -> None:
+    config, authz = world_config.config, world_config.grpc_authz
+    released = threading.Event()
+    # The authorizer would allow, but only once the test lets it: after Envoy gave up on it.
+    authz.set_rule(lambda check: released.wait(30))
+    try:
+        config.apply("custom", policy("ext", """{action: CUSTOM, provider: {name: ext-slow},
+            rules: [{to: [{operation: {paths: ["/slow/*"]}}]}]}"""))
+        assert plaintext("/slow/x").status_code == 503
+        assert plaintext("/fast").status_code == 200
+    finally:
+        released.set()
+        authz.set_rule(None)
+
+
+def test_a_principal_written_with_spiffe_never_matches_and_is_reported(world_config: World) -> None:
+    config = world_config.config
+    config.apply("spiffe", policy("spiffe-viewer", """{selector: {matchLabels: {app: reviews}}, rules: [{
+        from: [{source: {principals: [spiffe://cluster.local/ns/default/sa/bookinfo-productpage]}}]}]}"""))
+    # Istio adds the prefix itself, so this asks for spiffe://spiffe://...: nobody has it.
+    assert_denied(via_productpage())
+    shown = subprocess.run([sys.executable, "-m", "tools.mizzenctl", "proxy-status", "-v", "--pilot",
+                            config.pilot.monitoring], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert ("WARNING: reviews.default: AuthorizationPolicy default/spiffe-viewer spec.rules[0].from[0].source."
+            "principals: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage' starts with spiffe://") in shown, \
+        shown
+
+
+def test_jwt_payload_to_header(world_config: World) -> None:
+    config, issuer = world_config.config, world_config.issuer
+    config.apply("jwt", request_authentication(world_config).replace(
+        "    outputClaimToHeaders:", "    outputPayloadToHeader: x-jwt-payload\n    outputClaimToHeaders:"))
+    answer = plaintext(**bearer(issuer.token("ivan", claims={"team": "blue"})))
+    assert answer.status_code == 200
+    payload = json.loads(b64url_decode(answer.json()["headers"]["x-jwt-payload"]))
+    assert (payload["sub"], payload["team"], payload["iss"]) == ("ivan", "blue", issuer.issuer)
+
+
+Outcome = Callable[[World], "httpx.Response | bytes"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One source, operation or condition field, shown to match one request and not another."""
+
+    spec: str
+    allowed: Outcome
+    denied: Outcome
+    namespace: str = "default"
+    jwt: bool = False
+
+
+def _outcome(result: httpx.Response | bytes) -> str:
+    if isinstance(result, bytes):
+        return {b"db:hello database": "allowed", b"": "denied"}.get(result, repr(result))
+    if result.status_code == 200:
+        return "allowed"
+    return "denied" if (result.status_code, result.text) == (403, DENIED) else f"{result.status_code} {result.text}"
+
+
+def _token(world: World, sub: str, **claims: str) -> httpx.Response:
+    return plaintext(**bearer(world.issuer.token(sub, claims=claims or None)))
+
+
+_GATEWAY = "{selector: {matchLabels: {istio: ingressgateway}}, "
+_PRODUCTPAGE = "cluster.local/ns/default/sa/bookinfo-productpage"
+_SNI = "outbound_.9080_._.reviews.default.svc.cluster.local"
+
+ATTRIBUTES = {
+    "when source.ip": Attribute(
+        '{action: DENY, rules: [{when: [{key: source.ip, values: ["127.0.41.9/32"]}]}]}',
+        lambda w: plaintext(source="127.0.41.10"), lambda w: plaintext(source=OUTSIDE_IP)),
+    "notIpBlocks": Attribute(
+        '{rules: [{from: [{source: {notIpBlocks: ["127.0.41.9"]}}]}]}',
+        lambda w: plaintext(source="127.0.41.10"), lambda w: plaintext(source=OUTSIDE_IP)),
+    "when remote.ip": Attribute(
+        _GATEWAY + 'action: DENY, rules: [{when: [{key: remote.ip, values: ["203.0.113.0/24"]}]}]}',
+        lambda w: via_gateway(**{"x-forwarded-for": "198.51.100.1"}),
+        lambda w: via_gateway(**{"x-forwarded-for": "203.0.113.7"}), namespace="istio-system"),
+    "notRemoteIpBlocks": Attribute(
+        _GATEWAY + 'rules: [{from: [{source: {notRemoteIpBlocks: ["203.0.113.0/24"]}}]}]}',
+        lambda w: via_gateway(**{"x-forwarded-for": "198.51.100.1"}),
+        lambda w: via_gateway(**{"x-forwarded-for": "203.0.113.7"}), namespace="istio-system"),
+    "when source.namespace": Attribute(
+        "{rules: [{when: [{key: source.namespace, values: [default]}]}]}",
+        lambda w: as_workload(w, peer(w, "bookinfo-ratings")),
+        lambda w: as_workload(w, peer(w, "bookinfo-ratings", namespace="other"))),
+    "notNamespaces": Attribute(
+        "{rules: [{from: [{source: {notNamespaces: [other]}}]}]}",
+        lambda w: as_workload(w, peer(w, "bookinfo-ratings")),
+        lambda w: as_workload(w, peer(w, "bookinfo-ratings", namespace="other"))),
+    "when source.principal": Attribute(
+        f"{{rules: [{{when: [{{key: source.principal, values: [{_PRODUCTPAGE}]}}]}}]}}",
+        lambda w: via_productpage(), lambda w: as_workload(w, peer(w, "bookinfo-ratings"))),
+    "notPrincipals": Attribute(
+        "{rules: [{from: [{source: {notPrincipals: [cluster.local/ns/default/sa/bookinfo-ratings]}}]}]}",
+        lambda w: via_productpage(), lambda w: as_workload(w, peer(w, "bookinfo-ratings"))),
+    "when request.auth.principal": Attribute(
+        '{rules: [{when: [{key: request.auth.principal, values: ["https://issuer.test/alice"]}]}]}',
+        lambda w: _token(w, "alice"), lambda w: _token(w, "bob"), jwt=True),
+    "notRequestPrincipals": Attribute(
+        '{rules: [{from: [{source: {notRequestPrincipals: ["https://issuer.test/bob"]}}]}]}',
+        lambda w: _token(w, "alice"), lambda w: _token(w, "bob"), jwt=True),
+    "when request.auth.presenter": Attribute(
+        "{rules: [{when: [{key: request.auth.presenter, values: [web-app]}]}]}",
+        lambda w: _token(w, "alice", azp="web-app"), lambda w: _token(w, "alice", azp="cli"), jwt=True),
+    # Denied only where both hold: the server's own address and the probe header.  The second
+    # rule would deny everything if destination.ip matched any address.
+    "when destination.ip": Attribute(
+        """{action: DENY, rules: [
+            {when: [{key: destination.ip, values: ["127.0.41.2/32"]},
+                    {key: "request.headers[x-probe]", values: [deny]}]},
+            {when: [{key: destination.ip, values: ["10.0.0.0/8"]}]}]}""",
+        lambda w: plaintext(), lambda w: plaintext(**{"x-probe": "deny"})),
+    "when destination.port": Attribute(
+        '{rules: [{when: [{key: destination.port, values: ["9080"]}]}]}',
+        lambda w: plaintext(), lambda w: tcp_exchange()),
+    "notPorts": Attribute(
+        '{rules: [{to: [{operation: {notPorts: ["9080"]}}]}]}',
+        lambda w: tcp_exchange(), lambda w: plaintext()),
+    "when connection.sni": Attribute(
+        f"{{rules: [{{when: [{{key: connection.sni, values: [{_SNI}]}}]}}]}}",
+        lambda w: via_productpage(), lambda w: as_workload(w, peer(w, "bookinfo-productpage"))),
+    "hosts": Attribute(
+        '{rules: [{to: [{operation: {hosts: ["reviews:9080"]}}]}]}',
+        lambda w: via_productpage(), lambda w: plaintext()),
+    "notHosts": Attribute(
+        '{rules: [{to: [{operation: {notHosts: ["reviews*"]}}]}]}',
+        lambda w: plaintext(), lambda w: via_productpage()),
+    "paths presence": Attribute(
+        '{rules: [{to: [{operation: {paths: ["*"], methods: [GET]}}]}]}',
+        lambda w: plaintext("/any/path"), lambda w: plaintext("/any/path", method="POST")),
+}
+
+
+@pytest.mark.parametrize("field", list(ATTRIBUTES))
+def test_each_attribute_matches_what_it_names(world_config: World, field: str) -> None:
+    case, config = ATTRIBUTES[field], world_config.config
+    if case.jwt:
+        config.apply("jwt", request_authentication(world_config))
+    assert (_outcome(case.allowed(world_config)), _outcome(case.denied(world_config))) == ("allowed", "allowed")
+    config.apply("attribute", policy("attribute", case.spec, namespace=case.namespace))
+    assert (_outcome(case.allowed(world_config)), _outcome(case.denied(world_config))) == ("allowed", "denied")

@@ -234,3 +234,20 @@ spec:
     [deny] = rbac_of(push, gateway, route="http.8080")
     assert list(deny.rules.policies) == ["ns[istio-system]-policy[ingress]-rule[0]"]
 
+
+
+def test_a_principal_written_with_spiffe_is_kept_as_istio_reads_it_and_warned_about() -> None:
+    push = push_of(policy("viewer", """{rules: [{from: [{source: {principals: [spiffe://cluster.local/ns/a/sa/b],
+        notPrincipals: [cluster.local/ns/a/sa/c]}}], when: [{key: source.principal,
+        notValues: [spiffe://cluster.local/ns/a/sa/d]}]}]}"""))
+    warnings = generator.generate(reviews(), push).warnings
+    assert [w for w in warnings if "spiffe://" in w] == [
+        "AuthorizationPolicy default/viewer spec.rules[0].from[0].source.principals: "
+        "'spiffe://cluster.local/ns/a/sa/b' starts with spiffe://, which Istio adds itself "
+        "(write trust-domain/ns/NS/sa/SA), so it never matches",
+        "AuthorizationPolicy default/viewer spec.rules[0].when[0]: 'spiffe://cluster.local/ns/a/sa/d' starts with "
+        "spiffe://, which Istio adds itself (write trust-domain/ns/NS/sa/SA), so it never matches"]
+    # As under Istio, the prefix is added again: the rule asks for an identity no peer has.
+    [allow] = rbac_of(push)
+    rendered = json_format.MessageToDict(allow)
+    assert "spiffe://spiffe://cluster.local/ns/a/sa/b" in str(rendered)
