@@ -56,3 +56,31 @@ def test_hostile_file_is_rejected_and_valid_config_survives(mesh: Mesh, tmp_path
     (config / "valid.yaml").write_text(VALID.replace("keep-me", "still-working"))
     wait_until(lambda: "ServiceEntry.default.still-working" in config_entries(mesh.nats.url),
                what="galley to keep publishing")
+
+
+MESH = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    outboundTrafficPolicy: {mode: MODE}
+"""
+
+
+def test_a_bad_mesh_config_edit_keeps_the_last_good_one(mesh: Mesh, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "mesh.yaml").write_text(MESH.replace("MODE", "REGISTRY_ONLY"))
+    galley = mesh.galley(config)
+    key = "MeshConfig.istio-system.istio"
+    wait_until(lambda: key in config_entries(mesh.nats.url), what="the mesh config")
+    good = config_entries(mesh.nats.url)[key]
+    (config / "mesh.yaml").write_text(MESH.replace("MODE", "SOMETIMES"))
+    wait_until(lambda: "data.mesh.outboundTrafficPolicy.mode" in galley.process.log(), timeout=30,
+               what="galley to refuse the edit, naming the field")
+    assert "MeshConfig istio-system/istio" in galley.process.log()
+    assert config_entries(mesh.nats.url)[key] == good
+    assert b"REGISTRY_ONLY" in good[0]
+    (config / "mesh.yaml").write_text(MESH.replace("MODE", "ALLOW_ANY"))
+    wait_until(lambda: b"ALLOW_ANY" in config_entries(mesh.nats.url)[key][0], what="the next good mesh config")
