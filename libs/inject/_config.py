@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
+from libs.config.label_selectors import LabelSelector, SelectorError, parse_selector
 from libs.inject._errors import InvalidConfig
 from libs.inject._quantity import parse_quantity
-from libs.inject._selectors import LabelSelector, SelectorError, parse_selector
 
 POLICIES = ("enabled", "disabled")
 # Keys of Istio's `config` that hold Go templates: accepted, not run.

@@ -70,11 +70,13 @@ def decide(metadata: Mapping[str, Any], spec: Mapping[str, Any], namespace: str,
         return Decision(True, f"the pod's {source} {INJECT}={explicit}")
     if explicit:
         return _skip(f"the pod's {source} {INJECT}={explicit}")
+    # An empty selector matches nothing here, as in Istio's injector: an empty entry must not
+    # exempt (or inject) every pod.
     for i, selector in enumerate(config.never_inject):
-        if selector.matches(labels):
+        if selector.requirements and selector.matches(labels):
             return _skip(f"the pod's labels match neverInjectSelector[{i}]")
     for i, selector in enumerate(config.always_inject):
-        if selector.matches(labels):
+        if selector.requirements and selector.matches(labels):
             return Decision(True, f"the pod's labels match alwaysInjectSelector[{i}]")
     if namespace_labels is not None:
         skipped = _namespace_policy(namespace, namespace_labels, config)

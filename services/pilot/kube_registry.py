@@ -1,10 +1,12 @@
 """The Kubernetes service registry: informers on the API server's Services,
-EndpointSlices, Pods and Nodes (libs/kube: list, watch, bookmarks, relist on 410), kept
-as objects and turned into pilot's model on demand (model/kube.py).
+EndpointSlices, Pods, Nodes and Namespaces (libs/kube: list, watch, bookmarks, relist on
+410), kept as objects and turned into pilot's model on demand (model/kube.py).
 
-Flows: a Service added, changed or removed -> `on_services_change` (a full push: clusters,
-listeners and routes follow services); an EndpointSlice, Pod or Node -> `on_endpoints_change`
-(an endpoint push).  The registry is synced once every informer has listed.
+Flows: a Service or Namespace added, changed or removed -> `on_services_change` (a full
+push: clusters, listeners and routes follow services, and a namespace's labels decide
+whether the mesh config's discoverySelectors keep its services); an EndpointSlice, Pod or
+Node -> `on_endpoints_change` (an endpoint push).  The registry is synced once every
+informer has listed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ SERVICES = ResourceRef("", "v1", "services")
 ENDPOINT_SLICES = ResourceRef("discovery.k8s.io", "v1", "endpointslices")
 PODS = ResourceRef("", "v1", "pods")
 NODES = ResourceRef("", "v1", "nodes", namespaced=False)
+NAMESPACES = ResourceRef("", "v1", "namespaces", namespaced=False)
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,11 @@ class _Informer:
     services: bool = False
 
 
-_INFORMERS = (_Informer(SERVICES, "services", services=True), _Informer(ENDPOINT_SLICES, "slices"),
-              _Informer(PODS, "pods"), _Informer(NODES, "nodes"))
+INFORMERS = (_Informer(SERVICES, "services", services=True), _Informer(ENDPOINT_SLICES, "slices"),
+              _Informer(PODS, "pods"), _Informer(NODES, "nodes"),
+              _Informer(NAMESPACES, "namespaces", services=True))
+# Stores keyed by name alone: the cluster-scoped kinds.
+_BY_NAME = ("nodes", "namespaces")
 
 
 class KubernetesRegistry:
@@ -60,7 +66,7 @@ class KubernetesRegistry:
 
     @property
     def synced(self) -> bool:
-        return len(self._listed) == len(_INFORMERS)
+        return len(self._listed) == len(INFORMERS)
 
     def contents(self) -> RegistryContents:
         if self._contents is None:
@@ -71,14 +77,14 @@ class KubernetesRegistry:
         """A digest of every object's resourceVersion: the same objects give the same version
         on every pilot replica."""
         held = [(store, key, str(((obj.get("metadata") or {}).get("resourceVersion")) or ""))
-                for store in ("services", "slices", "pods", "nodes")
+                for store in ("services", "slices", "pods", "nodes", "namespaces")
                 for key, obj in sorted(getattr(self.objects, store).items())]
         if not held:
             return ""
         return hashlib.blake2b(repr(held).encode(), digest_size=4).hexdigest()
 
     def start(self, supervisor: Supervisor) -> None:
-        for informer in _INFORMERS:
+        for informer in INFORMERS:
             supervisor.start(f"kube-{informer.ref.plural}", lambda i=informer: self._follow(i),  # type: ignore[misc]
                              restart=Backoff())
 
@@ -94,7 +100,7 @@ class KubernetesRegistry:
                         if self.synced:
                             self._on_synced()
                     continue
-                key = event.name if informer.store == "nodes" else event.key
+                key = event.name if informer.store in _BY_NAME else event.key
                 if event.type == "DELETED":
                     store.pop(key, None)
                 else:

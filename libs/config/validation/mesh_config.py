@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.config.label_selectors import SelectorError, parse_selector
 from libs.config.validation import hosts, http, quantities
 from libs.config.validation._checker import Checker
 
@@ -86,6 +87,11 @@ def validate(spec: dict[str, Any], check: Checker) -> None:
             if name not in names:
                 check.error(f"{ROOT}.defaultProviders.{kind}[{i}]", f"extension provider {name!r} is not defined "
                                                                     "in extensionProviders")
+    for i, selector in enumerate(spec.get("discoverySelectors") or []):
+        try:
+            parse_selector(selector, f"{ROOT}.discoverySelectors[{i}]")
+        except SelectorError as exc:
+            check.error(exc.path, exc.reason)
     tracing = spec.get("defaultConfig", {}).get("tracing", {})
     if "sampling" in tracing:
         quantities.percent(check, f"{ROOT}.defaultConfig.tracing.sampling", tracing["sampling"])

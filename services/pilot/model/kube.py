@@ -6,6 +6,10 @@ services, endpoints and workloads of the Kubernetes registry out (istio
   `appProtocol`, then the port name or its `<protocol>-` prefix (as for ServiceEntries),
   and an unnamed port is TCP.  `clusterIP: None` makes it headless (no VIP, each pod's
   address an endpoint); `type: ExternalName` a DNS service resolving `externalName`.
+  Headless services are served by EDS over their ready pods, as Istio does with
+  PILOT_ENABLE_EDS_FOR_HEADLESS_SERVICES=true; Istio's default (an ORIGINAL_DST cluster that
+  keeps a connection on the very pod the client addressed) is not built, so a request to
+  one pod's address may be balanced to another pod of the same service.
 - An EndpointSlice (label `kubernetes.io/service-name`) gives the Service's endpoints: the
   slice's port numbers by port name (a `targetPort` by name resolves per pod this way);
   `ready` endpoints are healthy, `serving` ones that are terminating stay as unhealthy so
@@ -14,6 +18,8 @@ services, endpoints and workloads of the Kubernetes registry out (istio
   slice's zone) the locality `region/zone/subzone`.
 - A Pod with an IP is a workload: ServiceEntry selectors pick pods too, and telemetry and
   policy name the workload at an address.
+- Namespaces give their labels, which the mesh config's discoverySelectors choose by
+  (registry.discovered).
 """
 
 from __future__ import annotations
@@ -112,6 +118,7 @@ class KubeObjects:
     slices: dict[tuple[str, str], Object] = field(default_factory=dict)
     pods: dict[tuple[str, str], Object] = field(default_factory=dict)
     nodes: dict[str, Object] = field(default_factory=dict)
+    namespaces: dict[str, Object] = field(default_factory=dict)
 
 
 def _slice_endpoints(slice_: Object, service: Service, pods: Mapping[tuple[str, str], Object],
@@ -168,5 +175,7 @@ def contents(objects: KubeObjects, domain_suffix: str, version: str = "") -> Reg
     return RegistryContents(KUBERNETES, services,
                             {key: tuple(sorted(found, key=lambda e: (e.address, e.port)))
                              for key, found in endpoints.items()},
-                            tuple(workloads), version)
+                            tuple(workloads), version,
+                            namespaces={name: dict(_meta(obj).get("labels") or {})
+                                        for name, obj in objects.namespaces.items()})
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from libs.config import Resource
 from libs.config.durations import parse_duration
+from libs.config.label_selectors import LabelSelector, parse_selector
 
 MESH_CONFIG_NAME = "istio"
 
@@ -81,6 +82,9 @@ class MeshConfig:
     policy_server: str = ""
     # Istio's policyCheckFailOpen: a policy service that cannot answer lets requests through.
     policy_check_fail_open: bool = False
+    # Istio's discoverySelectors: the namespaces whose Kubernetes Services, EndpointSlices and
+    # Pods pilot discovers (any selector matching the namespace's labels); none: every one.
+    discovery_selectors: tuple[LabelSelector, ...] = ()
     _providers: dict[str, ExtAuthzProvider] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +134,9 @@ def apply_mesh_config(base: MeshConfig, spec: dict[str, Any]) -> MeshConfig:
         changes["num_trusted_proxies"] = int(default_config["gatewayTopology"]["numTrustedProxies"])
     if "sampling" in default_config.get("tracing", {}):
         changes["tracing_sampling"] = float(Decimal(str(default_config["tracing"]["sampling"])))
+    if "discoverySelectors" in spec:
+        changes["discovery_selectors"] = tuple(parse_selector(body, f"discoverySelectors[{i}]")
+                                               for i, body in enumerate(spec["discoverySelectors"] or []))
     providers = spec.get("extensionProviders", [])
     changes.update(_telemetry_sinks(spec, default_config, providers))
     if spec.get("mixerCheckServer"):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 from libs.config import Resource
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, resolve_host
-from services.pilot.model.registry import RegistryContents, aggregate
+from services.pilot.model.registry import RegistryContents, aggregate, discovered
 from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.model.services import Endpoint, Service, ServicePort
 
@@ -68,7 +68,8 @@ class PushContext:
         workloads outside any registry, for tests)."""
         extra = [RegistryContents("workloads", workloads=tuple(workloads))] if workloads else []
         contents = (*registries, *extra)
-        merged = aggregate(config.of_kind("ServiceEntry"), config.of_kind("WorkloadEntry"), contents)
+        merged = aggregate(config.of_kind("ServiceEntry"), config.of_kind("WorkloadEntry"),
+                           [discovered(c, mesh.discovery_selectors) for c in contents])
         return cls(
             version=make_version(config.revision, merged.version),
             config=config,

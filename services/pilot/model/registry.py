@@ -2,7 +2,8 @@
 
 Each registry (Kubernetes, the local mesh's `mesh-workloads`, one in memory for tests)
 hands pilot a `RegistryContents` snapshot; ServiceEntries and WorkloadEntries come from
-config.  `aggregate` merges them into the one view a push holds, as Istio's aggregate
+config.  The mesh config's discoverySelectors narrow a registry that knows namespaces
+(`discovered`) before anything is merged.  `aggregate` merges them into the one view a push holds, as Istio's aggregate
 controller does: a hostname defined by Kubernetes wins over a ServiceEntry's, and a
 ServiceEntry's `workloadSelector` selects the workloads of every registry (WorkloadEntries,
 registered workloads, pods).  Pure: contents in, merged maps out.
@@ -11,10 +12,11 @@ registered workloads, pods).  Pure: contents in, merged maps out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from libs.config import Resource
+from libs.config.label_selectors import LabelSelector
 from libs.runtime import Supervisor
 from services.pilot.model import serviceentry
 from services.pilot.model.serviceentry import WorkloadInstance
@@ -40,6 +42,24 @@ class RegistryContents:
     workloads: tuple[WorkloadInstance, ...] = ()
     # Changes whenever the contents do (a digest or a resourceVersion), "" when empty.
     version: str = ""
+    # Each namespace's labels, for registries that know namespaces (Kubernetes): what the
+    # mesh config's discoverySelectors choose by.  None: not filtered.
+    namespaces: Mapping[str, Mapping[str, str]] | None = None
+
+
+def discovered(contents: RegistryContents, selectors: Sequence[LabelSelector]) -> RegistryContents:
+    """`contents` without the services, endpoints and workloads of namespaces no selector
+    matches (Istio's discoverySelectors: ORed; a namespace the registry has not seen has no
+    labels)."""
+    if not selectors or contents.namespaces is None:
+        return contents
+    labels = contents.namespaces
+    chosen = {ns for ns in {s.namespace for s in contents.services.values()} | {w.namespace for w in contents.workloads}
+              if any(selector.matches(labels.get(ns, {})) for selector in selectors)}
+    services = {host: s for host, s in contents.services.items() if s.namespace in chosen}
+    return replace(contents, services=services,
+                   endpoints={key: found for key, found in contents.endpoints.items() if key[0] in services},
+                   workloads=tuple(w for w in contents.workloads if w.namespace in chosen))
 
 
 class ServiceRegistry(Protocol):

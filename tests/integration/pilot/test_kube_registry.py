@@ -209,18 +209,92 @@ def test_services_come_and_go_with_routes(world: World) -> None:
         for c in config.get("dynamic_active_clusters", [])}, timeout=15, what="the ratings cluster to go")
 
 
+def clusters(world: World) -> set[str]:
+    return {c["cluster"]["name"] for config in world.client.admin.config_dump()["configs"]
+            for c in config.get("dynamic_active_clusters", [])}
+
+
 def test_a_relist_after_410_loses_nothing(world: World) -> None:
     kube = world.kube
-    kube.expire_history()
-    kube.close_watches()
-    # Changes made while pilot was not watching arrive with the relist.
-    replace(kube, pod("reviews-v2-def", REVIEWS_V2_IP, "bookinfo-reviews", {"app": "reviews", "version": "v2"}))
-    kube.create(endpoint_slice("reviews-3", "reviews", (REVIEWS_V2_IP, "reviews-v2-def", True)))
+    kube.create(service("details", {"name": "http", "port": 9080}))
+    world.config.sync()
+    assert "outbound|9080||details.default.svc.cluster.local" in clusters(world)
+    lists_before = len(kube.list_requests("endpointslices"))
+    with kube.hold_watches():
+        # Pilot's watches end and see nothing: a slice added and a Service deleted meanwhile,
+        # and the history compacted, so the watches' next resourceVersion is Gone.
+        replace(kube, pod("reviews-v2-def", REVIEWS_V2_IP, "bookinfo-reviews", {"app": "reviews", "version": "v2"}))
+        kube.create(endpoint_slice("reviews-3", "reviews", (REVIEWS_V2_IP, "reviews-v2-def", True)))
+        delete(kube, "", "services", "details")
+        kube.expire_history()
     wait_until(lambda: len(endpoints_of(world, "outbound|9080||reviews.default.svc.cluster.local")) == 2,
                timeout=20, what="the relisted slice's endpoint in the client's Envoy")
+    wait_until(lambda: "outbound|9080||details.default.svc.cluster.local" not in clusters(world), timeout=20,
+               what="the Service deleted during the gap to go")
+    assert len(kube.list_requests("endpointslices")) > lists_before, "pilot listed again"
     world.config.sync()
     assert backends(world, 12) == {"reviews-v1", "reviews-v2"}
     delete(kube, "discovery.k8s.io", "endpointslices", "reviews-3")
     world.config.sync()
     wait_until(lambda: len(endpoints_of(world, "outbound|9080||reviews.default.svc.cluster.local")) == 1,
                timeout=20, what="the deleted slice's endpoint to go")
+
+
+def test_a_service_change_and_a_pod_deletion_reach_envoy(world: World) -> None:
+    kube = world.kube
+    # A Service gains a port: its cluster appears.
+    ports = [{"name": "http", "port": 9080, "targetPort": "http"}, {"name": "grpc-admin", "port": 9081}]
+    replace(kube, service("reviews", *ports))
+    world.config.sync()
+    assert "outbound|9081||reviews.default.svc.cluster.local" in clusters(world)
+    replace(kube, service("reviews", ports[0]))
+    world.config.sync()
+    assert "outbound|9081||reviews.default.svc.cluster.local" not in clusters(world)
+    # A ServiceEntry selects pods as workloads: deleting the pod takes its endpoint away.
+    replace(kube, pod("reviews-v2-def", REVIEWS_V2_IP, "bookinfo-reviews", {"app": "reviews", "version": "v2"}))
+    world.config.apply("v2-entry", """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews-v2-only, namespace: default}
+spec:
+  hosts: [reviews-v2.example.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP, targetPort: 19080}]
+  workloadSelector: {labels: {version: v2}}
+""")
+    cluster = "outbound|9080||reviews-v2.example.internal"
+    try:
+        assert [e["endpoint"]["address"]["socket_address"]["address"] for e in endpoints_of(world, cluster)] == \
+            [REVIEWS_V2_IP]
+        delete(kube, "", "pods", "reviews-v2-def")
+        world.config.sync()
+        wait_until(lambda: endpoints_of(world, cluster) == [], timeout=20, what="the deleted pod's endpoint to go")
+    finally:
+        world.config.remove("v2-entry")
+
+
+def test_discovery_selectors_choose_namespaces_by_their_labels(world: World) -> None:
+    kube = world.kube
+    reviews = "outbound|9080||reviews.default.svc.cluster.local"
+    replace(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "labels": {}}})
+    world.config.apply("mesh", """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    discoverySelectors:
+    - matchLabels: {mesh: "on"}
+    - matchExpressions: [{key: team, operator: In, values: [blue, green]}]
+""")
+    try:
+        wait_until(lambda: reviews not in clusters(world), timeout=20, what="an unselected namespace's services to go")
+        replace(kube, {"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "default", "labels": {"team": "green"}}})
+        world.config.sync()
+        wait_until(lambda: reviews in clusters(world), timeout=20, what="the namespace, now selected, to come back")
+        assert get(world).status_code == 200
+    finally:
+        world.config.remove("mesh")
+    assert reviews in clusters(world)

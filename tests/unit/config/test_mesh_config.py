@@ -80,6 +80,9 @@ def test_other_configmaps_are_not_mizzen_config() -> None:
     ("extensionProviders: [{name: a, prometheus: {}, zipkin: {service: z.a, port: 1}}]\n",
      "data.mesh.extensionProviders[0]", "only one of"),
     ("defaultProviders: {metrics: [prom]}\n", "data.mesh.defaultProviders.metrics[0]", "is not defined"),
+    ("discoverySelectors: [{matchLabels: {a: b}}, {matchExpressions: [{key: env, operator: Maybe}]}]\n",
+     "data.mesh.discoverySelectors[1].matchExpressions[0].operator", "is not one of In, NotIn"),
+    ("discoverySelectors: [{matchLabel: {a: b}}]\n", "data.mesh.discoverySelectors[0]", "unknown field"),
 ])
 def test_bad_mesh_config_names_the_field(mesh: str, path: str, reason: str) -> None:
     result = parse_text(configmap(mesh), "mesh.yaml")

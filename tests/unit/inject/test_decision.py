@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from libs.config.label_selectors import parse_selector
 from libs.inject import InjectionConfig, Values, decide
-from libs.inject._selectors import parse_selector
 
 ENABLED = InjectionConfig(policy="enabled")
 DISABLED = InjectionConfig(policy="disabled")

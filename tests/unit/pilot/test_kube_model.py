@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from libs.config import parse_text
+from libs.config.label_selectors import parse_selector
 from services.pilot.model import kube
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.push_context import PushContext
-from services.pilot.model.registry import KUBERNETES, MemoryRegistry, RegistryContents, aggregate
+from services.pilot.model.registry import KUBERNETES, MemoryRegistry, RegistryContents, aggregate, discovered
 from services.pilot.model.services import Endpoint, Protocol, Resolution, Service, ServicePort
 
 
@@ -176,3 +177,24 @@ def test_a_push_merges_every_registry_and_versions_them() -> None:
     push = PushContext.build(ConfigSnapshot(3, {}), MeshConfig(), registries=[memory.contents(), other])
     assert push.endpoints[("a.example", 80)] == (Endpoint("10.0.0.1", 80),)
     assert push.version.startswith("3.") and push.version.endswith(".abc")
+
+
+def test_discovery_selectors_keep_only_selected_namespaces() -> None:
+    contents = kube.contents(objects(
+        services={("default", "reviews"): service(), ("shop", "reviews"): {**service(), "metadata": {
+            "name": "reviews", "namespace": "shop"}}},
+        pods={("shop", "reviews-v1"): {**pod("reviews-v1", "10.1.0.6"), "metadata": {
+            "name": "reviews-v1", "namespace": "shop"}}},
+        namespaces={"shop": {"metadata": {"name": "shop", "labels": {"team": "blue"}}}}), "cluster.local")
+    assert contents.namespaces == {"shop": {"team": "blue"}}
+    by_team = discovered(contents, [parse_selector({"matchExpressions": [
+        {"key": "team", "operator": "In", "values": ["blue"]}]}, "s")])
+    assert sorted(by_team.services) == ["reviews.shop.svc.cluster.local"]
+    assert [w.namespace for w in by_team.workloads] == ["shop"]
+    assert all(host == "reviews.shop.svc.cluster.local" for host, _ in by_team.endpoints)
+    # An empty selector selects every namespace, as in Kubernetes; no selectors, no filter.
+    assert discovered(contents, [parse_selector({}, "s")]).services.keys() == contents.services.keys()
+    assert discovered(contents, []) is contents
+    # A registry that knows no namespaces is not filtered.
+    assert discovered(MemoryRegistry(services={"a": contents.services["reviews.shop.svc.cluster.local"]}).contents(),
+                      [parse_selector({"matchLabels": {"x": "y"}}, "s")]).services.keys() == {"a"}

@@ -1,6 +1,8 @@
-"""Kubernetes label selectors (matchLabels, matchExpressions), for the injection config's
-neverInjectSelector and alwaysInjectSelector.  An empty selector matches nothing here, as
-in Istio's injector: an empty entry must not inject (or exempt) every pod."""
+"""Kubernetes label selectors (matchLabels, matchExpressions): the injection config's
+neverInjectSelector and alwaysInjectSelector, and the mesh config's discoverySelectors.
+
+An empty selector matches every label set, as in Kubernetes (a `discoverySelectors: [{}]`
+selects every namespace); Istio's injector is the exception, and says so where it asks."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class LabelSelector:
     requirements: tuple[Requirement, ...] = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return bool(self.requirements) and all(r.matches(labels) for r in self.requirements)
+        return all(r.matches(labels) for r in self.requirements)
 
 
 def parse_selector(body: Any, path: str) -> LabelSelector:
