@@ -401,6 +401,26 @@ def test_watch_streams_each_change(kubectl: Kubectl, kube_api: FakeKubeApiServer
     wait_until(lambda: kube_api.open_watches() == 0, timeout=10, what="the watches to end")
 
 
+def test_watch_services_and_endpoint_slices(kubectl: Kubectl, kube_api: FakeKubeApiServer) -> None:
+    kubectl("apply", "-f", kubectl.file("shop.yaml", SHOP))
+    with (kubectl.stream("get", "svc", "-n", "shop", "--watch", "-o", "json", "--output-watch-events") as services,
+          kubectl.stream("get", "endpointslices", "-n", "shop", "--watch", "-o", "json",
+                         "--output-watch-events") as slices):
+        wait_until(lambda: services.events() and slices.events()
+                   and kube_api.open_watches("services") == kube_api.open_watches("endpointslices") == 1,
+                   timeout=KUBECTL_TIMEOUT_S, what="both watches to start")
+        kubectl("apply", "-f", kubectl.file("shop-v2.yaml", SHOP_V2))
+        kubectl("delete", "service", "reviews", "-n", "shop")
+        kubectl("delete", "endpointslice", "reviews-abc", "-n", "shop")
+        for stream in (services, slices):
+            wait_until(lambda s=stream: [e["type"] for e in s.events()] == ["ADDED", "MODIFIED", "DELETED"],
+                       timeout=KUBECTL_TIMEOUT_S, what="the events")  # type: ignore[misc]
+    assert [[p["name"] for p in e["object"]["spec"]["ports"]] for e in services.events()] == [
+        ["http", "grpc"], ["http"], ["http"]]
+    assert [e["object"]["endpoints"][0]["addresses"] for e in slices.events()] == [
+        ["127.0.0.2"], ["127.0.0.2", "127.0.0.3"], ["127.0.0.2", "127.0.0.3"]]
+
+
 def test_delete_by_name_and_by_file(kubectl: Kubectl, kube_api: FakeKubeApiServer) -> None:
     kubectl("apply", "-f", kubectl.file("shop.yaml", SHOP))
     assert kubectl("delete", "virtualservice", "reviews", "-n", "shop").strip() == (
