@@ -18,12 +18,14 @@ from libs.inject._config import (
 from libs.inject._decision import IGNORED_NAMESPACES, Decision, decide
 from libs.inject._errors import InconsistentPatch, InjectError, InvalidConfig, InvalidPod
 from libs.inject._inject import Injection, inject
-from libs.inject._mesh import MeshSettings, load_mesh_config
+from libs.inject._mesh import DEFAULT_STATUS_PORT, MeshSettings, load_mesh_config
+from libs.inject._probes import rewrite_probes
 from libs.inject._render import render
 from libs.inject._template import INIT_CONTAINER, PROXY_CONTAINER
 from libs.inject._workload import Workload, pod_name, workload_of_pod
 
 __all__ = [
+    "DEFAULT_STATUS_PORT",
     "IGNORED_NAMESPACES",
     "INIT_CONTAINER",
     "INJECT",
@@ -47,5 +49,6 @@ __all__ = [
     "load_mesh_config",
     "pod_name",
     "render",
+    "rewrite_probes",
     "workload_of_pod",
 ]

@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from libs.inject import DEFAULT_STATUS_PORT, rewrite_probes
+
 APP_PORT_OFFSET = 10_000
 SERVICE_PORT = 9080
 HEALTH_PATH = "/health"
@@ -70,11 +72,13 @@ def app_argv(python: str, workload: Workload, *, port: int | None = None, host: 
 
 
 def app_probers(workload: Workload, port: int) -> str:
-    """What the injector would hand the agent of a Bookinfo pod whose container (named after
-    its service) has readiness and liveness probes on the app's /health: Istio's
-    ISTIO_KUBE_APP_PROBERS, the originals behind the agent's /app-health/<container>/*."""
-    probe = {"httpGet": {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"}, "timeoutSeconds": 1}
-    return json.dumps({f"/app-health/{workload.service}/{kind}": probe for kind in ("readyz", "livez")})
+    """ISTIO_KUBE_APP_PROBERS as the injector writes it (the same rewrite) for a Bookinfo pod
+    whose container, named after its service, has a readiness probe on the app's /health and
+    a TCP liveness probe on its port: the originals behind the agent's /app-health/<container>/*."""
+    container = {"name": workload.service,
+                 "readinessProbe": {"httpGet": {"path": HEALTH_PATH, "port": port}, "timeoutSeconds": 1},
+                 "livenessProbe": {"tcpSocket": {"port": port}, "timeoutSeconds": 1}}
+    return json.dumps(rewrite_probes([container], DEFAULT_STATUS_PORT))
 
 
 def egress_gateway_service(address: str) -> str:

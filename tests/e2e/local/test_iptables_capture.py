@@ -111,6 +111,9 @@ def test_app_probes_through_the_agent_pass_a_strict_sidecar(captured: LocalMesh,
             hung = httpx.get(ready, headers=KUBE_PROBE, timeout=10)
             assert hung.status_code == 500
             assert hung.text == "app probe failed: no answer within 1s\n"
+            # The liveness probe is the injector's TCP rewrite: it only connects, so a hung app
+            # still holding its port passes it, as it would pass the kubelet's own TCP probe.
+            assert httpx.get(live, headers=KUBE_PROBE, timeout=10).status_code == 200
         wait_until(lambda: httpx.get(ready, headers=KUBE_PROBE, timeout=5).status_code == 200, timeout=10,
                    what="the readiness probe to pass again once details runs")
     finally:

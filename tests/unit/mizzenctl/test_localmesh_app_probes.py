@@ -1,4 +1,5 @@
-"""The local mesh's agents get their app's probes as an injected pod's agent would."""
+"""The local mesh's agents get their app's probes as an injected pod's agent would: from
+the injector's own rewrite of a Bookinfo container's probes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.agent.app_probers import AppProbe, HttpGet, parse_app_probers
+from services.agent.app_probers import AppProbe, HttpGet, TcpSocket, parse_app_probers
 from tools.localmesh.plan import MeshOptions, workloads
 
 
@@ -19,7 +20,6 @@ def test_every_bookinfo_agent_probes_its_apps_health(capture: str, port: int) ->
     for name, spec in proxies.items():
         container = name.split("-")[0]
         probes = parse_app_probers(spec.env["ISTIO_KUBE_APP_PROBERS"])
-        assert probes == {path: AppProbe(path, HttpGet(port, "/health"), 1)
-                          for path in (f"/app-health/{container}/readyz", f"/app-health/{container}/livez")}
-        assert json.loads(spec.env["ISTIO_KUBE_APP_PROBERS"])[f"/app-health/{container}/readyz"]["httpGet"] == {
-            "path": "/health", "port": port, "scheme": "HTTP"}
+        ready, live = f"/app-health/{container}/readyz", f"/app-health/{container}/livez"
+        assert probes == {ready: AppProbe(ready, HttpGet(port, "/health"), 1), live: AppProbe(live, TcpSocket(port), 1)}
+        assert json.loads(spec.env["ISTIO_KUBE_APP_PROBERS"])[ready]["httpGet"] == {"path": "/health", "port": port}
