@@ -214,7 +214,8 @@ def _build(repo: Path, cache_dir: Path, images: Images, engine: Engine, say: Cal
     context = cache_dir / f"context-{images.content_hash}"
     deps_key = stage_context(repo, context, cache_dir, wheels_.base_environment(engine, images.base), say)
     deps = f"{DEPS}:{deps_key}"
-    dockerfile = ["--build-arg", f"BASE_IMAGE={images.base}", "--file", str(context / "Dockerfile")]
+    dockerfile = ["--build-arg", f"BASE_IMAGE={images.base}", "--build-arg", f"MIZZEN_SOURCE={repo}",
+                  "--file", str(context / "Dockerfile")]
     labels = ["--label", f"{HASH_LABEL}={images.content_hash}", "--label", f"{SOURCE_LABEL}={repo}"]
     try:
         # The dependencies' stage, tagged: later builds find it in Docker's cache and
@@ -230,9 +231,10 @@ def _build(repo: Path, cache_dir: Path, images: Images, engine: Engine, say: Cal
     finally:
         shutil.rmtree(context, ignore_errors=True)
         # Mizzen's build stage (labelled in the Dockerfile) stays behind untagged: not needed again.
-        engine("image", "prune", "--force", "--filter", f"label={BUILD_STAGE_LABEL}=app", check=False)
-    older = [ref for ref in engine("image", "ls", DEPS, "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-             if ref != deps]
+        engine("image", "prune", "--force", "--filter", f"label={BUILD_STAGE_LABEL}=app",
+               "--filter", f"label={SOURCE_LABEL}={repo}", check=False)
+    older = [ref for ref in engine("image", "ls", DEPS, "--filter", f"label={SOURCE_LABEL}={repo}", "--format",
+                                   "{{.Repository}}:{{.Tag}}").stdout.split() if ref != deps]
     if older:
         engine("image", "rm", *older, check=False)
 
