@@ -119,6 +119,24 @@ def test_a_second_pilot_takes_the_proxies_of_one_killed_under_traffic(bookinfo: 
             mesh.engine("start", holder)
 
 
+def test_two_policy_replicas_keep_serving(bookinfo: BookinfoOnCompose) -> None:
+    """`--scale policy=2`: the second replica comes up healthy beside the first while
+    Bookinfo keeps answering, and going back to one loses nothing either."""
+    mesh = bookinfo.mesh
+    try:
+        with Traffic(bookinfo.ingress_url) as traffic:
+            traffic.more(10)
+            mesh.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", "policy=2", "policy")
+            wait_until(lambda: _healthy(bookinfo, "policy", 2), timeout=90, what="two healthy policy replicas")
+            traffic.more(20)
+            mesh.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", "policy=1", "policy")
+            wait_until(lambda: _healthy(bookinfo, "policy", 1), timeout=90, what="one policy replica again")
+            traffic.more(10)
+        assert traffic.failures == [], traffic.failures[:5]
+    finally:
+        mesh.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", "policy=1", "policy")
+
+
 def _healthy(bookinfo: BookinfoOnCompose, service: str, count: int) -> list[str] | None:
     running = bookinfo.mesh.containers(service)
     states = [bookinfo.mesh.engine("inspect", "--format", "{{.State.Health.Status}}", c).stdout.strip()
