@@ -106,7 +106,7 @@ class Snapshot:
         (the same dicts, which streams recognise as already sent); None if the assignments
         are not for the same clusters."""
         encoded = _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo)
-        if encoded.keys() != self.resources.get(ENDPOINT_TYPE, {}).keys():
+        if not same_names(shared, encoded, self.resources.get(ENDPOINT_TYPE, {})):
             return None
         return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
 
@@ -150,6 +150,18 @@ def _stable(type_url: str, parts: list[dict[str, EncodedResource]],
 
 def _content_token(part: dict[str, EncodedResource], memo: TranslationMemo) -> object:
     return memo.lasting(("content", tuple((name, r.digest) for name, r in part.items())), object)
+
+
+def same_names(shared: dict[Hashable, Any], new: dict[str, EncodedResource], old: dict[str, EncodedResource]) -> bool:
+    """Whether two resource dicts name the same resources: asked once per push for each
+    pair of shared dicts, not once per proxy holding them (both kept with the answer)."""
+    key = ("same-names", id(new), id(old))
+    found = shared.get(key)
+    if found is not None and found[0] is new and found[1] is old:
+        return bool(found[2])
+    answer = new.keys() == old.keys()
+    shared[key] = (new, old, answer)
+    return answer
 
 
 def names_within(shared: dict[Hashable, Any], resources: dict[str, EncodedResource], names: frozenset[str]) -> bool:
