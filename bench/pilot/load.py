@@ -35,6 +35,7 @@ import httpx
 from bench.pilot import load_worker
 from bench.pilot.ledger import Ledger
 from bench.pilot.load_client import ProxySpec
+from bench.pilot.measure import sample
 
 T = TypeVar("T")
 
@@ -90,6 +91,10 @@ class LoadGenerator:
             asyncio.get_running_loop().remove_reader(conn.fileno())
             if worker not in self._stopped and self._failure is None:
                 self._failure = f"load worker {worker} exited unexpectedly"
+
+    def cpu_s(self) -> float:
+        """CPU seconds the workers have used so far (they share the machine with pilot)."""
+        return sum(sample(p.pid).cpu_s for p, _ in self._workers if p.pid is not None and p.is_alive())
 
     def connect(self) -> float:
         """Open every proxy's stream now; return the moment (monotonic)."""

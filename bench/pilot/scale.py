@@ -108,7 +108,10 @@ async def _series(load: LoadGenerator, probe: PilotProbe | None, count: int, wat
     measured: list[_Change] = []
     cpu_before = cpu_after = 0.0
     started = finished = 0.0
+    load_before = 0.0
     for n in range(WARMUP + count):
+        if n == WARMUP:
+            load_before = load.cpu_s()
         if n == WARMUP and probe is not None and probe.pid is not None:
             cpu_before, started = probe.cpu_s(), time.monotonic()
         wrote = time.monotonic()
@@ -122,6 +125,7 @@ async def _series(load: LoadGenerator, probe: PilotProbe | None, count: int, wat
         if n >= WARMUP:
             measured.append(_Change(wrote, converged, version, sorted(ledger.types_since(wrote)), push,
                                     ledger.largest_since(watch, wrote)))
+    load_after = load.cpu_s()
     if probe is not None and probe.pid is not None:
         cpu_after, finished = probe.cpu_s(), time.monotonic()
     result: dict[str, Any] = {
@@ -131,6 +135,8 @@ async def _series(load: LoadGenerator, probe: PilotProbe | None, count: int, wat
         "last_ack_after_write_ms": summary([c.last_ack_s for c in measured]),
         "first_arrival_after_write_ms": summary([c.converged.first_arrival - c.wrote for c in measured]),
         "arrival_spread_ms": summary([c.converged.last_arrival - c.converged.first_arrival for c in measured]),
+        # The simulated sidecars run on the same cores: what they cost bounds what pilot can reach.
+        "load_tool_cpu_ms_per_change": _ms((load_after - load_before) / max(1, len(measured))),
     }
     if probe is not None:
         result["debounce_ms"] = summary([c.debounce_s for c in measured])
