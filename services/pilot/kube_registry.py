@@ -42,8 +42,7 @@ class _Informer:
 
 
 INFORMERS = (_Informer(SERVICES, "services", services=True), _Informer(ENDPOINT_SLICES, "slices"),
-              _Informer(PODS, "pods"), _Informer(NODES, "nodes"),
-              _Informer(NAMESPACES, "namespaces", services=True))
+             _Informer(PODS, "pods"), _Informer(NODES, "nodes"), _Informer(NAMESPACES, "namespaces", services=True))
 # Stores keyed by name alone: the cluster-scoped kinds.
 _BY_NAME = ("nodes", "namespaces")
 

@@ -3,10 +3,11 @@
 Each registry (Kubernetes, the local mesh's `mesh-workloads`, one in memory for tests)
 hands pilot a `RegistryContents` snapshot; ServiceEntries and WorkloadEntries come from
 config.  The mesh config's discoverySelectors narrow a registry that knows namespaces
-(`discovered`) before anything is merged.  `aggregate` merges them into the one view a push holds, as Istio's aggregate
-controller does: a hostname defined by Kubernetes wins over a ServiceEntry's, and a
-ServiceEntry's `workloadSelector` selects the workloads of every registry (WorkloadEntries,
-registered workloads, pods).  Pure: contents in, merged maps out.
+(`discovered`) before anything is merged.  `aggregate` merges them into the one view a
+push holds, as Istio's aggregate controller does: a hostname defined by Kubernetes wins
+over a ServiceEntry's, and a ServiceEntry's `workloadSelector` selects the workloads of
+every registry (WorkloadEntries, registered workloads, pods).  Pure: contents in, merged
+maps out.
 """
 
 from __future__ import annotations

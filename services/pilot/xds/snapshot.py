@@ -10,10 +10,10 @@ each a `Resource` (name, version, Any) whose Any is the SotW entry's bytes as th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
@@ -25,6 +25,7 @@ from services.pilot.networking.memo import TranslationMemo
 # Tag bytes of length-delimited fields: `DeltaDiscoveryResponse.resources` (2) and
 # `Resource.resource` (2) share the tag of `DiscoveryResponse.resources` (2).
 _RESOURCES_TAG = b"\x12"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,45 +153,39 @@ def _content_token(part: dict[str, EncodedResource], memo: TranslationMemo) -> o
     return memo.lasting(("content", tuple((name, r.digest) for name, r in part.items())), object)
 
 
-def same_names(shared: dict[Hashable, Any], new: dict[str, EncodedResource], old: dict[str, EncodedResource]) -> bool:
-    """Whether two resource dicts name the same resources: asked once per push for each
-    pair of shared dicts, not once per proxy holding them (both kept with the answer)."""
-    key = ("same-names", id(new), id(old))
+def per_pair(shared: dict[Hashable, Any], tag: str, first: object, second: object, answer: Callable[[], T]) -> T:
+    """`answer()` about two shared objects, worked out once per push whichever stream asks
+    (both are kept with the answer, so a reused id cannot return another pair's)."""
+    key = (tag, id(first), id(second))
     found = shared.get(key)
-    if found is not None and found[0] is new and found[1] is old:
-        return bool(found[2])
-    answer = new.keys() == old.keys()
-    shared[key] = (new, old, answer)
-    return answer
+    if found is not None and found[0] is first and found[1] is second:
+        return cast(T, found[2])
+    value = answer()
+    shared[key] = (first, second, value)
+    return value
+
+
+def same_names(shared: dict[Hashable, Any], new: dict[str, EncodedResource], old: dict[str, EncodedResource]) -> bool:
+    """Whether two resource dicts name the same resources (once per pair, not per proxy)."""
+    return per_pair(shared, "same-names", new, old, lambda: new.keys() == old.keys())
 
 
 def names_within(shared: dict[Hashable, Any], resources: dict[str, EncodedResource], names: frozenset[str]) -> bool:
-    """Whether every resource's name is among `names`: asked once per push for each pair
-    of shared objects, whichever stream asks (both kept with the answer, so a reused id
-    cannot return another pair's)."""
-    key = ("names-within", id(resources), id(names))
-    found = shared.get(key)
-    if found is not None and found[0] is resources and found[1] is names:
-        return bool(found[2])
-    answer = resources.keys() <= names
-    shared[key] = (resources, names, answer)
-    return answer
+    """Whether every resource's name is among `names`."""
+    return per_pair(shared, "names-within", resources, names, lambda: resources.keys() <= names)
 
 
 def part_changes(shared: dict[Hashable, Any], old: dict[str, EncodedResource],
                  new: dict[str, EncodedResource]) -> tuple[list[str], list[str]]:
     """Names whose resource differs from `old` to `new`, and names gone: worked out once
-    per push for every stream that held `old` (the objects are kept with the answer, so a
-    reused id cannot return another pair's)."""
-    key = ("part-changes", id(old), id(new))
-    found = shared.get(key)
-    if found is not None and found[0] is old and found[1] is new:
-        return found[2]
-    changed = [name for name, resource in new.items()
-               if (before := old.get(name)) is not resource and (before is None or before.digest != resource.digest)]
-    gone = [name for name in old if name not in new]
-    shared[key] = (old, new, (changed, gone))
-    return changed, gone
+    per push for every stream that held `old`."""
+
+    def changes() -> tuple[list[str], list[str]]:
+        changed = [name for name, resource in new.items() if (before := old.get(name)) is not resource
+                   and (before is None or before.digest != resource.digest)]
+        return changed, [name for name in old if name not in new]
+
+    return per_pair(shared, "part-changes", old, new, changes)
 
 
 def response_bytes(version: str, type_url: str, resources: Iterable[EncodedResource], nonce: str) -> bytes:
