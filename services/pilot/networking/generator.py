@@ -22,15 +22,16 @@ from services.pilot.networking import clusters as cluster_builder
 from services.pilot.networking import (
     gateway,
     grpc_proxyless,
+    grpc_proxyless_clusters,
     mtls,
     names,
     observability,
-    policy_checks,
     security,
     sidecar_inbound,
     sidecar_outbound,
 )
 from services.pilot.networking.memo import TranslationMemo
+from services.pilot.networking.shared_parts import SharedParts
 
 Part = dict[str, Message]
 
@@ -204,49 +205,36 @@ class OwnParts:
 
 
 def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
-    memo = memo or TranslationMemo()
-    scope = _scope(proxy, push, memo)
+    """The proxy's config, assembled from the parts it shares with others (each taken from
+    the `SharedParts` seam, which caches it) and its own."""
+    parts = SharedParts(push, memo or TranslationMemo())
+    scope = parts.scope(proxy)
     if proxy.proxyless:
-        return _proxyless(scope, push, memo)
-    shared_clusters, shared_endpoints = outbound_cluster_parts(proxy, push, memo)
+        return _proxyless(scope, parts)
+    shared_clusters, shared_endpoints = outbound_cluster_parts(proxy, parts)
     if proxy.type == NodeType.ROUTER:
-        guard = _guard(proxy, push, memo)
-        out = memo.per_push(("gateway", proxy.namespace, proxy.labels, proxy.bind_address, proxy.identity),
-                            lambda: _gateway_parts(proxy, push, guard, scope.telemetry))
+        guard = parts.security(proxy)
+        out = parts.gateway(proxy, lambda: _gateway_parts(proxy, push, guard, scope.telemetry))
         own = _guarded(proxy, push, guard, shared_clusters, OwnParts())
     else:
-        # Keyed by everything translation reads about the proxy: its own side is the same
-        # until a push changes more than VirtualServices (see TranslationMemo).
-        own = memo.beside_routing(("sidecar-own", proxy.class_key),
-                                  lambda: _sidecar_own(proxy, push, scope, memo, shared_clusters))
-        # Captured sidecars of one namespace share their outbound config; in proxy mode
-        # the HTTP proxy listener binds the workload's own address.
-        out = memo.per_push(("sidecar-outbound", proxy.namespace, _sidecar_key(scope), _source_matches(proxy, push),
-                             proxy.identity, proxy.interception, proxy.bind_address, scope.telemetry.key),
-                            lambda: _outbound_parts(scope, memo))
-    route_names = own.route_names | memo.of(out[0], "rds-names", lambda: _rds_names(out[0]))
+        own = parts.sidecar_own(proxy, lambda: _sidecar_own(proxy, scope, parts, shared_clusters))
+        out = parts.sidecar_outbound(proxy, scope, lambda: _outbound_parts(scope, parts.memo))
     config = ProxyConfig(
         version=push.version,
         parts={CLUSTER_TYPE: (shared_clusters, *own.clusters), ENDPOINT_TYPE: (shared_endpoints,),
                LISTENER_TYPE: (*own.listeners, out[0]), ROUTE_TYPE: (out[1], *own.routes)},
         reference_parts=(*own.references, out[2]),
         warnings=(*out[3], *own.warnings),
-        eds_clusters=memo.of(shared_endpoints, "eds-set", lambda: frozenset(shared_endpoints)),
-        route_names=route_names,
+        eds_clusters=parts.fact(shared_endpoints, "eds-set", frozenset),
+        route_names=own.route_names | parts.fact(out[0], "rds-names", _rds_names),
     )
-    check_consistency(config, memo)
+    check_consistency(config, parts.memo)
     return config
 
 
-def _guard(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> security.ProxySecurity:
-    return memo.per_push(("security", proxy.type, proxy.namespace, proxy.labels, policy_checks.variant(proxy, push)),
-                         lambda: security.build(proxy, push))
-
-
-def _sidecar_own(proxy: Proxy, push: PushContext, scope: ProxyScope, memo: TranslationMemo,
-                 shared_clusters: Part) -> OwnParts:
-    guard = _guard(proxy, push, memo)
-    inbound = sidecar_inbound.build(proxy, push, scope, guard)
+def _sidecar_own(proxy: Proxy, scope: ProxyScope, parts: SharedParts, shared_clusters: Part) -> OwnParts:
+    guard = parts.security(proxy)
+    inbound = sidecar_inbound.build(proxy, parts.push, scope, guard)
     listeners = {listener.name: listener for listener in inbound.listeners}
     routes = {route.name: route for route in inbound.routes}
     references = [{route.name: frozenset({route.name}) for route in inbound.routes}]
@@ -255,7 +243,7 @@ def _sidecar_own(proxy: Proxy, push: PushContext, scope: ProxyScope, memo: Trans
     side = OwnParts(clusters=({c.name: c for c in inbound.clusters},), listeners=(listeners,),
                     routes=(routes,) if routes else (), references=tuple(references),
                     route_names=_rds_names(listeners))
-    return _guarded(proxy, push, guard, shared_clusters, side)
+    return _guarded(proxy, parts.push, guard, shared_clusters, side)
 
 
 def _guarded(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared_clusters: Part,
@@ -267,48 +255,30 @@ def _guarded(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, sha
     return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings))
 
 
-def _scope(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> ProxyScope:
-    return memo.per_push(("scope", proxy.type, proxy.namespace, proxy.labels), lambda: ProxyScope.build(proxy, push))
-
-
-def outbound_cluster_parts(proxy: Proxy, push: PushContext, memo: TranslationMemo) -> tuple[Part, Part]:
+def outbound_cluster_parts(proxy: Proxy, parts: SharedParts) -> tuple[Part, Part]:
     """The shared outbound clusters and load assignments `generate` gives an Envoy proxy."""
-    # Gateways see every service; a sidecar what exportTo and its Sidecar resource allow.
-    services = _scope(proxy, push, memo).services() if proxy.type == NodeType.SIDECAR else push.derived(
-        "all-services", lambda: sorted(push.services.values(), key=lambda s: s.hostname))
-    # Keyed by the list itself (derived once per push and held by it), not by a tuple of a
-    # thousand hostnames rebuilt and hashed for each proxy; lists alike still share by name.
-    token = memo.per_push(("services-token", id(services)), lambda: memo.per_push(
-        ("services-named", tuple(s.hostname for s in services)), object))
     source = source_address(proxy)
-    return memo.per_push(("outbound-clusters", token, proxy.identity, source),
-                         lambda: outbound_clusters(push, services, proxy.identity, memo, source))
+    return parts.outbound_clusters(proxy, source, lambda services: outbound_clusters(
+        parts.push, services, proxy.identity, parts.memo, source))
 
 
-def _proxyless(scope: ProxyScope, push: PushContext, memo: TranslationMemo) -> ProxyConfig:
+def _proxyless(scope: ProxyScope, parts: SharedParts) -> ProxyConfig:
     """A gRPC library's xDS client: API listeners and what they lead to, nothing of Envoy's."""
-    out = grpc_proxyless.build(scope, memo)
+    services = scope.services()
+    clusters, endpoints, cluster_warnings = parts.proxyless_clusters(
+        services, lambda: grpc_proxyless_clusters.clusters(parts.push, services, parts.memo))
+    out = parts.proxyless_listeners(scope.proxy, lambda: grpc_proxyless.listeners_and_routes(scope, services))
     config = ProxyConfig(
-        version=push.version,
-        parts={CLUSTER_TYPE: (out.clusters,), ENDPOINT_TYPE: (out.endpoints,), LISTENER_TYPE: (out.listeners,),
+        version=parts.push.version,
+        parts={CLUSTER_TYPE: (clusters,), ENDPOINT_TYPE: (endpoints,), LISTENER_TYPE: (out.listeners,),
                ROUTE_TYPE: (out.routes,)},
         reference_parts=(out.references,),
-        warnings=out.warnings,
-        eds_clusters=frozenset(out.endpoints),
+        warnings=(*out.warnings, *cluster_warnings),
+        eds_clusters=frozenset(endpoints),
         route_names=out.route_names,
     )
-    check_consistency(config, memo)
+    check_consistency(config, parts.memo)
     return config
-
-
-def _sidecar_key(scope: ProxyScope) -> str | None:
-    return scope.sidecar.key if scope.sidecar is not None else None
-
-
-def _source_matches(proxy: Proxy, push: PushContext) -> tuple[bool, ...]:
-    """A sidecar's labels matter to its outbound config only through the Sidecar resource
-    selecting it and VirtualServices' `sourceLabels`: sidecars alike in those share it."""
-    return tuple(proxy.matches(dict(selector)) for selector in push.source_selectors())
 
 
 GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]

@@ -18,7 +18,7 @@ are fault and router only (router last), and CORS per-route config is dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.listener.v3 import api_listener_pb2, listener_pb2
@@ -33,8 +33,7 @@ from libs.envoy import ROUTER_FILTER, pack
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.scope import ProxyScope
 from services.pilot.model.services import Service, ServicePort
-from services.pilot.networking import grpc_proxyless_clusters, names
-from services.pilot.networking.memo import TranslationMemo
+from services.pilot.networking import names
 from services.pilot.networking.route_actions import CORS_FILTER, FAULT_FILTER
 from services.pilot.networking.routes import MESH_GATEWAY, RouteContext
 from services.pilot.networking.virtual_hosts import host_forms, virtual_hosts
@@ -140,17 +139,3 @@ def listeners_and_routes(scope: ProxyScope, services: list[Service]) -> Proxyles
     out.route_names = frozenset(route_names)
     out.warnings = tuple(warnings)
     return out
-
-
-def build(scope: ProxyScope, memo: TranslationMemo) -> ProxylessParts:
-    """Everything a proxyless client in this scope may ask for; it is sent what it names."""
-    services = scope.services()
-    cluster_part, endpoint_part, cluster_warnings = memo.per_push(
-        ("grpc-clusters", tuple(s.hostname for s in services)),
-        lambda: grpc_proxyless_clusters.clusters(scope.push, services, memo))
-    # Routes read the client's namespace (short names, sourceNamespace) and labels (sourceLabels).
-    shared = memo.per_push(("grpc-listeners", scope.proxy.namespace, scope.proxy.labels),
-                           lambda: listeners_and_routes(scope, services))
-    return replace(shared, clusters=cluster_part, endpoints=endpoint_part,
-                   warnings=(*shared.warnings, *cluster_warnings))
-

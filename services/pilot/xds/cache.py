@@ -24,6 +24,7 @@ from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.networking.generator import generate, outbound_cluster_parts
 from services.pilot.networking.memo import TranslationMemo
+from services.pilot.networking.shared_parts import SharedParts
 from services.pilot.xds.snapshot import Snapshot, encoded
 
 log = structlog.get_logger(__name__)
@@ -93,7 +94,7 @@ class SnapshotCache:
         # Its own workload's instances shape its inbound listeners and clusters.
         if before_push.endpoints_at(proxy.ip) != push.endpoints_at(proxy.ip):
             return None
-        clusters, endpoints = outbound_cluster_parts(proxy, push, self.memo)
+        clusters, endpoints = outbound_cluster_parts(proxy, SharedParts(push, self.memo))
         old_clusters = old.cluster_part
         if not self.memo.per_push(("same-clusters", id(clusters), id(old_clusters)),
                                   lambda: self._same(clusters, old_clusters)):
