@@ -34,12 +34,8 @@ def bookinfo(local_mesh: LocalMesh) -> Iterator[LocalMesh]:
     try:
         yield local_mesh
     finally:
-        for kind in ("virtualservices", "destinationrules", "serviceentries", "gateways", "peerauthentications",
-                     "authorizationpolicies", "requestauthentications", "rules", "handlers", "instances",
-                     "deniers", "listcheckers", "listentries", "checknothings", "memquotas", "redisquotas", "quotas",
-                     "quotaspecs", "quotaspecbindings"):
-            listing = local_mesh.mizzenctl("get", kind, "-A", "-o", "yaml", check=False).stdout
-            if "items: []" in listing or not listing.strip():
-                continue
-            local_mesh.mizzenctl("delete", "-f", "-", stdin=listing, check=False)
+        local_mesh.delete_all(("virtualservices", "destinationrules", "serviceentries", "gateways",
+                               "peerauthentications", "authorizationpolicies", "requestauthentications", "rules",
+                               "handlers", "instances", "deniers", "listcheckers", "listentries", "checknothings",
+                               "memquotas", "redisquotas", "quotas", "quotaspecs", "quotaspecbindings"))
         local_mesh.sync()
