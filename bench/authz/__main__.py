@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -134,9 +135,9 @@ def _page(url: str) -> tuple[int, str]:
     return answer.status_code, answer.text
 
 
-def _ran(result: object) -> None:
-    if getattr(result, "returncode", 1) != 0:
-        raise RuntimeError(f"mizzenctl failed: {getattr(result, 'stderr', result)}")
+def _ran(result: subprocess.CompletedProcess[str]) -> None:
+    if result.returncode != 0:
+        raise RuntimeError(f"mizzenctl {' '.join(map(str, result.args[3:]))} failed: {result.stderr}")
 
 
 def allow_nothing() -> dict[str, object]:
