@@ -27,6 +27,7 @@ from services.pilot.errors import (
     ProxyNotConnected,
     UnknownAction,
 )
+from services.pilot.heap import HeapKeeper
 from services.pilot.kube_registry import KubernetesRegistry
 from services.pilot.metrics import PilotMetrics
 from services.pilot.model.config import ConfigSnapshot
@@ -64,6 +65,7 @@ class Pilot:
             trust_domain=settings.trust_domain,
         )
         self.cache = SnapshotCache()
+        self.heap = HeapKeeper(settings.full_collection_interval_s)
         self.ads = AdsServer(self.cache, observer=self.metrics, concurrent_sends=settings.push_concurrency)
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
@@ -79,6 +81,7 @@ class Pilot:
 
     def push(self, trigger: str = "config") -> None:
         assert self.watcher is not None
+        self.heap.push_started()
         changed_at, changes = self.history.take_pending()
         initial = self.history.last is None
         started = time.monotonic()
@@ -143,6 +146,8 @@ class Pilot:
             registry.start(supervisor)
         supervisor.start("debounce", self.debouncer.run)
         supervisor.start("debounce-endpoints", self.endpoint_debouncer.run)
+        if self.heap.enabled:
+            supervisor.start("heap", self.heap.run)
 
 
 def _xds_server(pilot: Pilot) -> grpc.aio.Server:

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from services.pilot.heap import HeapKeeper
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    # The freeze is process-wide: the rest of the suite gets its collector back.
+    yield
+    gc.unfreeze()
+
+
+def _garbage_cycle() -> weakref.ref[_Node]:
+    """A cycle nothing refers to: only the cyclic collector can free it."""
+    return weakref.ref(_Node())
+
+
+def test_a_push_takes_what_is_alive_out_of_the_collectors_reach() -> None:
+    gc.collect()
+    cycle = _garbage_cycle()
+    HeapKeeper(300.0).push_started()
+    assert gc.get_freeze_count() > 0
+    gc.collect()
+    assert cycle() is not None
+
+
+def test_the_full_collection_frees_cycles_the_freeze_held() -> None:
+    keeper = HeapKeeper(300.0)
+    cycle = _garbage_cycle()
+    keeper.push_started()
+    assert keeper.collect_all() >= 1
+    assert cycle() is None
+    # Afterwards the survivors are frozen again, as after a push.
+    assert gc.get_freeze_count() > 0
+
+
+def test_interval_zero_leaves_the_collector_alone() -> None:
+    keeper = HeapKeeper(0.0)
+    assert not keeper.enabled
+    cycle = _garbage_cycle()
+    keeper.push_started()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert cycle() is None
