@@ -61,10 +61,6 @@ def bound_hosts(vs: Resource, server: Server) -> list[str]:
     return found
 
 
-def _domains(host: str) -> list[str]:
-    return ["*"] if host == "*" else [host, f"{host}:*"]
-
-
 def route_configuration(name: str, servers: list[Server], proxy: Proxy, push: PushContext,
                         warnings: list[str]) -> tuple[route_pb2.RouteConfiguration, set[str]]:
     """Istio's buildGatewayHTTPRouteConfig: one virtual host per host the servers and their
@@ -94,12 +90,15 @@ def route_configuration(name: str, servers: list[Server], proxy: Proxy, push: Pu
             for host in server.sni_hosts:
                 hosts.setdefault(host, [])
                 redirect.add(host)
+    # The Host's port is not matched: behind a load balancer or a node port, clients name
+    # ports the gateway never sees (Istio since 1.15).
     config = route_pb2.RouteConfiguration(
         name=name, validate_clusters=wrappers_pb2.BoolValue(value=False),
-        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(value=MAX_DIRECT_RESPONSE_BODY_BYTES))
+        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(value=MAX_DIRECT_RESPONSE_BODY_BYTES),
+        ignore_port_in_host_matching=True)
     for host in sorted(hosts, key=lambda h: (h == "*", h)):
         vhost = config.virtual_hosts.add(name=f"{host}:{port}", routes=combine_vhost_routes(hosts[host]),
-                                         domains=_domains(host), include_request_attempt_count=True)
+                                         domains=[host], include_request_attempt_count=True)
         if host in redirect:
             vhost.require_tls = rc.VirtualHost.ALL
     if not config.virtual_hosts:

@@ -108,7 +108,7 @@ def route_configuration(service: Service, port: ServicePort, scope: ProxyScope,
     the virtual host by the channel's target); the clusters its routes name."""
     ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=port.number, gateways=frozenset({MESH_GATEWAY}))
     config = route_pb2.RouteConfiguration(name=route_config_name(service, port))
-    config.virtual_hosts.extend(virtual_hosts([(service, port)], scope, ctx, with_bare_names=True))
+    config.virtual_hosts.extend(virtual_hosts([(service, port)], scope, ctx, ports="also"))
     for vhost in config.virtual_hosts:
         for route in vhost.routes:
             _for_grpc(route, f"{vhost.name} route {route.name or '(unnamed)'}", ctx.warnings)

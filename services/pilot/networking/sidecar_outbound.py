@@ -56,12 +56,15 @@ def _by_port(scope: ProxyScope) -> tuple[dict[int, list[tuple[Service, ServicePo
 
 
 def _route_config(name: str, services: list[tuple[Service, ServicePort]], scope: ProxyScope, port: int,
-                  out: OutboundOutput, memo: TranslationMemo | None, *,
-                  with_bare_names: bool) -> route_pb2.RouteConfiguration:
+                  out: OutboundOutput, memo: TranslationMemo | None) -> route_pb2.RouteConfiguration:
+    """One port's routes.  The listener already chose the port, so the Host's port is not
+    matched and each domain is a bare name: half the domains, and `reviews:8080` sent to
+    port 9080 still finds reviews, as in Istio since 1.15."""
     ctx = RouteContext(push=scope.push, proxy=scope.proxy, port=port, gateways=frozenset({MESH_GATEWAY}))
     config = route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False),
-                                          max_direct_response_body_size_bytes=_MAX_BODY)
-    config.virtual_hosts.extend(virtual_hosts(services, scope, ctx, with_bare_names=with_bare_names, memo=memo))
+                                          max_direct_response_body_size_bytes=_MAX_BODY,
+                                          ignore_port_in_host_matching=True)
+    config.virtual_hosts.extend(virtual_hosts(services, scope, ctx, ports="none", memo=memo))
     config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
     out.references[name] = ctx.clusters
     out.warnings.extend(ctx.warnings)
@@ -85,7 +88,7 @@ def _captured(scope: ProxyScope, out: OutboundOutput, memo: TranslationMemo | No
     out.references[virtual.name] = {_fallback_cluster(scope)}
     for port in sorted(http):
         name = str(port)
-        out.routes.append(_route_config(name, http[port], scope, port, out, memo, with_bare_names=True))
+        out.routes.append(_route_config(name, http[port], scope, port, out, memo))
         listener = listener_pb2.Listener(
             name=names.listener_name("0.0.0.0", port), address=socket_address("0.0.0.0", port),
             bind_to_port=wrappers_pb2.BoolValue(value=False), traffic_direction=2,
@@ -125,9 +128,9 @@ def _proxy_mode(scope: ProxyScope, out: OutboundOutput, memo: TranslationMemo | 
                                           max_direct_response_body_size_bytes=_MAX_BODY)
     # Over an HTTP proxy the port is part of the Host; a Host without one means port 80.
     config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number == 80], scope, ctx,
-                                              with_bare_names=True, memo=memo))
+                                              ports="also", memo=memo))
     config.virtual_hosts.extend(virtual_hosts([e for e in services if e[1].number != 80], scope, ctx,
-                                              with_bare_names=False, memo=memo))
+                                              ports="only", memo=memo))
     config.virtual_hosts.append(fallback_host(scope.outbound_policy, ctx))
     out.routes.append(config)
     out.references[HTTP_PROXY_ROUTE] = ctx.clusters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
+from typing import Literal
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
@@ -18,6 +19,13 @@ from services.pilot.networking.routes import MESH_GATEWAY, RouteContext, http_ro
 
 ALLOW_ANY_VHOST = "allow_any"
 BLOCK_ALL_VHOST = "block_all"
+
+# How a virtual host's domains carry the port:
+#   "none": names only, in a route configuration of one port that ignores the Host's port
+#           (`ignore_port_in_host_matching`, as Istio's sidecars and gateways since 1.15);
+#   "also": each name bare and with the port (gRPC clients match their target, host:port);
+#   "only": each name with the port (an HTTP proxy's one configuration for every port).
+PortForms = Literal["none", "also", "only"]
 
 
 def host_forms(service: Service, client_namespace: str, mesh: MeshConfig) -> list[str]:
@@ -36,13 +44,14 @@ def host_forms(service: Service, client_namespace: str, mesh: MeshConfig) -> lis
 
 
 def domains(service: Service, port: ServicePort, client_namespace: str, mesh: MeshConfig, *,
-            with_bare_names: bool = True) -> list[str]:
-    """Each form with and without the port (without only when `with_bare_names`)."""
+            ports: PortForms) -> list[str]:
+    """Each form of the service's name, with the port as `ports` says."""
     out: list[str] = []
     for form in host_forms(service, client_namespace, mesh):
-        if with_bare_names:
+        if ports != "only":
             out.append(form)
-        out.append(f"{form}:{port.number}")
+        if ports != "none":
+            out.append(f"{form}:{port.number}")
     return out
 
 
@@ -84,7 +93,7 @@ def _default_host(hostname: str, port: int, wanted: tuple[str, ...]) -> tuple[rc
 
 
 def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyScope, ctx: RouteContext, *,
-                  with_bare_names: bool, memo: TranslationMemo | None = None) -> list[rc.VirtualHost]:
+                  ports: PortForms, memo: TranslationMemo | None = None) -> list[rc.VirtualHost]:
     """Virtual hosts for `services`; a domain already taken by an earlier host is skipped
     (duplicates make Envoy reject the whole route configuration).  With `memo`, a host no
     VirtualService routes is built once for as long as its name and domains are used, by
@@ -92,8 +101,8 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
     taken: set[str] = set()
     out: list[rc.VirtualHost] = []
     for service, port in services:
-        wanted = [d for d in domains(service, port, scope.proxy.namespace, scope.push.mesh,
-                                     with_bare_names=with_bare_names) if d not in taken]
+        wanted = [d for d in domains(service, port, scope.proxy.namespace, scope.push.mesh, ports=ports)
+                  if d not in taken]
         if not wanted:
             continue
         taken.update(wanted)

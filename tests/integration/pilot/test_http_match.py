@@ -16,7 +16,7 @@ from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
-from tests.harness.routing import answered_by, ask, documents, gateway_yaml, version_subsets, virtual_service
+from tests.harness.routing import answered_by, ask, documents, echoed, gateway_yaml, version_subsets, virtual_service
 from tests.harness.upstreams import Workload, service_entry
 from tests.harness.waiting import wait_until
 
@@ -145,6 +145,14 @@ def test_method(routed: dict[str, int]) -> None:
 def test_authority(routed: dict[str, int]) -> None:
     assert which(routed, "api.authority.test") == "api"
     assert which(routed, "authority.test") == V1
+
+
+def test_the_hosts_port_is_not_matched_and_reaches_the_upstream(routed: dict[str, int]) -> None:
+    # Behind a load balancer or a node port, clients name ports the gateway never listens on.
+    assert which(routed, "uri-exact.test:31380", "/exact") == "exact"
+    response = ask(routed["main"], "uri-exact.test:31380", "/")
+    assert answered_by(response) == V1
+    assert echoed(response)["headers"]["host"] == "uri-exact.test:31380"
 
 
 def test_header_exact(routed: dict[str, int]) -> None:

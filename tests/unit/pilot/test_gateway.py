@@ -175,7 +175,8 @@ def test_simple_https_terminates_with_files_for_its_sni_hosts() -> None:
     assert not context.require_client_certificate.value
     assert context.common_tls_context.WhichOneof("validation_context_type") is None
     route = next(r for r in out.routes if r.name == "https.443.https-a.gw.default")
-    assert [list(v.domains) for v in route.virtual_hosts] == [["a.example.com", "a.example.com:*"]]
+    assert [list(v.domains) for v in route.virtual_hosts] == [["a.example.com"]]
+    assert route.ignore_port_in_host_matching
     assert out.references["https.443.https-a.gw.default"] == {"outbound|80||web.default.svc.cluster.local"}
 
 
