@@ -30,6 +30,7 @@ from services.pilot.xds.snapshot import (
     names_within,
     part_changes,
     response_bytes,
+    shared_response,
 )
 from services.pilot.xds.stream_state import ROUTING_TYPES, WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
@@ -261,8 +262,14 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
                 refs[r.name] = used = snapshot.references.get(r.name, frozenset())
                 watch.refs_in_flight.update(used)
         watch.refs_sent = refs
-        nonce = self._record_send(watch, snapshot.version, trigger, resources=len(selected))
-        return response_bytes(snapshot.version, watch.type_url, selected, nonce)
+        shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, selected)
+        if shared is None or shared.nonce == watch.nonce:
+            # Not shared (yet), or this stream's last response was this very one (asked for
+            # again): a second send under one nonce would let the first one's ACK settle it.
+            nonce = self._record_send(watch, snapshot.version, trigger, resources=len(selected))
+            return response_bytes(snapshot.version, watch.type_url, selected, nonce)
+        self._record_send(watch, snapshot.version, trigger, nonce=shared.nonce, resources=len(selected))
+        return shared.body
 
     @staticmethod
     def _changed(watch: Watch, available: dict[str, EncodedResource], shared: dict[Hashable, Any],

@@ -10,6 +10,7 @@ each a `Resource` (name, version, Any) whose Any is the SotW entry's bytes as th
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -192,6 +193,41 @@ def response_bytes(version: str, type_url: str, resources: Iterable[EncodedResou
     head = discovery_pb2.DiscoveryResponse(version_info=version, type_url=type_url).SerializeToString()
     tail = discovery_pb2.DiscoveryResponse(nonce=nonce).SerializeToString()
     return b"".join([head, *(r.field_bytes for r in resources), tail])
+
+
+@dataclass(frozen=True, slots=True)
+class SharedResponse:
+    """A SotW response body and the nonce inside it."""
+
+    nonce: str
+    body: bytes
+
+
+# Shared responses' nonces: each distinct response in this process gets its own.
+_response_ids = itertools.count(1)
+_SENT_ONCE = object()
+
+
+def shared_response(shared: dict[Hashable, Any], version: str, type_url: str,
+                    resources: list[EncodedResource]) -> SharedResponse | None:
+    """One response for every stream that sends these resources at this version in this
+    push (`shared` is the push's dict), under one nonce: a VirtualService change sends a
+    thousand sidecars the same half-megabyte route configuration, joined once instead of
+    a thousand times.  A nonce only has to differ from the one its stream sent before (the
+    caller checks that), so streams may share one.
+
+    None the first time: the response is kept only once a second stream sends it too, or
+    every proxy's own responses (its inbound listeners, say) would be held until the next
+    push."""
+    key = ("response", type_url, version, content_digest(resources))
+    found = shared.get(key)
+    if found is None:
+        shared[key] = _SENT_ONCE
+        return None
+    if found is _SENT_ONCE:
+        nonce = f"{version}-r{next(_response_ids)}"
+        found = shared[key] = SharedResponse(nonce, response_bytes(version, type_url, resources, nonce))
+    return cast(SharedResponse, found)
 
 
 def content_digest(resources: Iterable[EncodedResource]) -> bytes:

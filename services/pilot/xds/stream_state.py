@@ -7,7 +7,8 @@ SotW and delta streams look the same to them.
 
 Shared by both protocols (`BaseConnection`), each enforced where it is written:
 - a send awaits its ACK under a new nonce; a request with an older nonce is stale
-  (`_record_send`);
+  (`_record_send`).  Streams sending the same SotW response share it, nonce included
+  (`snapshot.shared_response`), so a nonce is new to its stream, not to pilot;
 - an ACK settles every response sent before it (`_record_ack`); a NACK records the rejected
   version, which the protocol's send never offers again (`_record_nack`);
 - make before break: a cluster that ACKed or in-flight listeners and routes name stays
@@ -121,10 +122,13 @@ class BaseConnection(ABC, Generic[RequestT]):
 
     # -- what both protocols record, in one place -----------------------------------
 
-    def _record_send(self, watch: Watch, version: str, trigger: str, **detail: object) -> str:
+    def _record_send(self, watch: Watch, version: str, trigger: str, *, nonce: str | None = None,
+                     **detail: object) -> str:
         """A response of `watch`'s type at `version` goes out: it awaits its ACK under a new
-        nonce, and a request with any older nonce is stale from now on."""
-        nonce = self._next_nonce()
+        nonce (this stream's own, unless the caller brings one shared with other streams,
+        never the one this type's last response had), and a request with any older nonce
+        is stale from now on."""
+        nonce = nonce or self._next_nonce()
         watch.nonce = nonce
         watch.version_sent = version
         watch.awaiting_ack = True

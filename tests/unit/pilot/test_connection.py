@@ -226,13 +226,56 @@ def test_streams_holding_the_same_part_share_one_diff_of_it() -> None:
     del changed["a"]
     shared: dict[object, object] = {}
     after = Snapshot("2", {**before.resources, ENDPOINT_TYPE: changed}, before.references, (), shared=shared)
+    bodies: list[bytes] = []
     for conn in streams:
-        (eds,) = decode(conn.push(after))
+        (body,) = conn.push(after)
+        (eds,) = decode([body])
+        bodies.append(body)
         assert [endpoint_pb2.ClusterLoadAssignment.FromString(r.value).cluster_name for r in eds.resources] == ["c"]
         # "a" is gone from the snapshot: the stream no longer counts it as held.
         assert set(conn.watches[ENDPOINT_TYPE].sent) == {"b", "c"}
-    # One diff of the part, one answer to whether the streams' names cover it: for all three.
-    assert sorted(str(key[0]) for key in shared if isinstance(key, tuple)) == ["names-within", "part-changes"]
+    # One diff of the part, one answer to whether the streams' names cover it, one response: for all three.
+    assert sorted(str(key[0]) for key in shared if isinstance(key, tuple)) == [
+        "names-within", "part-changes", "response"]
+    # The first stream's response is its own; from the second on, one is shared.
+    assert bodies[1] is bodies[2] and bodies[0] is not bodies[1]
+
+
+def test_streams_sending_the_same_response_share_it_and_its_nonce() -> None:
+    snap = snapshot("1", ["a", "b"], "a")
+    lone, first, second = Connection("0", PROXY), Connection("1", PROXY), Connection("2", PROXY)
+    # A response one stream sends is its own (not kept for the push's life); the second
+    # stream to send it keeps one for all.
+    (alone,) = lone.handle_request(request(CLUSTER_TYPE), snap)
+    (one,) = first.handle_request(request(CLUSTER_TYPE), snap)
+    (two,) = second.handle_request(request(CLUSTER_TYPE), snap)
+    assert one is two and alone is not one
+    assert decode([alone])[0].resources == decode([one])[0].resources
+    nonce = decode([one])[0].nonce
+    assert first.watches[CLUSTER_TYPE].nonce == second.watches[CLUSTER_TYPE].nonce == nonce
+    # Each stream's ACK settles its own send only.
+    assert first.handle_request(request(CLUSTER_TYPE, nonce=nonce, version="1"), snap) == []
+    assert not first.watches[CLUSTER_TYPE].awaiting_ack
+    assert second.watches[CLUSTER_TYPE].awaiting_ack
+
+
+def test_the_same_response_twice_on_one_stream_gets_a_nonce_of_its_own() -> None:
+    snap = snapshot("1", ["a"], "a")
+    conn = Connection("1", PROXY)
+    # Another stream sent it first: this stream's first response is the shared one.
+    Connection("2", PROXY).handle_request(request(CLUSTER_TYPE), snap)
+    (first,) = decode(conn.handle_request(request(CLUSTER_TYPE), snap))
+    (other,) = decode(Connection("3", PROXY).handle_request(request(CLUSTER_TYPE), snap))
+    assert first.nonce == other.nonce
+    # Envoy asks again without a nonce (a re-subscription) before ACKing the first.
+    (again,) = decode(conn.handle_request(request(CLUSTER_TYPE), snap))
+    assert again.resources == first.resources
+    assert again.nonce != first.nonce
+    # The first response's ACK is now stale: only the second's settles the type.
+    assert conn.handle_request(request(CLUSTER_TYPE, nonce=first.nonce, version="1"), snap) == []
+    assert conn.watches[CLUSTER_TYPE].awaiting_ack
+    conn.handle_request(request(CLUSTER_TYPE, nonce=again.nonce, version="1"), snap)
+    assert not conn.watches[CLUSTER_TYPE].awaiting_ack
 
 
 def test_streams_share_the_snapshot_dicts_and_name_sets_they_hold() -> None:

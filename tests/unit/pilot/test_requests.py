@@ -63,16 +63,17 @@ def script(names: tuple[str, ...]) -> list[tuple[str, discovery_pb2.DiscoveryReq
 
 
 def test_reading_off_the_wire_answers_every_request_as_decoding_all_of_it_does() -> None:
-    snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
-    pushed = snapshot("2", [*CLUSTERS, TRICKY], TRICKY)
+    # Each stream its own snapshots: streams sharing one push share responses, nonces too.
+    snaps = [snapshot("1", list(CLUSTERS), CLUSTERS[0]), snapshot("1", list(CLUSTERS), CLUSTERS[0])]
+    pushes = [snapshot("2", [*CLUSTERS, TRICKY], TRICKY), snapshot("2", [*CLUSTERS, TRICKY], TRICKY)]
     decoded, wire = Connection("1", PROXY, clock=lambda: 0.0), Connection("1", PROXY, clock=lambda: 0.0)
     last: dict[str, discovery_pb2.DiscoveryResponse] = {}
     names = CLUSTERS
-    current = snap
+    current = snaps
 
     def both(req: discovery_pb2.DiscoveryRequest) -> list[discovery_pb2.DiscoveryResponse]:
-        one = decode(decoded.handle_request(req, current))
-        other = decode(wire.receive(read_request(req.SerializeToString()), current))
+        one = decode(decoded.handle_request(req, current[0]))
+        other = decode(wire.receive(read_request(req.SerializeToString()), current[1]))
         assert one == other, req
         for response in one:
             last[response.type_url] = response
@@ -80,8 +81,8 @@ def test_reading_off_the_wire_answers_every_request_as_decoding_all_of_it_does()
 
     for step, req in script(names):
         if step == "push":
-            current = pushed
-            one, other = decode(decoded.push(pushed)), decode(wire.push(pushed))
+            current = pushes
+            one, other = decode(decoded.push(pushes[0])), decode(wire.push(pushes[1]))
             assert one == other
             for response in one:
                 last[response.type_url] = response
