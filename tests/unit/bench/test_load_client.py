@@ -1,0 +1,56 @@
+"""The load tool's reading of responses: the cheap walk must learn what decoding learns."""
+
+from __future__ import annotations
+
+import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+
+from bench.pilot.load_client import MOST_WALKED, BadResponse, Facts, ParseCache, parse_response, read_response
+from libs.envoy import CLUSTER_TYPE, ROUTE_TYPE, pack
+
+
+def response(type_url: str, *resources: object, nonce: str = "7") -> bytes:
+    message = discovery_pb2.DiscoveryResponse(version_info="v3", type_url=type_url, nonce=nonce, canary=True)
+    message.resources.extend(pack(r) for r in resources)  # type: ignore[arg-type]
+    return message.SerializeToString()
+
+
+def routes(name: str) -> route_pb2.RouteConfiguration:
+    return route_pb2.RouteConfiguration(name=name, virtual_hosts=[{"name": name, "domains": ["*"]}])
+
+
+def test_a_few_resources_are_walked_and_learn_what_decoding_learns() -> None:
+    raw = response(ROUTE_TYPE, routes("80"), routes("90"))
+    read = read_response(raw)
+    assert read.message is None
+    assert (read.version, read.type_url, read.nonce, read.count) == ("v3", ROUTE_TYPE, "7", 2)
+    decoded = parse_response(discovery_pb2.DiscoveryResponse.FromString(raw), ParseCache())
+    assert read.facts(ParseCache()) == decoded == [Facts("80"), Facts("90")]
+
+
+def test_many_resources_are_decoded_whole() -> None:
+    clusters = [cluster_pb2.Cluster(name=f"c{i}", type=cluster_pb2.Cluster.EDS) for i in range(MOST_WALKED + 1)]
+    read = read_response(response(CLUSTER_TYPE, *clusters))
+    assert read.message is not None and read.count == MOST_WALKED + 1
+    assert [f.eds for f in read.facts(ParseCache())] == [f"c{i}" for i in range(MOST_WALKED + 1)]
+
+
+def test_resources_alike_in_length_are_told_apart() -> None:
+    cache = ParseCache()
+    assert read_response(response(ROUTE_TYPE, routes("81"))).facts(cache) == [Facts("81")]
+    assert read_response(response(ROUTE_TYPE, routes("82"), nonce="8")).facts(cache) == [Facts("82")]
+    # The same resource under another nonce is parsed once.
+    assert read_response(response(ROUTE_TYPE, routes("81"), nonce="9")).facts(cache) == [Facts("81")]
+    assert cache.parsed == 2
+
+
+def test_what_envoy_would_reject_is_rejected_either_way() -> None:
+    stray = read_response(response(ROUTE_TYPE, cluster_pb2.Cluster(name="c")))
+    twice = read_response(response(ROUTE_TYPE, routes("80"), routes("80")))
+    broken = read_response(response(ROUTE_TYPE, routes("80")).replace(b"80", b"\xff\xff", 1))
+    for read in (stray, twice, broken):
+        assert read.message is None
+        with pytest.raises(BadResponse):
+            read.facts(ParseCache())
