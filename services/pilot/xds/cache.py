@@ -94,8 +94,14 @@ class SnapshotCache:
         # Its own workload's instances shape its inbound listeners and clusters.
         if before_push.endpoints_at(proxy.ip) != push.endpoints_at(proxy.ip):
             return None
-        clusters, endpoints = outbound_cluster_parts(proxy, SharedParts(push, self.memo))
         old_clusters = old.cluster_part
+        # Proxies that shared a cluster part share its successor: what picks the part (the
+        # services they see, their identity and source address) is config and the proxy's
+        # own, neither of which an endpoint-only push changes.  So it is worked out for the
+        # first of them only, not by building a scope for each of a thousand proxies.
+        clusters, endpoints = self.memo.per_push(
+            ("carried-cluster-part", id(old_clusters)),
+            lambda: outbound_cluster_parts(proxy, SharedParts(push, self.memo)))
         if not self.memo.per_push(("same-clusters", id(clusters), id(old_clusters)),
                                   lambda: self._same(clusters, old_clusters)):
             return None
