@@ -41,6 +41,7 @@ from google.rpc import status_pb2
 
 from bench.pilot.ledger import Delivery
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
+from libs.protowire import read_varint
 
 ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 RECONNECT_S = 0.5
@@ -244,13 +245,13 @@ def _walk(raw: bytes) -> tuple[str, str, str, tuple[tuple[int, int], ...]] | Non
     at, end = 0, len(raw)
     try:
         while at < end:
-            key, at = _varint(raw, at)
+            key, at = read_varint(raw, at)
             if key & 7 == 0:
-                _, at = _varint(raw, at)
+                _, at = read_varint(raw, at)
                 continue
             if key & 7 != 2:
                 return None
-            length, start = _varint(raw, at)
+            length, start = read_varint(raw, at)
             at = start + length
             if at > end:
                 return None
@@ -263,17 +264,6 @@ def _walk(raw: bytes) -> tuple[str, str, str, tuple[tuple[int, int], ...]] | Non
         return text.get(1, b"").decode(), text.get(4, b"").decode(), text.get(5, b"").decode(), tuple(spans)
     except (IndexError, UnicodeDecodeError):
         return None
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
 
 
 # -- the client ------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import DecodeError
 
+from libs.protowire import read_varint
+
 __all__ = ["ReadRequest", "read_request"]
 
 _VERSION_TAG = 0x0A  # field 1, length-delimited
@@ -81,7 +83,10 @@ def _names_run(raw: bytes) -> tuple[int, int] | None:
     field.  None when the request does not start that way."""
     at = 0
     if raw[:1] == bytes([_VERSION_TAG]):
-        length, at = _varint(raw, 1)
+        try:
+            length, at = read_varint(raw, 1)
+        except IndexError:
+            return None
         at += length
     if raw[at:at + 1] != bytes([_NAMES_TAG]):
         return None
@@ -93,16 +98,3 @@ def _names_run(raw: bytes) -> tuple[int, int] | None:
     if type_url < at + 2 or raw[type_url - 2] != _TYPE_URL_TAG or raw[type_url - 1] >= 0x80:
         return None
     return at, type_url - 2
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    """The varint at `at` and where it ends."""
-    value = shift = 0
-    while at < len(data):
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-    return len(data) + 1, at

@@ -20,6 +20,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack
+from libs.protowire import encode_varint
 from services.pilot.networking.generator import ProxyConfig
 from services.pilot.networking.memo import TranslationMemo
 
@@ -54,7 +55,7 @@ class EncodedResource:
             # Resource{version (1), name (3)} then `field_bytes`, which is field 2 (the Any)
             # of Resource as much as of DiscoveryResponse; the entry wraps all three.
             named = discovery_pb2.Resource(version=self.version, name=self.name).SerializeToString(deterministic=True)
-            head = _RESOURCES_TAG + _varint(len(named) + len(self.field_bytes)) + named
+            head = _RESOURCES_TAG + encode_varint(len(named) + len(self.field_bytes)) + named
             # Frozen for everyone else; this one lazily filled cache slot is the exception.
             object.__setattr__(self, "_delta_head", head)
         return [head, self.field_bytes]
@@ -247,12 +248,3 @@ def delta_response_bytes(system_version: str, type_url: str, resources: Iterable
         pieces.extend(resource.delta_entry())
     pieces.append(tail)
     return b"".join(pieces)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
