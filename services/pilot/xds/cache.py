@@ -25,7 +25,7 @@ from services.pilot.model.push_context import PushContext
 from services.pilot.networking.generator import generate, outbound_cluster_parts
 from services.pilot.networking.memo import TranslationMemo
 from services.pilot.networking.shared_parts import SharedParts
-from services.pilot.xds.snapshot import Snapshot, encoded
+from services.pilot.xds.snapshot import Snapshot, drop_responses, encoded
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +59,7 @@ class SnapshotCache:
             self._before = None
         self._push = push
         self._by_class = {}
+        drop_responses(self._shared)
         self._shared = {}
         self.memo.new_push(routing_only=routing_only)
 

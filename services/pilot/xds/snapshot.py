@@ -231,6 +231,13 @@ def shared_response(shared: dict[Hashable, Any], version: str, type_url: str,
     return cast(SharedResponse, found)
 
 
+def drop_responses(shared: dict[Hashable, Any]) -> None:
+    """A replaced push's shared responses, let go: no stream sends them again (the new push
+    builds its own), while snapshots carried over from it still hold its dict."""
+    for key in [k for k in shared if isinstance(k, tuple) and k[0] == "response"]:
+        del shared[key]
+
+
 def content_digest(resources: Iterable[EncodedResource]) -> bytes:
     """One digest of a response's resources (each digest covers its name): 16 bytes a
     stream keeps, not a thousand pairs."""

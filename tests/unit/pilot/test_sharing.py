@@ -19,6 +19,7 @@ from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.networking import generator
 from services.pilot.networking.memo import TranslationMemo
 from services.pilot.xds.cache import SnapshotCache
+from services.pilot.xds.connection import Connection
 from services.pilot.xds.snapshot import EncodedResource, Snapshot
 
 SERVICES = """\
@@ -154,6 +155,24 @@ def test_an_endpoint_only_push_carries_snapshots_over_with_new_load_assignments(
     reviews = "outbound|9080||reviews.default.svc.cluster.local"
     assert after.resources[ENDPOINT_TYPE][reviews].digest != before.resources[ENDPOINT_TYPE][reviews].digest
     assert after.version != before.version
+
+
+def test_a_replaced_push_lets_go_of_the_responses_its_streams_shared() -> None:
+    cache = SnapshotCache()
+    proxy = sidecar("10.0.0.3", app="ratings")
+    cache.set_push(push_with(WORKLOADS))
+    snapshot = cache.get(proxy)
+    assert snapshot is not None
+
+    def responses() -> int:
+        return sum(1 for key in snapshot.shared if isinstance(key, tuple) and key[0] == "response")
+
+    for conn_id in ("1", "2"):
+        Connection(conn_id, proxy).handle_request(discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE), snapshot)
+    assert responses() == 1
+    # An endpoint-only push carries the snapshot over, and with it the old push's dict.
+    cache.set_push(push_with((*WORKLOADS, workload("reviews-3", "10.0.0.5", app="reviews", tier="backend"))))
+    assert responses() == 0
 
 
 def test_a_proxy_whose_own_instances_changed_or_a_config_change_is_translated_again() -> None:
