@@ -65,7 +65,7 @@ class Pilot:
             trust_domain=settings.trust_domain,
         )
         self.cache = SnapshotCache()
-        self.heap = HeapKeeper(settings.full_collection_interval_s)
+        self.heap = HeapKeeper(settings.full_collection_interval_s, trim=settings.trim_heap)
         self.ads = AdsServer(self.cache, observer=self.metrics, concurrent_sends=settings.push_concurrency)
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()

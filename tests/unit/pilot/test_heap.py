@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import gc
+import platform
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from services.pilot.heap import HeapKeeper
+from services.pilot.heap import HeapKeeper, malloc_trim
 
 
 class _Node:
@@ -53,3 +54,18 @@ def test_interval_zero_leaves_the_collector_alone() -> None:
     assert gc.get_freeze_count() == 0
     gc.collect()
     assert cycle() is None
+
+
+def test_each_push_gives_freed_memory_back_where_glibc_can() -> None:
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's; elsewhere pilot leaves freed memory with the allocator")
+    # Under glibc the trim must be found, not silently skipped.
+    assert malloc_trim() is not None
+    trims: list[None] = []
+    keeper = HeapKeeper(0.0)
+    assert keeper.trim is not None
+    keeper.trim = lambda: trims.append(None)
+    keeper.push_started()
+    keeper.push_started()
+    assert len(trims) == 2
+    assert HeapKeeper(0.0, trim=False).trim is None
