@@ -1,4 +1,4 @@
-"""Pilot's heap and CPython's cyclic garbage collector: full collections kept off the push path.
+"""Pilot's heap: CPython's full collections kept off the push path, freed memory given back.
 
 Pilot's heap is large and mostly long-lived: the push context, every proxy's translation and
 the caches behind them (about two million tracked objects at 1,000 services and 1,000
