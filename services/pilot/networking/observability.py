@@ -26,10 +26,11 @@ from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.tracing.v3 import custom_tag_pb2
 from google.protobuf import struct_pb2
 
-from libs.envoy import duration, pack
+from libs.envoy import HTTP_OPTIONS, duration, pack
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.telemetry import ENVOY_PROVIDER, NO_TELEMETRY, CustomTag, TelemetryView
 from services.pilot.networking.clusters import use_http2
@@ -47,6 +48,12 @@ CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 # Envoy's defaults, stated: entries leave at least once a second, or at 16 KB.
 ALS_FLUSH_S = 1.0
 ALS_BUFFER_BYTES = 16 * 1024
+# Envoy posts spans every 5 s (runtime tracing.zipkin.flush_interval_ms), so the collector's
+# keep-alive connection sits idle for just that long, and collectors close idle connections
+# after about as long (uvicorn, telemetry's server, after 5 s).  A post racing that close is a
+# reset, and Envoy drops the batch (`tracing.zipkin.reports_dropped`): the trace loses its
+# spans.  Closing first, well before the next flush, costs one connect per flush.
+ZIPKIN_IDLE_TIMEOUT_S = 2.0
 
 # Istio's default TEXT access log format (pilot/pkg/model/telemetry_logging.go).
 TEXT_FORMAT = (
@@ -231,11 +238,22 @@ def address_cluster(name: str, address: str, connect_timeout_s: float, *, http2:
     return cluster
 
 
+def _zipkin_cluster(mesh: MeshConfig) -> cluster_pb2.Cluster:
+    cluster = address_cluster(ZIPKIN_CLUSTER, mesh.zipkin_address, mesh.connect_timeout_s, http2=False)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http_protocol_options.SetInParent()
+    options.common_http_protocol_options.idle_timeout.CopyFrom(duration(ZIPKIN_IDLE_TIMEOUT_S))
+    cluster.typed_extension_protocol_options[HTTP_OPTIONS].CopyFrom(pack(options))
+    return cluster
+
+
 def clusters(mesh: MeshConfig) -> list[cluster_pb2.Cluster]:
     """The clusters the loggers and the tracer send to, in every Envoy's CDS."""
-    return [address_cluster(name, address, mesh.connect_timeout_s, http2=http2)
-            for name, address, http2 in ((ALS_CLUSTER, mesh.access_log_service, True),
-                                         (ZIPKIN_CLUSTER, mesh.zipkin_address if mesh.enable_tracing else "", False))
-            if address]
+    found = []
+    if mesh.access_log_service:
+        found.append(address_cluster(ALS_CLUSTER, mesh.access_log_service, mesh.connect_timeout_s, http2=True))
+    if mesh.enable_tracing and mesh.zipkin_address:
+        found.append(_zipkin_cluster(mesh))
+    return found
 
 

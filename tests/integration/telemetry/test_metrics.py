@@ -39,8 +39,10 @@ metadata: {{name: istio, namespace: istio-system}}
 data:
   mesh: |
     enableEnvoyAccessLogService: true
+    enableTracing: true
     defaultConfig:
       envoyAccessLogService: {{address: "{telemetry.als_address}"}}
+      tracing: {{zipkin: {{address: "127.0.0.1:{telemetry.zipkin_port}"}}}}
     extensionProviders:
     - name: errors-file
       envoyFileAccessLog: {{path: "{errors_log}"}}
@@ -278,6 +280,35 @@ def test_telemetry_restarted_loses_only_entries_in_flight(world: World) -> None:
         assert via_client("/after-restart").status_code == 200
     # Proxies reconnect their access log streams at the next flush; then exactly the 5.
     settle(world, "istio_requests_total", 5, reporter="destination", source_workload="productpage-v1")
+
+
+def _span_reports(proxy: Proxy) -> tuple[int, int, int]:
+    """(span batches the collector took, batches lost, collector connections Envoy closed idle)."""
+    stats = proxy.admin.stats(r"tracing\.zipkin\.reports_(sent|dropped|failed)$"
+                              r"|cluster\.zipkin\.upstream_cx_idle_timeout$")
+    lost = stats.get("tracing.zipkin.reports_dropped", 0) + stats.get("tracing.zipkin.reports_failed", 0)
+    return stats.get("tracing.zipkin.reports_sent", 0), lost, stats.get("cluster.zipkin.upstream_cx_idle_timeout", 0)
+
+
+def test_span_batches_never_race_the_collectors_keep_alive(world: World) -> None:
+    """Envoy posts spans every 5 s, as long as the collector keeps an idle connection: Envoy
+    must close it first, or a post meets a closing connection and its spans are lost."""
+    proxies = (world.client, world.server)
+    before = {proxy.node_id: _span_reports(proxy) for proxy in proxies}
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    assert via_client("/traced", **{"x-b3-traceid": trace_id, "x-b3-spanid": "eee19b7ec3c1b174",
+                                    "x-b3-sampled": "1"}).status_code == 200
+
+    def reported_and_closed(proxy: Proxy) -> bool:
+        sent, _, closed = _span_reports(proxy)
+        return sent > before[proxy.node_id][0] and closed > before[proxy.node_id][2]
+
+    wait_until(lambda: all(reported_and_closed(p) for p in proxies), timeout=20,
+               what="both proxies to post their spans and then close the idle collector connection")
+    assert {proxy.node_id: _span_reports(proxy)[1] for proxy in proxies} == \
+        {proxy.node_id: before[proxy.node_id][1] for proxy in proxies}
+    spans = httpx.get(f"{world.telemetry.zipkin}/api/v2/trace/{trace_id}", timeout=5).json()
+    assert {span["kind"] for span in spans} == {"CLIENT", "SERVER"}
 
 
 def test_health_checkers_are_not_counted(world: World) -> None:
