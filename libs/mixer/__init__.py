@@ -3,6 +3,17 @@ that runs it and for pilot, which asks which workloads need its filters."""
 
 from libs.mixer._descriptors import (
     CHARGE_KEY,
+    CHECK_DESTINATION_HEADER,
+    CHECK_FORMATTERS,
+    CHECK_HEADER_PREFIX,
+    CHECK_HTTP_PORT_NAME,
+    CHECK_LABELS_HEADER,
+    CHECK_PRINCIPAL_HEADER,
+    CHECK_SCHEME_HEADER,
+    CHECK_SIZE_HEADER,
+    CHECK_SNI_HEADER,
+    CHECK_SOURCE_HEADER,
+    CHECK_WORKLOAD_HEADER,
     DESTINATION_KEY,
     DESTINATION_LABELS_KEY,
     HEADERS_KEY,
@@ -22,10 +33,24 @@ from libs.mixer._model import (
     Rule,
     build,
 )
+from libs.mixer._status import CODE_NAMES, DENIER_DEFAULT_CODE, grpc_code_to_http
 
 __all__ = [
     "CHARGE_KEY",
     "CHECK_ADAPTERS",
+    "CHECK_DESTINATION_HEADER",
+    "CHECK_FORMATTERS",
+    "CHECK_HEADER_PREFIX",
+    "CHECK_HTTP_PORT_NAME",
+    "CHECK_LABELS_HEADER",
+    "CHECK_PRINCIPAL_HEADER",
+    "CHECK_SCHEME_HEADER",
+    "CHECK_SIZE_HEADER",
+    "CHECK_SNI_HEADER",
+    "CHECK_SOURCE_HEADER",
+    "CHECK_WORKLOAD_HEADER",
+    "CODE_NAMES",
+    "DENIER_DEFAULT_CODE",
     "DESTINATION_KEY",
     "DESTINATION_LABELS_KEY",
     "HEADERS_KEY",
@@ -40,5 +65,6 @@ __all__ = [
     "QuotaCharge",
     "Rule",
     "build",
+    "grpc_code_to_http",
     "header_key",
 ]

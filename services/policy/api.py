@@ -12,40 +12,28 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from envoy.type.v3 import http_status_pb2
 from google.rpc import status_pb2
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 from libs.config.directory import Directory
 from libs.config.ratelimit import RateLimits
 from libs.mixer import CHARGE_KEY, QUOTA_DOMAIN, QUOTA_KEY
 from services.policy import attributes
 from services.policy.adapters.quota import Counts, Limit, QuotaUnavailable
-from services.policy.cache import CheckCache
-from services.policy.engine import Decision, Engine
+from services.policy.checks import Checks
+from services.policy.engine import Engine
 
 log = structlog.get_logger(__name__)
 Unit = rls_pb2.RateLimitResponse.RateLimit.Unit
 
 
 class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
-    def __init__(self, engine: Callable[[], Engine], directory: Callable[[], Directory], cache: CheckCache[Decision],
-                 registry: CollectorRegistry) -> None:
-        self._engine = engine
+    def __init__(self, checks: Checks, directory: Callable[[], Directory]) -> None:
+        self._checks = checks
         self._directory = directory
-        self._cache = cache
-        self._checks = Counter("policy_checks", "Checks answered, by outcome and whether the cache answered",
-                               ["outcome", "cached"], registry=registry)
-        Gauge("policy_check_cache_hit_rate", "Share of checks the cache answered", registry=registry).set_function(
-            lambda: cache.hit_rate)
 
     async def Check(self, request: external_auth_pb2.CheckRequest,
                     context: grpc.aio.ServicerContext) -> external_auth_pb2.CheckResponse:
-        found = attributes.from_check(request, self._directory())
-        decision = self._cache.get(found)
-        cached = decision is not None
-        if decision is None:
-            decision, read = self._engine().check(found)
-            self._cache.put(found, read, decision, valid_s=decision.valid_s, uses=decision.uses)
-        self._checks.labels("allowed" if decision.ok else "denied", str(cached).lower()).inc()
+        decision = self._checks.decide(attributes.from_check(request, self._directory()))
         if decision.ok:
             return external_auth_pb2.CheckResponse(status=status_pb2.Status(code=0),
                                                    ok_response=external_auth_pb2.OkHttpResponse())

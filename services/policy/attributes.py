@@ -1,9 +1,10 @@
 """Istio's attribute vocabulary, filled from what Envoy asks and what the directory knows.
 
-A check (ext_authz CheckRequest) carries the request, both peers' addresses and the mTLS
-principals; a quota (rate-limit descriptors) carries what pilot asked Envoy to send: the
-quota, the destination workload, the caller's address and the headers the quota's
-dimensions read.  The directory turns addresses and names into workloads (labels,
+A check carries the request, both peers' addresses and the mTLS principals: over gRPC in
+ext_authz's CheckRequest, over HTTP as the request's own line and headers plus the ones
+pilot has Envoy add (`libs.mixer`'s CHECK_* headers).  A quota (rate-limit descriptors)
+carries what pilot asked Envoy to send: the quota, the destination workload, the caller's
+address and the headers the quota's dimensions read.  The directory turns addresses and names into workloads (labels,
 namespace, service).  An attribute nobody knows is absent, never empty, so Mixer's `|`
 defaults work.
 
@@ -19,10 +20,24 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
+from envoy.service.auth.v3 import external_auth_pb2
 
 from libs.config.directory import Directory, Workload
-from libs.mixer import DESTINATION_KEY, DESTINATION_LABELS_KEY, HEADERS_KEY, SOURCE_ADDRESS_KEY
+from libs.mixer import (
+    CHECK_DESTINATION_HEADER,
+    CHECK_HEADER_PREFIX,
+    CHECK_LABELS_HEADER,
+    CHECK_PRINCIPAL_HEADER,
+    CHECK_SCHEME_HEADER,
+    CHECK_SIZE_HEADER,
+    CHECK_SNI_HEADER,
+    CHECK_SOURCE_HEADER,
+    CHECK_WORKLOAD_HEADER,
+    DESTINATION_KEY,
+    DESTINATION_LABELS_KEY,
+    HEADERS_KEY,
+    SOURCE_ADDRESS_KEY,
+)
 
 
 def _workload(prefix: str, workload: Workload | None, directory: Directory, address: str) -> Mapping[str, Any]:
@@ -64,60 +79,107 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _peer(prefix: str, peer: attribute_context_pb2.AttributeContext.Peer, directory: Directory,
+def _peer(prefix: str, address: str, port: int, principal: str, directory: Directory,
           workload: Workload | None = None) -> dict[str, Any]:
     """The peer's address and identity, and its workload's attributes (`workload`, else the
     one the directory has at its address)."""
-    address = peer.address.socket_address.address
     found: dict[str, Any] = {}
     ip = _ip(address)
     if ip is not None:
         found[f"{prefix}.ip"] = ip
-    if peer.address.socket_address.port_value:
-        found[f"{prefix}.port"] = int(peer.address.socket_address.port_value)
-    if peer.principal:
-        found[f"{prefix}.principal"] = peer.principal
-        found[f"{prefix}.user"] = peer.principal.removeprefix("spiffe://")
+    if port:
+        found[f"{prefix}.port"] = port
+    if principal:
+        found[f"{prefix}.principal"] = principal
+        found[f"{prefix}.user"] = principal.removeprefix("spiffe://")
     found.update(_workload(prefix, workload or directory.workload_at(address), directory, address))
     return found
 
 
-def _checked_workload(context: attribute_context_pb2.AttributeContext, directory: Directory) -> dict[str, Any]:
-    """The destination as pilot named it in the check's context (the workload whose proxy
-    asks), else as the directory knows its address."""
-    named = context.context_extensions.get(DESTINATION_KEY, "")
+def _checked_workload(named: str, labels: str, address: str, port: int, directory: Directory) -> dict[str, Any]:
+    """The destination as pilot named it in the check's context (`named`: the workload whose
+    proxy asks, `labels` its labels as JSON), else as the directory knows its address."""
     if not named:
-        return _peer("destination", context.destination, directory)
+        return _peer("destination", address, port, "", directory)
     name, _, namespace = named.rpartition(".")
     workload = directory.workload_named(name, namespace)
     if workload is None:
-        labels = json.loads(context.context_extensions.get(DESTINATION_LABELS_KEY) or "{}")
-        workload = Workload(name, namespace, tuple(sorted(labels.items())))
-    return _peer("destination", context.destination, directory, workload)
+        workload = Workload(name, namespace, tuple(sorted(json.loads(labels or "{}").items())))
+    return _peer("destination", address, port, "", directory, workload)
 
 
-def from_check(request: external_auth_pb2.CheckRequest, directory: Directory,
-               now: datetime.datetime | None = None) -> dict[str, Any]:
-    context = request.attributes
-    http = context.request.http
-    headers = {key.lower(): value for key, value in http.headers.items()}
-    path = http.path
+def _request(headers: dict[str, str], method: str, path: str, host: str, scheme: str, size: int,
+             now: datetime.datetime | None) -> dict[str, Any]:
     found: dict[str, Any] = {
-        **_peer("source", context.source, directory), **_checked_workload(context, directory),
-        "request.headers": headers, "request.method": http.method, "request.path": path,
-        "request.url_path": path.split("?", 1)[0], "request.host": http.host or headers.get(":authority", ""),
-        "request.scheme": http.scheme, "request.time": now or datetime.datetime.now(datetime.UTC),
-        "request.size": int(http.size) if http.size >= 0 else 0,
+        "request.headers": headers, "request.method": method, "request.path": path,
+        "request.url_path": path.split("?", 1)[0], "request.host": host, "request.scheme": scheme,
+        "request.time": now or datetime.datetime.now(datetime.UTC), "request.size": max(size, 0),
         "context.protocol": "grpc" if headers.get("content-type", "").startswith("application/grpc") else "http",
         "context.reporter.kind": "inbound",
-        "connection.mtls": bool(context.source.principal),
     }
     for header, attribute in (("user-agent", "request.useragent"), ("x-request-id", "request.id"),
                               ("referer", "request.referer")):
         if header in headers:
             found[attribute] = headers[header]
+    return found
+
+
+def from_check(request: external_auth_pb2.CheckRequest, directory: Directory,
+               now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Attributes of a gRPC check (ext_authz's grpc_service)."""
+    context = request.attributes
+    http = context.request.http
+    headers = {key.lower(): value for key, value in http.headers.items()}
+    source, destination = context.source, context.destination
+    found = {
+        **_peer("source", source.address.socket_address.address, source.address.socket_address.port_value,
+                source.principal, directory),
+        **_checked_workload(context.context_extensions.get(DESTINATION_KEY, ""),
+                            context.context_extensions.get(DESTINATION_LABELS_KEY, ""),
+                            destination.address.socket_address.address,
+                            destination.address.socket_address.port_value, directory),
+        **_request(headers, http.method, http.path, http.host or headers.get(":authority", ""), http.scheme,
+                   int(http.size), now),
+        "connection.mtls": bool(source.principal),
+    }
     if context.tls_session.sni:
         found["connection.requested_server_name"] = context.tls_session.sni
+    return found
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """`ip:port` or `[ip6]:port` as Envoy formats an address; ("", 0) if it is neither."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        return "", 0
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def from_http_check(method: str, path: str, headers: dict[str, str], directory: Directory,
+                    now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Attributes of an HTTP check (ext_authz's http_service): the request's method, path
+    and headers (lower-case names), with the `x-mizzen-check-*` headers pilot had Envoy add
+    in place of the gRPC check's peers, TLS and context.  `request.headers` holds what the
+    gRPC check's would: the client's headers and the pseudo-headers, not the additions."""
+    context = {name: headers.pop(name) for name in [n for n in headers if n.startswith(CHECK_HEADER_PREFIX)]}
+    host = headers.pop("host", "")
+    headers.update({":authority": host, ":path": path, ":method": method})
+    size = context.get(CHECK_SIZE_HEADER, "")
+    if size.isdigit():
+        headers["content-length"] = size
+    else:
+        headers.pop("content-length", None)
+    principal = context.get(CHECK_PRINCIPAL_HEADER, "")
+    found = {
+        **_peer("source", *_host_port(context.get(CHECK_SOURCE_HEADER, "")), principal, directory),
+        **_checked_workload(context.get(CHECK_WORKLOAD_HEADER, ""), context.get(CHECK_LABELS_HEADER, ""),
+                            *_host_port(context.get(CHECK_DESTINATION_HEADER, "")), directory),
+        **_request(headers, method, path, host, context.get(CHECK_SCHEME_HEADER) or "http",
+                   int(size) if size.isdigit() else 0, now),
+        "connection.mtls": bool(principal),
+    }
+    if context.get(CHECK_SNI_HEADER):
+        found["connection.requested_server_name"] = context[CHECK_SNI_HEADER]
     return found
 
 

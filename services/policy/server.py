@@ -1,9 +1,10 @@
 """Policy's run(): Istio 1.0/1.1's istio-policy (Mixer's check and quota side), for Envoy.
 
 Flows:
-- Envoy's ext_authz filter asks `Authorization/Check` (api) -> the request's attributes,
-  joined with the directory (attributes) -> the check cache, else the rules (engine) and
-  their denier and listchecker handlers -> allowed, or the handler's status as HTTP;
+- Envoy's ext_authz filter asks over HTTP/1.1 (http_checks; pilot's choice where it can) or
+  `Authorization/Check` over gRPC (api) -> the request's attributes, joined with the
+  directory (attributes) -> the check cache, else the rules (engine) and their denier and
+  listchecker handlers (checks) -> allowed, or the handler's status as HTTP;
 - Envoy's rate-limit filter asks `RateLimitService/ShouldRateLimit` with the descriptors
   pilot configured -> the quota's rules and their memquota (this replica's memory) or
   redisquota (shared Redis) handlers -> OK or OVER_LIMIT (429); in any other domain, the
@@ -39,7 +40,9 @@ from services.policy.adapters.listchecker import ListChecker
 from services.policy.adapters.quota import Counts, MemoryCounts, RedisCounts, redis_client
 from services.policy.api import AuthorizationService, RateLimitService, add_to_server
 from services.policy.cache import CheckCache
+from services.policy.checks import Checks
 from services.policy.engine import Adapters, Decision, Engine
+from services.policy.http_checks import answer_from, serve_http_checks
 from services.policy.settings import PolicySettings
 
 log = structlog.get_logger(__name__)
@@ -54,7 +57,8 @@ class Policy:
         self.engine = Engine(build_mixer([]), self.adapters)
         self.directory = Directory()
         self.cache: CheckCache[Decision] = CheckCache(max_entries=settings.check_cache_entries)
-        self.authorization = AuthorizationService(lambda: self.engine, lambda: self.directory, self.cache, registry)
+        self.checks = Checks(lambda: self.engine, self.cache, registry)
+        self.authorization = AuthorizationService(self.checks, lambda: self.directory)
         self.ratelimits = RateLimits()
         counts: Counts = MemoryCounts()
         if settings.ratelimit_redis_url:
@@ -139,6 +143,10 @@ async def run(settings: PolicySettings) -> None:
         add_to_server(server, policy.authorization, policy.rate_limits)
         await serve_grpc(supervisor, server, settings.grpc_address, settings.grpc_port,
                          name="check and rate-limit APIs")
+        if settings.http_check_port >= 0:
+            await serve_http_checks(supervisor, answer_from(policy.checks, lambda: policy.directory),
+                                    settings.grpc_address, settings.http_check_port,
+                                    reuse_port=settings.grpc_reuse_port)
         await policy.run(supervisor, bus)
         await supervisor.wait()
     finally:

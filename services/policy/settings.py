@@ -19,6 +19,8 @@ class PolicySettings:
     kube_config: Path | None = knob(None, "kubeconfig for the kubernetes registry (unset: the pod's service account)")
     grpc_address: str = knob("0.0.0.0", "address of the check and rate-limit gRPC APIs")
     grpc_port: int = knob(9091, "port of the check and rate-limit gRPC APIs (Istio 1.0 Mixer: 9091)")
+    http_check_port: int = knob(9094, "port of checks over HTTP/1.1 on the gRPC address (the registry port named "
+                                      "http-check; pilot prefers it to gRPC); -1: none")
     monitoring_address: str = knob("0.0.0.0", "address of /healthz, /readyz and /metrics")
     monitoring_port: int = knob(15014, "port of /healthz, /readyz and /metrics")
     config_namespace: str = knob("istio-system", "namespace whose rules apply to every request (Mixer's)")

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.mixer import CODE_NAMES, grpc_code_to_http
+
 OK = 0
 NOT_FOUND = 5
 PERMISSION_DENIED = 7
 RESOURCE_EXHAUSTED = 8
 UNAVAILABLE = 14
 
-CODE_NAMES = ("OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-              "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-              "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
-# google.rpc.Code -> HTTP status (googleapis' mapping, which Mixer's client used).
-HTTP_STATUS = (200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401)
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class Status:
 
     @property
     def http(self) -> int:
-        return HTTP_STATUS[self.code] if 0 <= self.code < len(HTTP_STATUS) else 500
+        return grpc_code_to_http(self.code)
 
     def body(self, handler: str) -> str:
         name = CODE_NAMES[self.code] if 0 <= self.code < len(CODE_NAMES) else str(self.code)

@@ -103,6 +103,7 @@ class TelemetryService(Service):
 class PolicyService(Service):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
+    http_check_port: int = 0
 
     @property
     def address(self) -> str:
@@ -156,15 +157,16 @@ class Mesh:
         wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service
 
-    def policy(self, *extra: str, name: str = "policy", host: str = "127.0.0.1", grpc_port: int | None = None
-               ) -> PolicyService:
-        """A policy replica on `host`; `grpc_port` given (a stopped replica's): proxies
-        configured for it reconnect."""
+    def policy(self, *extra: str, name: str = "policy", host: str = "127.0.0.1", grpc_port: int | None = None,
+               http_check_port: int | None = None) -> PolicyService:
+        """A policy replica on `host`; ports given (a stopped replica's, or another
+        replica's on another address): proxies configured for them reconnect."""
         port, grpc_port = free_port(), grpc_port or free_port(host)
+        http_check_port = http_check_port or free_port(host)
         process = self.group.python(name, "services.policy", *self._common(), "--grpc-address", host,
-                                    "--grpc-port", str(grpc_port), "--monitoring-address", "127.0.0.1",
-                                    "--monitoring-port", str(port), *extra)
-        service = PolicyService(process, port, host, grpc_port)
+                                    "--grpc-port", str(grpc_port), "--http-check-port", str(http_check_port),
+                                    "--monitoring-address", "127.0.0.1", "--monitoring-port", str(port), *extra)
+        service = PolicyService(process, port, host, grpc_port, http_check_port)
         wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from libs.capture.iptables import PROXY_UID
 from libs.envoy.binaries import nats_server_binary
+from libs.mixer import CHECK_HTTP_PORT_NAME
 from tools.localmesh import bookinfo
 from tools.localmesh.processes import ProcessSpec
 
@@ -35,6 +36,7 @@ class Ports:
     telemetry_zipkin: int = 9411
     telemetry_monitoring: int = 15024
     policy_grpc: int = 9091
+    policy_http_check: int = 9094
     policy_monitoring: int = 15025
     # Not 6379: a Redis the machine already runs keeps its port.  Reached as
     # redis-release-master:6379 through the registry.
@@ -172,7 +174,8 @@ def control_plane(options: MeshOptions) -> list[list[ProcessSpec]]:
         ready_url=f"http://{control}:{p.telemetry_monitoring}/readyz")
     policy = ProcessSpec(
         "policy", [_python(), "-m", "services.policy", *common, "--grpc-address", control,
-                   "--grpc-port", str(p.policy_grpc), "--monitoring-address", control,
+                   "--grpc-port", str(p.policy_grpc), "--http-check-port", str(p.policy_http_check),
+                   "--monitoring-address", control,
                    "--monitoring-port", str(p.policy_monitoring)],
         ready_url=f"http://{control}:{p.policy_monitoring}/readyz")
     first = [nats]
@@ -191,9 +194,13 @@ def redis_server() -> str | None:
 REDIS_SBIN = "/usr/sbin/redis-server"
 
 
-def _service_entry(name: str, host: str, port: int, port_name: str, protocol: str, address: str,
-                   target_port: int | None = None) -> str:
-    target = f", ports: {{{port_name}: {target_port}}}" if target_port else ""
+def _service_entry(name: str, host: str, ports: list[tuple[int, str, str]], address: str,
+                   target_ports: dict[str, int] | None = None) -> str:
+    """A ServiceEntry in istio-system for a control-plane or platform service on `address`;
+    `ports` as (number, name, protocol), `target_ports` by port name where they differ."""
+    listed = ", ".join(f"{{number: {number}, name: {name}, protocol: {protocol}}}" for number, name, protocol in ports)
+    target = (", ports: {" + ", ".join(f"{name}: {port}" for name, port in target_ports.items()) + "}"
+              if target_ports else "")
     return f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -204,23 +211,26 @@ spec:
   hosts: [{host}]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{{number: {port}, name: {port_name}, protocol: {protocol}}}]
+  ports: [{listed}]
   endpoints: [{{address: {address}{target}}}]
 """
 
 
 def policy_service(options: MeshOptions) -> str:
     """The policy service as a mesh service: Mixer-style checks and AuthorizationPolicy
-    CUSTOM providers reach it by name."""
-    return _service_entry("istio-policy", "istio-policy.istio-system.svc.cluster.local", options.ports.policy_grpc,
-                          "grpc", "GRPC", options.control)
+    CUSTOM providers reach it by name, pilot preferring its `http-check` port for checks."""
+    p = options.ports
+    return _service_entry("istio-policy", "istio-policy.istio-system.svc.cluster.local",
+                          [(p.policy_grpc, "grpc", "GRPC"), (p.policy_http_check, CHECK_HTTP_PORT_NAME, "HTTP")],
+                          options.control)
 
 
 def redis_service(options: MeshOptions) -> str:
     """The local mesh's Redis under the name Istio's rate-limit task installs it as (the
     `redis-release` Helm release in istio-system), so its redisquota samples work as written."""
-    return _service_entry("redis-release-master", "redis-release-master.istio-system.svc.cluster.local", 6379,
-                          "tcp-redis", "TCP", options.control, target_port=options.ports.redis)
+    return _service_entry("redis-release-master", "redis-release-master.istio-system.svc.cluster.local",
+                          [(6379, "tcp-redis", "TCP")], options.control,
+                          target_ports={"tcp-redis": options.ports.redis})
 
 
 def mesh_config(options: MeshOptions) -> str:

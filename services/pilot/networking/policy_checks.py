@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2, http_uri_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2
 from envoy.extensions.filters.http.ratelimit.v3 import rate_limit_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
-from envoy.type.matcher.v3 import string_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import any_pb2, wrappers_pb2
 
@@ -35,12 +35,20 @@ from libs.config.directory import ServiceName, service_name
 from libs.envoy import duration, pack
 from libs.mixer import (
     CHARGE_KEY,
+    CHECK_FORMATTERS,
+    CHECK_HEADER_PREFIX,
+    CHECK_HTTP_PORT_NAME,
+    CHECK_LABELS_HEADER,
+    CHECK_WORKLOAD_HEADER,
+    DENIER_DEFAULT_CODE,
     DESTINATION_KEY,
     DESTINATION_LABELS_KEY,
     QUOTA_DOMAIN,
     QUOTA_KEY,
     MixerConfig,
     QuotaCharge,
+    Rule,
+    grpc_code_to_http,
     header_key,
 )
 from libs.mixer import build as build_mixer
@@ -106,6 +114,50 @@ def _policy_cluster(push: PushContext) -> tuple[str, cluster_pb2.Cluster | None]
     if service is not None and port.isdigit() and any(p.number == int(port) for p in service.ports):
         return names.outbound_cluster(int(port), "", host), None
     return POLICY_CLUSTER, address_cluster(POLICY_CLUSTER, address, push.mesh.connect_timeout_s, http2=True)
+
+
+def _http_check_port(push: PushContext) -> int | None:
+    """The port of the policy service's checks over HTTP: the `http-check` port of the
+    registry service `mixerCheckServer` names, if it has one."""
+    service = push.services.get(push.mesh.policy_server.rpartition(":")[0])
+    if service is None:
+        return None
+    return next((port.number for port in service.ports if port.name == CHECK_HTTP_PORT_NAME), None)
+
+
+def _denials_reach_envoy_over_http(rule: Rule) -> bool:
+    """Whether every denial the rule's check handlers can answer survives HTTP: Envoy takes
+    a 5xx from an HTTP authorizer for a failure to check, and would apply the failure policy
+    (perhaps allowing) where Mixer denied.  A denier answering a 5xx status, and a list
+    checker whose provider may be unreachable (UNAVAILABLE, 503), keep gRPC."""
+    for action in rule.actions:
+        handler = action.handler
+        if handler.adapter == "denier":
+            code = int((handler.params.get("status") or {}).get("code", DENIER_DEFAULT_CODE))
+            if grpc_code_to_http(code) >= 500:
+                return False
+        elif handler.adapter == "listchecker" and handler.params.get("providerUrl"):
+            return False
+    return True
+
+
+def _http_check(proxy: Proxy, push: PushContext, port: int) -> ext_authz_pb2.ExtAuthz:
+    """A check over HTTP/1.1: the request's headers, and what the gRPC check carries beyond
+    them in headers Envoy adds (`libs.mixer`'s CHECK_*), which no client can forge: Envoy
+    forwards none of a client's headers under their prefix."""
+    host = push.mesh.policy_server.rpartition(":")[0]
+    added = {**CHECK_FORMATTERS, CHECK_WORKLOAD_HEADER: f"{proxy.workload_name}.{proxy.namespace}",
+             CHECK_LABELS_HEADER: json.dumps(proxy.label_map, sort_keys=True).replace("%", "%%")}
+    service = ext_authz_pb2.HttpService(
+        server_uri=http_uri_pb2.HttpUri(uri=f"http://{host}:{port}", cluster=names.outbound_cluster(port, "", host),
+                                        timeout=duration(TIMEOUT_S)),
+        authorization_request=ext_authz_pb2.AuthorizationRequest(
+            headers_to_add=[base_pb2.HeaderValue(key=key, value=value) for key, value in added.items()]))
+    every = string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=".*"))
+    return ext_authz_pb2.ExtAuthz(
+        http_service=service, allowed_headers=string_pb2.ListStringMatcher(patterns=[every]),
+        disallowed_headers=string_pb2.ListStringMatcher(patterns=[string_pb2.StringMatcher(
+            prefix=CHECK_HEADER_PREFIX)]))
 
 
 def _grpc(cluster: str, timeout_s: float) -> grpc_service_pb2.GrpcService:
@@ -217,15 +269,21 @@ def build(proxy: Proxy, push: PushContext) -> PolicyFilters:
     if out.cluster is None:
         out.reference = cluster
     if checked:
-        check = ext_authz_pb2.ExtAuthz(grpc_service=_grpc(cluster, TIMEOUT_S), failure_mode_allow=fail_open,
-                                       transport_api_version=config_source_pb2.V3, include_peer_certificate=True,
-                                       status_on_error=http_status_pb2.HttpStatus(code=STATUS_ON_ERROR))
+        http_port = _http_check_port(push)
+        rules = [rule for rule in config.check_rules() if config.may_apply(rule, known)]
+        if http_port is not None and all(_denials_reach_envoy_over_http(rule) for rule in rules):
+            check = _http_check(proxy, push, http_port)
+        else:
+            check = ext_authz_pb2.ExtAuthz(grpc_service=_grpc(cluster, TIMEOUT_S), include_peer_certificate=True)
+            context = ext_authz_pb2.ExtAuthzPerRoute()
+            context.check_settings.context_extensions.update({
+                DESTINATION_KEY: f"{proxy.workload_name}.{proxy.namespace}",
+                DESTINATION_LABELS_KEY: json.dumps(proxy.label_map, sort_keys=True)})
+            out.per_route[CHECK_FILTER] = pack(context)
+        check.failure_mode_allow = fail_open
+        check.transport_api_version = config_source_pb2.V3
+        check.status_on_error.code = STATUS_ON_ERROR
         out.http.append(hcm.HttpFilter(name=CHECK_FILTER, typed_config=pack(check)))
-        context = ext_authz_pb2.ExtAuthzPerRoute()
-        context.check_settings.context_extensions.update({
-            DESTINATION_KEY: f"{proxy.workload_name}.{proxy.namespace}",
-            DESTINATION_LABELS_KEY: json.dumps(proxy.label_map, sort_keys=True)})
-        out.per_route[CHECK_FILTER] = pack(context)
     if charges:
         quota = rate_limit_pb2.RateLimit(domain=QUOTA_DOMAIN, failure_mode_deny=not fail_open,
                                          timeout=duration(TIMEOUT_S),

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.config.durations import parse_duration
+from libs.mixer import DENIER_DEFAULT_CODE
 from services.policy.adapters.results import CheckResult
 from services.policy.status import Status
 
-# Mixer's denier defaults (its status, when none is given, is FAILED_PRECONDITION).
+# Mixer's denier defaults.
 VALID_DURATION_S = 5.0
 VALID_USE_COUNT = 1000
-DEFAULT_CODE = 9
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Denier:
     def from_params(cls, params: dict[str, Any]) -> Denier:
         status = params.get("status", {})
         duration = params.get("validDuration")
-        return cls(Status(int(status.get("code", DEFAULT_CODE)), str(status.get("message", ""))),
+        return cls(Status(int(status.get("code", DENIER_DEFAULT_CODE)), str(status.get("message", ""))),
                    float(parse_duration(duration)) if duration else VALID_DURATION_S,
                    int(params.get("validUseCount") or VALID_USE_COUNT))
 

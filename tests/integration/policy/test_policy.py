@@ -56,8 +56,11 @@ data:
 """
 
 
-def policy_service(grpc_port: int, *addresses: str) -> str:
-    endpoints = ", ".join(f"{{address: {a}, ports: {{grpc: {grpc_port}}}}}" for a in addresses)
+def policy_service(policy: PolicyService, *addresses: str) -> str:
+    """The policy service's registry entry; replicas on `addresses` share `policy`'s ports.
+    With its `http-check` port, pilot has proxies ask checks over HTTP where it can."""
+    ports = f"ports: {{grpc: {policy.grpc_port}, http-check: {policy.http_check_port}}}"
+    endpoints = ", ".join(f"{{address: {a}, {ports}}}" for a in addresses)
     return f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -66,7 +69,7 @@ spec:
   hosts: [{POLICY_HOST}]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{{number: 9091, name: grpc, protocol: GRPC}}]
+  ports: [{{number: 9091, name: grpc, protocol: GRPC}}, {{number: 9094, name: http-check, protocol: HTTP}}]
   endpoints: [{endpoints}]
 """
 
@@ -175,7 +178,8 @@ class World:
     token: Path
 
     def restart_policy(self) -> PolicyService:
-        self.policy = self.mesh.policy(name="policy-a", host=POLICY_A_IP, grpc_port=self.policy.grpc_port)
+        self.policy = self.mesh.policy(name="policy-a", host=POLICY_A_IP, grpc_port=self.policy.grpc_port,
+                                       http_check_port=self.policy.http_check_port)
         return self.policy
 
     def sync_policy(self, *replicas: PolicyService) -> None:
@@ -210,7 +214,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                         mesh.pilot())
         policy = mesh.policy(name="policy-a", host=POLICY_A_IP)
         env.apply("mesh", mesh_config())
-        env.apply("policy-service", policy_service(policy.grpc_port, POLICY_A_IP))
+        env.apply("policy-service", policy_service(policy, POLICY_A_IP))
         env.apply("services", SERVICES)
 
         def sidecar(name: str, ip: str, app: str, version: str, **kwargs: object) -> Proxy:
@@ -247,6 +251,24 @@ def call(client: Proxy, path: str = "/", *, host: str = "ratings", port: int = 9
          ) -> httpx.Response:
     with httpx.Client(proxy=f"http://{client.bind_address}:15001", timeout=10) as http:
         return http.get(f"http://{host}:{port}{path}", headers=headers)
+
+
+def check_transport(proxy: Proxy) -> set[str]:
+    """How the proxy's ext_authz filters reach the policy service: http_service, grpc_service."""
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            if str(value.get("@type", "")).endswith(".ext_authz.v3.ExtAuthz"):
+                found.update(kind for kind in ("http_service", "grpc_service") if kind in value)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(proxy.admin.config_dump())
+    return found
 
 
 def filters(proxy: Proxy) -> list[str]:
@@ -302,6 +324,8 @@ def test_denier_answers_with_its_status_and_message(rules: World) -> None:
     # Only the workload the rule can reach gets the filter.
     assert "istio.mixer.check" in filters(rules.ratings)
     assert "istio.mixer.check" not in filters(rules.details)
+    # The registry entry has an http-check port, and a 403 survives HTTP.
+    assert check_transport(rules.ratings) == {"http_service"}
     denied = call(rules.v2)
     assert denied.status_code == 403
     assert denied.text == "PERMISSION_DENIED:denyv2handler.denier.default:Not allowed"
@@ -398,6 +422,8 @@ def test_provider_list_is_fetched_refreshed_and_expires(rules: World) -> None:
     rules.lists.status = 200
     params = f'{{providerUrl: "{rules.lists.url}", refreshInterval: 1s, ttl: 3s, cachingInterval: 1s}}'
     rules.apply("provider", list_rule("fetched", params, 'request.headers["x-user"]'))
+    # Its 503 when the list is gone would be a failure to check over HTTP, not a denial.
+    assert check_transport(rules.ratings) == {"grpc_service"}
     wait_until(lambda: call(rules.v1, **{"x-user": "alice"}).status_code == 200, timeout=10,
                what="the fetched list to let alice in")
     assert call(rules.v1, **{"x-user": "bob"}).status_code == 404
@@ -602,11 +628,12 @@ def test_quota_limits_requests_with_overrides_by_dimension(rules: World, kind: s
 
 
 def test_two_replicas_share_one_redisquota_limit(rules: World) -> None:
-    second = rules.mesh.policy(name="policy-b", host=POLICY_B_IP, grpc_port=rules.policy.grpc_port)
+    second = rules.mesh.policy(name="policy-b", host=POLICY_B_IP, grpc_port=rules.policy.grpc_port,
+                               http_check_port=rules.policy.http_check_port)
     try:
         # Round robin, so six calls reach both replicas (pilot's default, LEAST_REQUEST,
         # picks at random between idle hosts: all six on one replica about one run in 32).
-        rules.config.apply("policy-service", policy_service(rules.policy.grpc_port, POLICY_A_IP, POLICY_B_IP)
+        rules.config.apply("policy-service", policy_service(rules.policy, POLICY_A_IP, POLICY_B_IP)
                            + ROUND_ROBIN_TO_POLICY)
         rules.apply("quota", redisquota("FIXED_WINDOW", rules.redis))
         rules.sync_policy(rules.policy, second)
@@ -616,7 +643,7 @@ def test_two_replicas_share_one_redisquota_limit(rules: World) -> None:
         assert rules.policy.metric("policy_quota_decisions_total") > decisions[0]
         assert second.metric("policy_quota_decisions_total") > decisions[1]
     finally:
-        rules.config.apply("policy-service", policy_service(rules.policy.grpc_port, POLICY_A_IP))
+        rules.config.apply("policy-service", policy_service(rules.policy, POLICY_A_IP))
         second.process.stop()
 
 

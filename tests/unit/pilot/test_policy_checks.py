@@ -5,6 +5,7 @@ What Envoy does with them is judged with real traffic in tests/integration/polic
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -391,3 +392,63 @@ spec:
     [listener] = generator.generate(gateway, push).resources[LISTENER_TYPE].values()
     assert listener.filter_chains[0].filters[0].typed_config.Unpack(manager)
     assert CHECK not in [f.name for f in manager.http_filters]
+
+
+# --- the check's transport -------------------------------------------------------------------
+
+WITH_HTTP_CHECKS = SERVICES.replace("ports: [{number: 9091, name: grpc, protocol: GRPC}]",
+                                    "ports: [{number: 9091, name: grpc, protocol: GRPC}, "
+                                    "{number: 9094, name: http-check, protocol: HTTP}]")
+
+
+def http_push_of(*documents: str) -> PushContext:
+    result = parse_text("---\n".join([WITH_HTTP_CHECKS, configmap(REGISTRY_SERVER), *documents]), "test")
+    assert result.errors() == []
+    snapshot = ConfigSnapshot(1, {r.key: r for _, r in result.resources})
+    mesh_config = mesh_from_config(snapshot.of_kind("MeshConfig"), MeshConfig(), "istio-system")
+    return PushContext.build(snapshot, mesh_config, workloads=WORKLOADS)
+
+
+def test_a_policy_service_with_an_http_check_port_is_asked_over_http() -> None:
+    config = generate(http_push_of(FOR_REVIEWS))
+    check = check_filter(config)
+    assert not check.HasField("grpc_service")
+    assert check.http_service.server_uri.cluster == f"outbound|9094||{POLICY_HOST}"
+    assert check.http_service.server_uri.uri == f"http://{POLICY_HOST}:9094"
+    assert (check.failure_mode_allow, check.status_on_error.code) == (False, 503)
+    added = {h.key: h.value for h in check.http_service.authorization_request.headers_to_add}
+    assert added["x-mizzen-check-workload"] == "reviews-v1.default"
+    assert added["x-mizzen-check-labels"] == '{"app": "reviews"}'
+    assert added["x-mizzen-check-source"] == "%DOWNSTREAM_REMOTE_ADDRESS%"
+    assert added["x-mizzen-check-principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
+    # Every request header goes, none a client could pass off as Envoy's additions.
+    assert [p.safe_regex.regex for p in check.allowed_headers.patterns] == [".*"]
+    assert [p.prefix for p in check.disallowed_headers.patterns] == ["x-mizzen-check-"]
+    # The context travels in the headers; the routes carry none.
+    route = config.resources[ROUTE_TYPE]["inbound|9080||"]
+    assert all(CHECK not in r.typed_per_filter_config for vhost in route.virtual_hosts for r in vhost.routes)
+
+
+def test_label_values_with_a_percent_sign_are_escaped_for_envoys_formatter() -> None:
+    push = http_push_of(FOR_REVIEWS)
+    odd = dataclasses.replace(proxy(), labels=(("app", "reviews"), ("discount", "50%")))
+    [found] = [f for f in http_filters(generator.generate(odd, push)) if f.name == CHECK]
+    check = ext_authz_pb2.ExtAuthz()
+    assert found.typed_config.Unpack(check)
+    added = {h.key: h.value for h in check.http_service.authorization_request.headers_to_add}
+    assert added["x-mizzen-check-labels"] == '{"app": "reviews", "discount": "50%%"}'
+
+
+@pytest.mark.parametrize("handler", [
+    "{compiledAdapter: denier, params: {status: {code: 14, message: down}}}",  # UNAVAILABLE: 503
+    "{compiledAdapter: denier, params: {status: {code: 4}}}",  # DEADLINE_EXCEEDED: 504
+    "{compiledAdapter: listchecker, params: {providerUrl: 'http://lists.example/x', blacklist: true}}",
+])
+def test_rules_whose_denials_http_would_turn_into_errors_stay_on_grpc(handler: str) -> None:
+    rule = FOR_REVIEWS.replace("{compiledAdapter: denier, params: {status: {code: 7, message: denied}}}", handler)
+    if "listchecker" in handler:
+        rule = rule.replace("{compiledTemplate: checknothing}",
+                            "{compiledTemplate: listentry, params: {value: 'source.labels[\"app\"] | \"none\"'}}")
+    check = check_filter(generate(http_push_of(rule)))
+    assert check.grpc_service.envoy_grpc.cluster_name == POLICY_CLUSTER
+    assert not check.HasField("http_service")

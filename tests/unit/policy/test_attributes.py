@@ -15,7 +15,7 @@ from libs.cexl import evaluate
 from libs.config import parse_text
 from libs.config.directory import Directory, build
 from libs.config.workloads import WorkloadRegistration
-from services.policy.attributes import Tracking, from_check, from_descriptor
+from services.policy.attributes import Tracking, from_check, from_descriptor, from_http_check
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC)
 PRINCIPAL = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
@@ -254,3 +254,49 @@ def test_tracking_is_a_read_only_view_of_the_attributes() -> None:
     reads = Tracking(attributes)
     assert (len(reads), list(reads)) == (1, ["source.ip"])
     assert reads.read == set()
+
+
+# --- from_http_check -------------------------------------------------------------------------
+
+
+def http_check_of(request: external_auth_pb2.CheckRequest) -> tuple[str, str, dict[str, str]]:
+    """The HTTP check Envoy sends for the same request: its method, path and headers, with
+    the x-mizzen-check-* headers pilot has Envoy add filled as Envoy fills them."""
+    context = request.attributes
+    http = context.request.http
+    source, destination = context.source.address.socket_address, context.destination.address.socket_address
+    headers = {name.lower(): value for name, value in http.headers.items()}
+    headers.update({"host": http.host, "content-length": "0",
+                    "x-mizzen-check-source": f"{source.address}:{source.port_value}",
+                    "x-mizzen-check-principal": context.source.principal,
+                    "x-mizzen-check-destination": f"{destination.address}:{destination.port_value}",
+                    "x-mizzen-check-scheme": http.scheme, "x-mizzen-check-size": str(http.size),
+                    "x-mizzen-check-sni": context.tls_session.sni})
+    for key, header in (("destination.workload", "x-mizzen-check-workload"),
+                        ("destination.labels", "x-mizzen-check-labels")):
+        if key in context.context_extensions:
+            headers[header] = context.context_extensions[key]
+    # Envoy adds no header whose value formats empty.
+    return http.method, http.path, {name: value for name, value in headers.items() if value}
+
+
+@pytest.mark.parametrize("principal", [PRINCIPAL, ""])
+@pytest.mark.parametrize("named", [False, True])
+def test_an_http_check_has_the_attributes_of_the_same_grpc_check(principal: str, named: bool) -> None:
+    request = check_request(principal=principal, sni="outbound_.9080_._.reviews.default.svc.cluster.local")
+    if named:
+        request.attributes.context_extensions.update({"destination.workload": "ratings-v2.prod",
+                                                      "destination.labels": '{"app": "ratings", "version": "v2"}'})
+    over_grpc = from_check(request, directory(), NOW)
+    over_grpc["request.headers"] = {**over_grpc["request.headers"], ":authority": "reviews:9080",
+                                    ":path": "/reviews/1?page=2", ":method": "GET", "content-length": "12"}
+    method, path, headers = http_check_of(request)
+    assert from_http_check(method, path, headers, directory(), NOW) == over_grpc
+
+
+def test_an_http_check_without_envoys_headers_knows_only_the_request() -> None:
+    found = from_http_check("POST", "/ratings/0", {"host": "ratings:9080", "content-length": "0"}, directory(), NOW)
+    assert not any(name.startswith(("source.", "destination.")) for name in found)
+    assert found["connection.mtls"] is False
+    assert (found["request.method"], found["request.host"], found["request.scheme"]) == ("POST", "ratings:9080", "http")
+    assert found["request.headers"] == {":authority": "ratings:9080", ":path": "/ratings/0", ":method": "POST"}
