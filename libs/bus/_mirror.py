@@ -60,9 +60,15 @@ class DecodedKvMirror(Generic[T]):
                         self._on_change()
                     continue
                 self.revision = max(self.revision, event.revision)
+                if self._unchanged(event.key, event.value):
+                    continue
                 self._store(event.key, event.value, event.revision)
                 if self.synced:
                     self._on_change()
+
+    def _unchanged(self, key: str, value: bytes | None) -> bool:
+        """Whether a write leaves the key as it was, and so calls no `on_change`."""
+        return False
 
 
 def _raw(key: str, value: bytes) -> bytes:
@@ -71,8 +77,15 @@ def _raw(key: str, value: bytes) -> bytes:
 
 class KvMirror(DecodedKvMirror[bytes]):
     def __init__(self, bucket: KvBucket, *, on_change: Callable[[], None] = lambda: None,
-                 keys: str = ">") -> None:
+                 keys: str = ">", changes_only: bool = False) -> None:
+        """`changes_only`: a write of the bytes the key already holds calls no `on_change`
+        (agents rewrite their registration every few seconds to keep it from expiring; a
+        reader rebuilding its view on each would do so several times a second for nothing)."""
         super().__init__(bucket, _raw, on_change=on_change, keys=keys)
+        self._changes_only = changes_only
+
+    def _unchanged(self, key: str, value: bytes | None) -> bool:
+        return self._changes_only and value is not None and self.values.get(key) == value
 
     def decode(self, parse: Callable[[bytes], U]) -> list[U]:
         """Every value `parse` can read; the others are logged and skipped (only the writer

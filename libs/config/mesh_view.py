@@ -78,7 +78,7 @@ class MeshView:
         self.config = KvMirror(await bus.kv(MESH_CONFIG), on_change=self._changed)
         supervisor.start("config-watch", self.config.run)
         if self._mesh_workloads:
-            self.workloads = KvMirror(await bus.kv(MESH_WORKLOADS), on_change=self._changed)
+            self.workloads = KvMirror(await bus.kv(MESH_WORKLOADS), on_change=self._changed, changes_only=True)
             supervisor.start("workloads-watch", self.workloads.run)
         if self._kube is not None:
             for store, ref in (("pods", PODS), ("services", SERVICES)):

@@ -9,7 +9,17 @@ from typing import TypeVar
 
 import pytest
 
-from libs.bus import Bus, BusError, BusSettings, BusUnavailable, DecodedKvMirror, KeyNotFound, KvEvent, KvSynced
+from libs.bus import (
+    Bus,
+    BusError,
+    BusSettings,
+    BusUnavailable,
+    DecodedKvMirror,
+    KeyNotFound,
+    KvEvent,
+    KvMirror,
+    KvSynced,
+)
 from tests.harness.nats import NatsServer, start_nats
 from tests.harness.ports import free_port
 from tests.harness.processes import ProcessGroup
@@ -101,6 +111,33 @@ async def test_decoded_mirror_keeps_the_last_readable_value(nats: NatsServer) ->
             await kv.delete("a")
             assert await asyncio.wait_for(seen.get(), 10) == {"b": 2}
             assert mirror.revision == await kv.last_revision()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await bus.close()
+
+
+async def test_a_changes_only_mirror_ignores_rewrites_of_the_same_bytes(nats: NatsServer) -> None:
+    bus = await Bus.connect(BusSettings(url=nats.url), name="test")
+    try:
+        kv = await bus.kv("refreshed")
+        await kv.put("agent-a", b"registration")
+        seen: asyncio.Queue[dict[str, bytes]] = asyncio.Queue()
+        mirror = KvMirror(kv, on_change=lambda: seen.put_nowait(dict(mirror.values)), changes_only=True)
+        task = asyncio.create_task(mirror.run(), name="mirror")
+        try:
+            assert await asyncio.wait_for(seen.get(), 10) == {"agent-a": b"registration"}
+            # A refresh of the same entry, then a real change: only the change is seen.
+            await kv.put("agent-a", b"registration")
+            last = await kv.put("agent-a", b"moved")
+            assert await asyncio.wait_for(seen.get(), 10) == {"agent-a": b"moved"}
+            assert seen.empty() and mirror.revision == last
+            await kv.delete("agent-a")
+            assert await asyncio.wait_for(seen.get(), 10) == {}
+            await kv.put("agent-a", b"moved")
+            assert await asyncio.wait_for(seen.get(), 10) == {"agent-a": b"moved"}
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,8 @@ gets through the ingress gateway."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from samples.bookinfo.reviews import RATINGS_UNAVAILABLE
@@ -65,3 +67,40 @@ def test_rate_limits_with_memquota_then_redisquota(bookinfo: LocalMesh) -> None:
     # allocation, as Mixer's did), so the next two pages, well within 30 s, have no ratings.
     assert [ratings_shown(bookinfo) for _ in range(3)] == [True, False, False]
     delete(bookinfo, "mixer-rule-productpage-redis-quota-fixed-window.yaml")
+
+
+IDENTITY_RULE = """\
+apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: not-reviews, namespace: default}
+spec: {compiledAdapter: denier, params: {status: {code: 7, message: not from reviews}}}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: instance
+metadata: {name: not-reviews, namespace: default}
+spec: {compiledTemplate: checknothing}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: rule
+metadata: {name: not-reviews, namespace: default}
+spec:
+  match: >-
+    destination.labels["app"] == "ratings" && connection.mtls
+    && source.principal == "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+  actions: [{handler: not-reviews, instances: [not-reviews]}]
+"""
+
+
+def test_a_rule_on_the_callers_mtls_identity(bookinfo: LocalMesh, tmp_path: Path) -> None:
+    """The caller's certificate reaches the policy service (over HTTP, in a header Envoy
+    adds from the TLS session), so a rule can name the identity."""
+    bookinfo.apply(SAMPLES / "virtual-service-reviews-v3.yaml")
+    assert ratings_shown(bookinfo)
+    rule = tmp_path / "identity-rule.yaml"
+    rule.write_text(IDENTITY_RULE)
+    bookinfo.apply(rule)
+    bookinfo.drained()
+    assert not ratings_shown(bookinfo)
+    bookinfo.delete(rule)
+    bookinfo.drained()
+    assert ratings_shown(bookinfo)
