@@ -89,6 +89,12 @@ def _spiffe(cert: x509.Certificate) -> str:
                     if uri.startswith("spiffe://"))
 
 
+def _serial(number: int) -> str:
+    """Hex in whole bytes, as Envoy's /certs shows serials (0x0cb5... is `0cb5...`)."""
+    digits = f"{number:x}"
+    return digits if len(digits) % 2 == 0 else f"0{digits}"
+
+
 def _certificates(name: str, state: str, pem: bytes, leaf_type: str, now: datetime.datetime) -> list[SecretItem]:
     try:
         certs = x509.load_pem_x509_certificates(pem)
@@ -99,7 +105,7 @@ def _certificates(name: str, state: str, pem: bytes, leaf_type: str, now: dateti
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
         kind = leaf_type if index == 0 and leaf_type != "CA" else ("CA" if _is_ca(cert) else "Cert Chain")
         found.append(SecretItem(
-            name, kind, state, cert_valid=not_before <= now <= not_after, serial_number=f"{cert.serial_number:x}",
+            name, kind, state, cert_valid=not_before <= now <= not_after, serial_number=_serial(cert.serial_number),
             not_after=_stamp(not_after), not_before=_stamp(not_before), spiffe_id=_spiffe(cert),
             cert=cert.public_bytes(Encoding.PEM).decode()))
     return found

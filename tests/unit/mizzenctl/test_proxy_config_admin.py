@@ -85,9 +85,9 @@ def test_every_certificate_of_a_chain_gets_a_row_and_warming_secrets_come_first(
     rows = proxy_secrets.rows(proxy_secrets.items(dump, DURING))
     assert rows == [
         ("file-root:/etc/ca.pem", "", "WARMING", "false", "", "", "", ""),
-        ("default", "Cert Chain", "ACTIVE", "true", "123", "2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z",
+        ("default", "Cert Chain", "ACTIVE", "true", "0123", "2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z",
          "spiffe://cluster.local/ns/shop/sa/cart"),
-        ("default", "CA", "ACTIVE", "true", "abc", "2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z", ""),
+        ("default", "CA", "ACTIVE", "true", "0abc", "2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z", ""),
         ("kubernetes://gone", "", "UNINITIALIZED", "false", "", "", "", ""),
     ]
 
