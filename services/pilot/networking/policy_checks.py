@@ -133,8 +133,8 @@ def _denials_reach_envoy_over_http(rule: Rule) -> bool:
     for action in rule.actions:
         handler = action.handler
         if handler.adapter == "denier":
-            code = int((handler.params.get("status") or {}).get("code", DENIER_DEFAULT_CODE))
-            if grpc_code_to_http(code) >= 500:
+            code = (handler.params.get("status") or {}).get("code", DENIER_DEFAULT_CODE)
+            if not isinstance(code, int) or grpc_code_to_http(code) >= 500:
                 return False
         elif handler.adapter == "listchecker" and handler.params.get("providerUrl"):
             return False

@@ -464,6 +464,11 @@ OPERATORS = {
                     {"x-a": "2"}),
     "tolower": ('toLower(request.headers["x-a"]) == "shout"', {"x-a": "SHOUT"}, {"x-a": "whisper"}),
     "size": ('size(request.headers["x-a"]) > 5', {"x-a": "longer"}, {"x-a": "short"}),
+    # What an HTTP check learns beyond the headers, from Envoy's additions and the request line.
+    "host": ('request.host == "ratings:9080" && source.labels["version"] == "v1"', {}, None),
+    "useragent": ('request.useragent == "probe/1"', {"user-agent": "probe/1"}, {"user-agent": "probe/2"}),
+    "destination": ('destination.port == 9080 && destination.workload.name == "ratings-v1" '
+                    '&& source.labels["version"] == "v1"', {}, None),
 }
 
 
