@@ -15,6 +15,7 @@ cache keys a decision on exactly those.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import json
 from collections.abc import Iterator, Mapping
@@ -72,7 +73,10 @@ def _workload_attributes(prefix: str, workload: Workload, directory: Directory, 
     return found
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per address: the same few peers ask every check, and parsing costs
+    more than the rest of a cached check."""
     try:
         return ipaddress.ip_address(text)
     except ValueError:
