@@ -31,7 +31,7 @@ from bench.procs import cpu_seconds
 from bench.sidecar_hop import sidecar_hop, wrk
 from libs.mixer import QUOTA_DOMAIN
 from tests.harness.kv import config_revision
-from tests.harness.mesh import Mesh, PolicyService
+from tests.harness.mesh import POLICY_HOST, Mesh, PolicyService
 from tests.harness.nats import start_nats
 from tests.harness.processes import ProcessGroup
 from tests.harness.redis import start_redis
@@ -56,9 +56,6 @@ end
 """
 
 
-POLICY_HOST = "istio-policy.istio-system.svc.cluster.local"
-
-
 def mesh_config(policy: PolicyService) -> str:
     """The policy service as the local mesh has it: a registry service with an http-check
     port, which pilot has proxies ask checks on (HTTP/1.1)."""
@@ -70,17 +67,7 @@ data:
   mesh: |
     mixerCheckServer: {POLICY_HOST}:9091
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: istio-policy, namespace: istio-system}}
-spec:
-  hosts: [{POLICY_HOST}]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9091, name: grpc, protocol: GRPC}}, {{number: 9094, name: http-check, protocol: HTTP}}]
-  endpoints:
-  - {{address: {policy.grpc_host}, ports: {{grpc: {policy.grpc_port}, http-check: {policy.http_check_port}}}}}
-"""
+{policy.service_entry()}"""
 
 
 def rule(match: str) -> str:

@@ -99,6 +99,9 @@ class TelemetryService(Service):
         return _MONITORING.get(f"{self.prometheus}/metrics").text
 
 
+POLICY_HOST = "istio-policy.istio-system.svc.cluster.local"
+
+
 @dataclass
 class PolicyService(Service):
     grpc_host: str = "127.0.0.1"
@@ -108,6 +111,24 @@ class PolicyService(Service):
     @property
     def address(self) -> str:
         return f"{self.grpc_host}:{self.grpc_port}"
+
+    def service_entry(self, *addresses: str) -> str:
+        """The policy service's registry entry (POLICY_HOST), as the local mesh has it:
+        gRPC on 9091 and checks over HTTP/1.1 on its `http-check` port, which pilot has
+        proxies ask.  Replicas on `addresses` (default: this one's) share its ports."""
+        ports = f"ports: {{grpc: {self.grpc_port}, http-check: {self.http_check_port}}}"
+        endpoints = ", ".join(f"{{address: {a}, {ports}}}" for a in addresses or (self.grpc_host,))
+        return f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: istio-policy, namespace: istio-system}}
+spec:
+  hosts: [{POLICY_HOST}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9091, name: grpc, protocol: GRPC}}, {{number: 9094, name: http-check, protocol: HTTP}}]
+  endpoints: [{endpoints}]
+"""
 
 
 @dataclass

@@ -27,7 +27,7 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
 from tests.harness.kv import config_revision
-from tests.harness.mesh import Mesh, PolicyService, Proxy
+from tests.harness.mesh import POLICY_HOST, Mesh, PolicyService, Proxy
 from tests.harness.nats import start_nats
 from tests.harness.processes import ProcessGroup
 from tests.harness.redis import RedisServer, start_redis
@@ -38,7 +38,6 @@ pytestmark = pytest.mark.integration
 V1_IP, RATINGS_IP, V2_IP, DETAILS_IP = "127.0.43.1", "127.0.43.2", "127.0.43.3", "127.0.43.4"
 POLICY_A_IP, POLICY_B_IP, LISTS_IP = "127.0.43.20", "127.0.43.21", "127.0.43.30"
 RATINGS_PORT, DETAILS_PORT = 19080, 19081
-POLICY_HOST = "istio-policy.istio-system.svc.cluster.local"
 
 
 def mesh_config(*, fail_open: bool = False) -> str:
@@ -53,24 +52,6 @@ data:
     extensionProviders:
     - name: mizzen-policy
       envoyExtAuthzGrpc: {{service: {POLICY_HOST}, port: 9091}}
-"""
-
-
-def policy_service(policy: PolicyService, *addresses: str) -> str:
-    """The policy service's registry entry; replicas on `addresses` share `policy`'s ports.
-    With its `http-check` port, pilot has proxies ask checks over HTTP where it can."""
-    ports = f"ports: {{grpc: {policy.grpc_port}, http-check: {policy.http_check_port}}}"
-    endpoints = ", ".join(f"{{address: {a}, {ports}}}" for a in addresses)
-    return f"""\
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: istio-policy, namespace: istio-system}}
-spec:
-  hosts: [{POLICY_HOST}]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9091, name: grpc, protocol: GRPC}}, {{number: 9094, name: http-check, protocol: HTTP}}]
-  endpoints: [{endpoints}]
 """
 
 
@@ -214,7 +195,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                         mesh.pilot())
         policy = mesh.policy(name="policy-a", host=POLICY_A_IP)
         env.apply("mesh", mesh_config())
-        env.apply("policy-service", policy_service(policy, POLICY_A_IP))
+        env.apply("policy-service", policy.service_entry(POLICY_A_IP))
         env.apply("services", SERVICES)
 
         def sidecar(name: str, ip: str, app: str, version: str, **kwargs: object) -> Proxy:
@@ -638,7 +619,7 @@ def test_two_replicas_share_one_redisquota_limit(rules: World) -> None:
     try:
         # Round robin, so six calls reach both replicas (pilot's default, LEAST_REQUEST,
         # picks at random between idle hosts: all six on one replica about one run in 32).
-        rules.config.apply("policy-service", policy_service(rules.policy, POLICY_A_IP, POLICY_B_IP)
+        rules.config.apply("policy-service", rules.policy.service_entry(POLICY_A_IP, POLICY_B_IP)
                            + ROUND_ROBIN_TO_POLICY)
         rules.apply("quota", redisquota("FIXED_WINDOW", rules.redis))
         rules.sync_policy(rules.policy, second)
@@ -648,7 +629,7 @@ def test_two_replicas_share_one_redisquota_limit(rules: World) -> None:
         assert rules.policy.metric("policy_quota_decisions_total") > decisions[0]
         assert second.metric("policy_quota_decisions_total") > decisions[1]
     finally:
-        rules.config.apply("policy-service", policy_service(rules.policy, POLICY_A_IP))
+        rules.config.apply("policy-service", rules.policy.service_entry(POLICY_A_IP))
         second.process.stop()
 
 
