@@ -4,8 +4,8 @@ request's method, path and headers, with the `x-mizzen-check-*` headers pilot ha
 status with Mixer's body, `<CODE>:<handler>:<message>`.
 
 Pilot prefers this port to gRPC: in Python a gRPC call costs ~170 µs of CPU before any
-work is done, an HTTP/1.1 check on this asyncio protocol ~10 µs, and checks are on every
-request of a checked workload.  Hence a protocol written for one client, Envoy: keep-alive,
+work is done, a bare asyncio HTTP/1.1 exchange ~10-25 µs (loopback ping-pong under uvloop),
+and checks are on every request of a checked workload.  Hence a protocol written for one client, Envoy: keep-alive,
 no pipelining needed (handled anyway), bodies only ever empty (skipped by Content-Length),
 no chunked bodies (refused).  A malformed request gets 400 and the connection closes.
 
@@ -59,11 +59,8 @@ def _response(status: int, body: str) -> bytes:
 def parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
     """(method, target, version, headers with lower-case names) of a request head, without
     its final blank line; BadRequest if it is not HTTP/1.x."""
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError as exc:  # latin-1 decodes every byte; kept for the type checker
-        raise BadRequest(400, str(exc)) from exc
-    request_line, *lines = text.split("\r\n")
+    # latin-1 decodes every byte, as HTTP/1.1 header octets are read.
+    request_line, *lines = head.decode("latin-1").split("\r\n")
     parts = request_line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise BadRequest(400, f"not an HTTP/1.x request line: {request_line[:100]!r}")

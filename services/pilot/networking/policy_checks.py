@@ -116,13 +116,15 @@ def _policy_cluster(push: PushContext) -> tuple[str, cluster_pb2.Cluster | None]
     return POLICY_CLUSTER, address_cluster(POLICY_CLUSTER, address, push.mesh.connect_timeout_s, http2=True)
 
 
-def _http_check_port(push: PushContext) -> int | None:
-    """The port of the policy service's checks over HTTP: the `http-check` port of the
+def _http_check_server(push: PushContext) -> tuple[str, int] | None:
+    """(host, port) of the policy service's checks over HTTP: the `http-check` port of the
     registry service `mixerCheckServer` names, if it has one."""
-    service = push.services.get(push.mesh.policy_server.rpartition(":")[0])
+    host = push.mesh.policy_server.rpartition(":")[0]
+    service = push.services.get(host)
     if service is None:
         return None
-    return next((port.number for port in service.ports if port.name == CHECK_HTTP_PORT_NAME), None)
+    port = next((port.number for port in service.ports if port.name == CHECK_HTTP_PORT_NAME), None)
+    return None if port is None else (host, port)
 
 
 def _denials_reach_envoy_over_http(rule: Rule) -> bool:
@@ -141,11 +143,10 @@ def _denials_reach_envoy_over_http(rule: Rule) -> bool:
     return True
 
 
-def _http_check(proxy: Proxy, push: PushContext, port: int) -> ext_authz_pb2.ExtAuthz:
+def _http_check(proxy: Proxy, host: str, port: int) -> ext_authz_pb2.ExtAuthz:
     """A check over HTTP/1.1: the request's headers, and what the gRPC check carries beyond
     them in headers Envoy adds (`libs.mixer`'s CHECK_*), which no client can forge: Envoy
     forwards none of a client's headers under their prefix."""
-    host = push.mesh.policy_server.rpartition(":")[0]
     added = {**CHECK_FORMATTERS, CHECK_WORKLOAD_HEADER: f"{proxy.workload_name}.{proxy.namespace}",
              CHECK_LABELS_HEADER: json.dumps(proxy.label_map, sort_keys=True).replace("%", "%%")}
     service = ext_authz_pb2.HttpService(
@@ -269,10 +270,10 @@ def build(proxy: Proxy, push: PushContext) -> PolicyFilters:
     if out.cluster is None:
         out.reference = cluster
     if checked:
-        http_port = _http_check_port(push)
+        http_server = _http_check_server(push)
         rules = [rule for rule in config.check_rules() if config.may_apply(rule, known)]
-        if http_port is not None and all(_denials_reach_envoy_over_http(rule) for rule in rules):
-            check = _http_check(proxy, push, http_port)
+        if http_server is not None and all(_denials_reach_envoy_over_http(rule) for rule in rules):
+            check = _http_check(proxy, *http_server)
         else:
             check = ext_authz_pb2.ExtAuthz(grpc_service=_grpc(cluster, TIMEOUT_S), include_peer_certificate=True)
             context = ext_authz_pb2.ExtAuthzPerRoute()

@@ -101,8 +101,8 @@ PRODUCTPAGE_QUOTA = "---\n".join([
 ])
 
 
-def push_of(*documents: str, mesh: str = REGISTRY_SERVER) -> PushContext:
-    result = parse_text("---\n".join([SERVICES, configmap(mesh), *documents]), "test")
+def push_of(*documents: str, mesh: str = REGISTRY_SERVER, services: str = SERVICES) -> PushContext:
+    result = parse_text("---\n".join([services, configmap(mesh), *documents]), "test")
     assert result.errors() == []
     snapshot = ConfigSnapshot(1, {r.key: r for _, r in result.resources})
     mesh_config = mesh_from_config(snapshot.of_kind("MeshConfig"), MeshConfig(), "istio-system")
@@ -401,16 +401,8 @@ WITH_HTTP_CHECKS = SERVICES.replace("ports: [{number: 9091, name: grpc, protocol
                                     "{number: 9094, name: http-check, protocol: HTTP}]")
 
 
-def http_push_of(*documents: str) -> PushContext:
-    result = parse_text("---\n".join([WITH_HTTP_CHECKS, configmap(REGISTRY_SERVER), *documents]), "test")
-    assert result.errors() == []
-    snapshot = ConfigSnapshot(1, {r.key: r for _, r in result.resources})
-    mesh_config = mesh_from_config(snapshot.of_kind("MeshConfig"), MeshConfig(), "istio-system")
-    return PushContext.build(snapshot, mesh_config, workloads=WORKLOADS)
-
-
 def test_a_policy_service_with_an_http_check_port_is_asked_over_http() -> None:
-    config = generate(http_push_of(FOR_REVIEWS))
+    config = generate(push_of(FOR_REVIEWS, services=WITH_HTTP_CHECKS))
     check = check_filter(config)
     assert not check.HasField("grpc_service")
     assert check.http_service.server_uri.cluster == f"outbound|9094||{POLICY_HOST}"
@@ -430,7 +422,7 @@ def test_a_policy_service_with_an_http_check_port_is_asked_over_http() -> None:
 
 
 def test_label_values_with_a_percent_sign_are_escaped_for_envoys_formatter() -> None:
-    push = http_push_of(FOR_REVIEWS)
+    push = push_of(FOR_REVIEWS, services=WITH_HTTP_CHECKS)
     odd = dataclasses.replace(proxy(), labels=(("app", "reviews"), ("discount", "50%")))
     [found] = [f for f in http_filters(generator.generate(odd, push)) if f.name == CHECK]
     check = ext_authz_pb2.ExtAuthz()
@@ -449,6 +441,6 @@ def test_rules_whose_denials_http_would_turn_into_errors_stay_on_grpc(handler: s
     if "listchecker" in handler:
         rule = rule.replace("{compiledTemplate: checknothing}",
                             "{compiledTemplate: listentry, params: {value: 'source.labels[\"app\"] | \"none\"'}}")
-    check = check_filter(generate(http_push_of(rule)))
+    check = check_filter(generate(push_of(rule, services=WITH_HTTP_CHECKS)))
     assert check.grpc_service.envoy_grpc.cluster_name == POLICY_CLUSTER
     assert not check.HasField("http_service")
