@@ -30,8 +30,10 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
         self._overrides = overrides
         self._writer = writer
         self.streams = 0
-        self._entries = Counter("telemetry_access_log_entries", "Access log entries received, by kind and outcome",
-                                ["kind", "outcome"], registry=registry)
+        entries = Counter("telemetry_access_log_entries", "Access log entries received, by kind and outcome",
+                          ["kind", "outcome"], registry=registry)
+        self._entries = {(kind, outcome): entries.labels(kind, outcome)
+                         for kind in ("http", "tcp") for outcome in ("counted", "skipped")}
 
     async def StreamAccessLogs(self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage],
                                context: grpc.aio.ServicerContext) -> als_pb2.StreamAccessLogsResponse:
@@ -51,23 +53,37 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
         return als_pb2.StreamAccessLogsResponse()
 
     def _record(self, message: als_pb2.StreamAccessLogsMessage, reporter: Reporter) -> None:
+        # Per entry only what each needs: a message carries dozens of them.
         directory = self._directory()
         overrides = self._overrides().for_workload(reporter.workload)
-        for entry in message.http_logs.log_entry:
-            report = http_report(entry, reporter, directory)
-            if report is None:
-                self._entries.labels("http", "skipped").inc()
-                continue
-            self._store.add_http(report, overrides)
-            self._entries.labels("http", "counted").inc()
-            if self._writer is not None:
-                self._writer.http(entry)
-        for tcp_entry in message.tcp_logs.log_entry:
-            report = tcp_report(tcp_entry, reporter, directory)
-            if report is None:
-                self._entries.labels("tcp", "skipped").inc()
-                continue
-            self._store.add_tcp(report, overrides)
-            self._entries.labels("tcp", "counted").inc()
-            if self._writer is not None:
-                self._writer.tcp(tcp_entry)
+        store, writer = self._store, self._writer
+        http_entries = message.http_logs.log_entry
+        if http_entries:
+            counted = 0
+            for entry in http_entries:
+                report = http_report(entry, reporter, directory)
+                if report is None:
+                    continue
+                store.add_http(report, overrides)
+                counted += 1
+                if writer is not None:
+                    writer.http(entry)
+            self._tally("http", counted, len(http_entries))
+        tcp_entries = message.tcp_logs.log_entry
+        if tcp_entries:
+            counted = 0
+            for tcp_entry in tcp_entries:
+                report = tcp_report(tcp_entry, reporter, directory)
+                if report is None:
+                    continue
+                store.add_tcp(report, overrides)
+                counted += 1
+                if writer is not None:
+                    writer.tcp(tcp_entry)
+            self._tally("tcp", counted, len(tcp_entries))
+
+    def _tally(self, kind: str, counted: int, received: int) -> None:
+        if counted:
+            self._entries[kind, "counted"].inc(counted)
+        if received > counted:
+            self._entries[kind, "skipped"].inc(received - counted)

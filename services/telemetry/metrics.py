@@ -70,6 +70,9 @@ class MetricStore(Collector):
         self._histograms: dict[str, dict[Key, _Histogram]] = {name: {} for name in HISTOGRAMS}
         # Label values (HTTP and TCP reports never share them: TCP's protocol is "tcp") -> key.
         self._keys: dict[tuple[str, ...], Key] = {}
+        # Label values -> the four series of an HTTP report without overrides, found once:
+        # thousands of reports a second share a few label sets.
+        self._http_series: dict[tuple[str, ...], tuple[_Counter, _Histogram, _Histogram, _Histogram]] = {}
 
     def _key(self, metric: str, report: Report, overrides: MetricOverrides, *, tcp: bool = False) -> Key | None:
         if not overrides.overrides:
@@ -85,7 +88,7 @@ class MetricStore(Collector):
         if tcp:
             for name in TCP_DROPPED:
                 labels.pop(name)
-        return tuple(overrides.labels(metric, labels["reporter"], labels, report.request).items())
+        return tuple(overrides.labels(metric, labels["reporter"], labels, report.request_attributes()).items())
 
     def _count(self, metric: str, report: Report, overrides: MetricOverrides, amount: float, *,
                tcp: bool = False) -> None:
@@ -109,10 +112,30 @@ class MetricStore(Collector):
         series.touched = self._clock()
 
     def add_http(self, report: Report, overrides: MetricOverrides = NO_OVERRIDES) -> None:
-        self._count(REQUESTS, report, overrides, 1)
-        self._observe(DURATION, report, overrides, report.duration_ms)
-        self._observe("istio_request_bytes", report, overrides, report.request_bytes)
-        self._observe("istio_response_bytes", report, overrides, report.response_bytes)
+        if overrides.overrides:
+            self._count(REQUESTS, report, overrides, 1)
+            self._observe(DURATION, report, overrides, report.duration_ms)
+            self._observe("istio_request_bytes", report, overrides, report.request_bytes)
+            self._observe("istio_response_bytes", report, overrides, report.response_bytes)
+            return
+        found = self._http_series.get(report.labels)
+        if found is None:
+            found = self._http_series[report.labels] = self._series_of(report)
+        requests, duration, request_bytes, response_bytes = found
+        now = self._clock()
+        requests.value += 1
+        requests.touched = duration.touched = request_bytes.touched = response_bytes.touched = now
+        duration.observe(report.duration_ms)
+        request_bytes.observe(report.request_bytes)
+        response_bytes.observe(report.response_bytes)
+
+    def _series_of(self, report: Report) -> tuple[_Counter, _Histogram, _Histogram, _Histogram]:
+        key = self._key(REQUESTS, report, NO_OVERRIDES)
+        assert key is not None  # only overrides disable a metric
+        duration, request_bytes, response_bytes = (
+            self._histograms[name].setdefault(key, _Histogram())
+            for name in (DURATION, "istio_request_bytes", "istio_response_bytes"))
+        return self._counters[REQUESTS].setdefault(key, _Counter()), duration, request_bytes, response_bytes
 
     def add_tcp(self, report: Report, overrides: MetricOverrides = NO_OVERRIDES) -> None:
         for metric, amount in (("istio_tcp_connections_opened_total", int(report.opened)),
@@ -141,6 +164,8 @@ class MetricStore(Collector):
         if gone:
             live = {key for table in tables for key in table}
             self._keys = {values: key for values, key in self._keys.items() if key in live}
+            # Found series may be gone; they are found again from the tables.
+            self._http_series.clear()
         return gone
 
     def http_series(self) -> Iterator[tuple[dict[str, str], int, list[int], float]]:

@@ -11,7 +11,6 @@ is found by address in the directory, its identity in the mTLS peer certificate.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,11 +86,20 @@ class Report:
     closed: bool = False
     sent_bytes: int = 0
     received_bytes: int = 0
-    # What the Telemetry API's tag overrides may read: request.host, .method, .url_path.
-    request: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # The entry's request, read only when the Telemetry API's tag overrides ask for it.
+    request: accesslog_pb2.HTTPRequestProperties | None = field(default=None, compare=False, hash=False)
 
     def label_map(self) -> dict[str, str]:
         return dict(zip(LABELS, self.labels, strict=True))
+
+    def request_attributes(self) -> dict[str, str]:
+        """What tag overrides may read: request.host, .method and .url_path."""
+        request = self.request
+        if request is None:
+            return {}
+        return {"request.host": request.authority, "request.url_path": request.path.split("?", 1)[0],
+                "request.method": base_pb2.RequestMethod.Name(request.request_method)
+                if request.request_method else ""}
 
 
 def _ip(address: address_pb2.Address) -> str:
@@ -202,8 +210,10 @@ def _parties(common: accesslog_pb2.AccessLogCommon, reporter: Reporter, director
 def _labels(common: accesslog_pb2.AccessLogCommon, reporter: Reporter, directory: Directory, *, authority: str,
             protocol: str, response_code: str, grpc_status: str) -> tuple[str, ...]:
     parties = _parties(common, reporter, directory, authority)
+    # Envoy sets response_flags only when a flag is up.
+    flags = response_flags(common.response_flags) if common.HasField("response_flags") else "-"
     # LABELS order: the parties, then protocol, code, status, flags, then the security policy.
-    return (*parties[:-1], protocol, response_code, grpc_status, response_flags(common.response_flags), parties[-1])
+    return (*parties[:-1], protocol, response_code, grpc_status, flags, parties[-1])
 
 
 def _ms(duration: Any) -> float:
@@ -214,19 +224,18 @@ def http_report(entry: accesslog_pb2.HTTPAccessLogEntry, reporter: Reporter, dir
     request, response, common = entry.request, entry.response, entry.common_properties
     if request.user_agent.startswith(SKIPPED_USER_AGENTS):
         return None
-    headers: Mapping[str, str] = {**request.request_headers, **response.response_headers}
-    grpc = headers.get("content-type", "").startswith("application/grpc")
-    grpc_status = response.response_trailers.get("grpc-status") or response.response_headers.get("grpc-status", "")
+    # The response's content type when it has one (as the two merged would give), else the request's.
+    content_type = response.response_headers.get("content-type") or request.request_headers.get("content-type", "")
+    grpc = content_type.startswith("application/grpc")
+    grpc_status = (response.response_trailers.get("grpc-status") or response.response_headers.get("grpc-status", "")
+                   if grpc else "")
     labels = _labels(common, reporter, directory, authority=request.authority,
                         protocol="grpc" if grpc else "http",
                         response_code=str(response.response_code.value) if response.HasField("response_code") else "0",
-                        grpc_status=grpc_status if grpc else "")
+                        grpc_status=grpc_status)
     return Report(labels, duration_ms=_ms(common.time_to_last_downstream_tx_byte),
                   request_bytes=request.request_headers_bytes + request.request_body_bytes,
-                  response_bytes=response.response_headers_bytes + response.response_body_bytes,
-                  request={"request.host": request.authority, "request.url_path": request.path.split("?", 1)[0],
-                           "request.method": base_pb2.RequestMethod.Name(request.request_method)
-                           if request.request_method else ""})
+                  response_bytes=response.response_headers_bytes + response.response_body_bytes, request=request)
 
 
 def tcp_report(entry: accesslog_pb2.TCPAccessLogEntry, reporter: Reporter, directory: Directory) -> Report | None:

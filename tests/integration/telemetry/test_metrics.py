@@ -312,11 +312,18 @@ def test_span_batches_never_race_the_collectors_keep_alive(world: World) -> None
 
 
 def test_health_checkers_are_not_counted(world: World) -> None:
+    def entries(outcome: str) -> float:
+        return world.telemetry.metric("telemetry_access_log_entries_total", kind="http", outcome=outcome)
+
     before = samples(world, "istio_requests_total", reporter="destination")
+    before_entries = entries("counted"), entries("skipped")
     for agent in ("kube-probe/1.30", "Prometheus/2.45.0"):
         assert via_client("/healthz", **{"user-agent": agent}).status_code == 200
     assert via_client("/counted").status_code == 200
     settle(world, "istio_requests_total", before + 1, reporter="destination")
+    # Each request is an entry from the client's sidecar and one from the server's.
+    wait_until(lambda: entries("skipped") >= before_entries[1] + 4, timeout=15, what="the skipped entries tallied")
+    assert (entries("counted") - before_entries[0], entries("skipped") - before_entries[1]) == (2, 4)
 
 
 def test_the_telemetry_api_drops_metrics_and_shapes_envoys_access_log(world: World) -> None:

@@ -166,6 +166,22 @@ def test_series_expire_when_idle() -> None:
     assert store.expire() == 4 and store.series == 4
 
 
+def test_a_series_back_after_expiring_counts_from_zero_and_is_served() -> None:
+    now = [0.0]
+    store = MetricStore(expiry_s=60, clock=lambda: now[0])
+    report = http_report(http_entry("inbound|9080||", peer="127.0.10.1"), REVIEWS, DIRECTORY)
+    assert report is not None
+    store.add_http(report)
+    store.add_http(report)
+    now[0] = 100
+    assert store.expire() == 4
+    store.add_http(report)
+    assert [count for _labels, count, _buckets, _sum in store.http_series()] == [1]
+    exposed = b"".join(store.exposition()).decode()
+    assert [line.rsplit(" ", 1)[1] for line in exposed.splitlines()
+            if line.startswith("istio_request_bytes_count{")] == ["1.0"]
+
+
 def test_histograms_use_envoys_buckets_and_count_exactly() -> None:
     store = MetricStore()
     for _ in range(3):
