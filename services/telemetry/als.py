@@ -6,7 +6,8 @@ counted as they arrive, once, and a broken stream loses only what Envoy had not 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import grpc
 import structlog
@@ -17,7 +18,7 @@ from libs.config.directory import Directory
 from services.telemetry.access_log import AccessLogWriter
 from services.telemetry.metrics import MetricStore
 from services.telemetry.overrides import OverrideIndex
-from services.telemetry.reports import Reporter, http_report, tcp_report
+from services.telemetry.reports import Report, Reporter, http_report, tcp_report
 
 log = structlog.get_logger(__name__)
 
@@ -56,34 +57,26 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
         # Per entry only what each needs: a message carries dozens of them.
         directory = self._directory()
         overrides = self._overrides().for_workload(reporter.workload)
-        store, writer = self._store, self._writer
-        http_entries = message.http_logs.log_entry
-        if http_entries:
+        writer = self._writer
+        kinds: tuple[tuple[str, Sequence[Any], Callable[..., Report | None], Callable[..., None],
+                           Callable[[Any], None] | None], ...] = (
+            ("http", message.http_logs.log_entry, http_report, self._store.add_http,
+             writer.http if writer is not None else None),
+            ("tcp", message.tcp_logs.log_entry, tcp_report, self._store.add_tcp,
+             writer.tcp if writer is not None else None))
+        for kind, entries, report_of, add, write in kinds:
+            if not entries:
+                continue
             counted = 0
-            for entry in http_entries:
-                report = http_report(entry, reporter, directory)
+            for entry in entries:
+                report = report_of(entry, reporter, directory)
                 if report is None:
                     continue
-                store.add_http(report, overrides)
+                add(report, overrides)
                 counted += 1
-                if writer is not None:
-                    writer.http(entry)
-            self._tally("http", counted, len(http_entries))
-        tcp_entries = message.tcp_logs.log_entry
-        if tcp_entries:
-            counted = 0
-            for tcp_entry in tcp_entries:
-                report = tcp_report(tcp_entry, reporter, directory)
-                if report is None:
-                    continue
-                store.add_tcp(report, overrides)
-                counted += 1
-                if writer is not None:
-                    writer.tcp(tcp_entry)
-            self._tally("tcp", counted, len(tcp_entries))
-
-    def _tally(self, kind: str, counted: int, received: int) -> None:
-        if counted:
-            self._entries[kind, "counted"].inc(counted)
-        if received > counted:
-            self._entries[kind, "skipped"].inc(received - counted)
+                if write is not None:
+                    write(entry)
+            if counted:
+                self._entries[kind, "counted"].inc(counted)
+            if len(entries) > counted:
+                self._entries[kind, "skipped"].inc(len(entries) - counted)
