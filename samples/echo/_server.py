@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,14 +52,21 @@ def echo_handler(name: str, hits: list[dict[str, Any]] | None = None) -> type[Ba
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5.  Ten proxies opening their first connection
+    # to a new route at once overflowed it, and the kernel dropped a SYN that Linux retried
+    # only a second later (ListenOverflows): a 1 s outlier in the pilot benchmark.
+    request_queue_size = socket.SOMAXCONN
+    daemon_threads = True
+
+
 class EchoServer:
     """An echo upstream on a thread: `with EchoServer("a", "127.0.0.1", 0) as s: s.port`."""
 
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name = name
         self.hits: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer((host, port), echo_handler(name, self.hits))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), echo_handler(name, self.hits))
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"echo-{name}", daemon=True)
 
     @property

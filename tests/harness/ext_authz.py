@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 
 import grpc
@@ -24,6 +24,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2
+
+from tests.harness.http_server import HttpServer
 
 DECISION_HEADER = "x-ext-authz"
 RESULT_HEADER = "x-ext-authz-check-result"
@@ -170,7 +172,7 @@ class HttpExtAuthzServer(_Authorizer):
     def __init__(self, host: str = "127.0.0.1", *, path_prefix: str = "", rule: Rule | None = None) -> None:
         super().__init__(rule)
         self.path_prefix = path_prefix
-        self._server = ThreadingHTTPServer((host, 0), self._handler())
+        self._server = HttpServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"ext-authz-http-{self.port}",
                                         daemon=True)

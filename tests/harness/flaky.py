@@ -14,8 +14,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.harness.http_server import HttpServer
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class FlakyServer:
         self.hits: list[Attempt] = []
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, 0), self._handler())
+        self._server = HttpServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"flaky-{name}", daemon=True)
 

@@ -12,12 +12,13 @@ import argparse
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import grpc
 
 from tests.harness.grpc_xds import ECHO_METHOD
+from tests.harness.http_server import HttpServer
 
 _channels: dict[str, grpc.Channel] = {}
 _lock = threading.Lock()
@@ -82,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    ThreadingHTTPServer(("127.0.0.1", args.port), _Handler).serve_forever()
+    HttpServer(("127.0.0.1", args.port), _Handler).serve_forever()
 
 
 if __name__ == "__main__":

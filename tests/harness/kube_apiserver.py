@@ -55,12 +55,12 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.harness.http_server import HttpServer
 from tests.harness.kube_discovery import TokenInfo
 from tests.harness.kube_http import Handler, Request, cut
 from tests.harness.kube_resources import ResourceType, default_types
@@ -68,7 +68,7 @@ from tests.harness.kube_store import KubeStore
 from tests.harness.tls_certs import TestCA
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(HttpServer):
     # Handler threads are daemons (never block interpreter exit) yet joined by server_close().
     daemon_threads = True
     block_on_close = True

@@ -37,6 +37,7 @@ class StreamEchoServer:
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = socket.SOMAXCONN  # socketserver's own is 5
 
         self._server = Server((host, 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"stream-{name}", daemon=True)
