@@ -49,8 +49,9 @@ CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 # telemetry pays ~0.5 ms of CPU per message in Python gRPC whatever its size, so at a few
 # hundred requests a second the message, not the entry, was most of its cost
 # (`python -m bench telemetry`: 0.063 -> 0.047 vCPU per 1,000 mesh requests/s).  Bigger
-# batches cost the data path: each flush is serialized on the Envoy worker that logs it,
-# and at 64 KB the saturated p99 through a sidecar rose by 0.9 ms (0.38 ms at 32 KB).
+# batches cost the data path: at 64 KB the saturated p99 through a sidecar rose by 0.9 ms
+# (0.38 ms at 32 KB), in Envoy itself (telemetry at a lower CPU priority changed nothing);
+# Envoy's gRPC logger flushes on the worker whose entry fills the buffer.
 ALS_FLUSH_S = 1.0
 ALS_BUFFER_BYTES = 32 * 1024
 # Envoy posts spans every 5 s (runtime tracing.zipkin.flush_interval_ms), so the collector's
