@@ -57,7 +57,6 @@ class _Server(ThreadingHTTPServer):
     # to a new route at once overflowed it, and the kernel dropped a SYN that Linux retried
     # only a second later (ListenOverflows): a 1 s outlier in the pilot benchmark.
     request_queue_size = socket.SOMAXCONN
-    daemon_threads = True
 
 
 class EchoServer:

@@ -173,7 +173,6 @@ class HttpExtAuthzServer(_Authorizer):
         super().__init__(rule)
         self.path_prefix = path_prefix
         self._server = HttpServer((host, 0), self._handler())
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"ext-authz-http-{self.port}",
                                         daemon=True)
 

@@ -35,7 +35,6 @@ class FlakyServer:
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server = HttpServer((host, 0), self._handler())
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"flaky-{name}", daemon=True)
 
     @property

@@ -110,7 +110,6 @@ class JwksServer:
         self.requests = 0
         self._lock = threading.Lock()
         self._server = HttpServer((host, 0), self._handler())
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"jwks-{self.port}", daemon=True)
 
     @property
