@@ -12,7 +12,10 @@ Changes go into mesh-config directly with libs.bus (no galley), then as a file t
 galley's file source.  Pilot and galley run with their default settings (pilot debounces
 0.1 s, galley scans its directory every 0.2 s).  Alongside: pilot's CPU per push
 (/proc/<pid>/stat, without the benchmark's own debug polling) and its memory
-(/proc/<pid>/status).  Writes bench/results/pilot.json; prints each figure beside its goal.
+(/proc/<pid>/status).  Then the floor under the scale part's two latencies
+(`transport_floor`): Python gRPC alone, with no translation, carrying each change's
+response and ACK over 1,000 streams on the same two cores.  Writes bench/results/pilot.json;
+prints each figure beside its goal.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bench.pilot.measure import sample
 from bench.pilot.phases import Target, run_series
 from bench.pilot.scale_run import ScaleSetup
 from bench.pilot.scale_run import run as run_scale
+from bench.pilot.transport_floor import floors
 from samples.echo import EchoServer
 from tests.harness.mesh import Mesh, PilotService
 from tests.harness.nats import start_nats
@@ -158,9 +162,10 @@ def _scale(replicas: int = 1) -> dict[str, Any]:
 
 
 def goals(envoys: dict[str, Any], scale: dict[str, Any],
-          replicated: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+          replicated: dict[str, Any] | None = None, floor: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Issue 7's table: each figure beside its goal (None: report only); with `replicated`,
-    the scale figures again on several pilots sharing the port."""
+    the scale figures again on several pilots sharing the port; with `floor`, what Python
+    gRPC alone takes to carry each change."""
 
     def row(figure: str, result: float, goal: float | None, unit: str) -> dict[str, Any]:
         return {"figure": figure, "result": result, "goal": goal, "unit": unit,
@@ -190,6 +195,11 @@ def goals(envoys: dict[str, Any], scale: dict[str, Any],
         rows += scale_rows(replicated, f"{replicated['setup']['replicas']} pilots sharing the port: ")
     rows.append(row(f"{envoys['setup']['gateways']} real Envoys: KV write to new route in effect in traffic, p99",
                     envoys["direct_kv"]["route_in_traffic_on_all_envoys_ms"]["p99"], 500.0, "ms"))
+    for name, label in (("virtual_service_change", "a VirtualService change"),
+                        ("endpoint_change", "an endpoint change")):
+        if floor is not None:
+            rows.append(row(f"floor: Python gRPC alone carrying {label} to 1000 streams and its ACKs back, p50 round",
+                            floor[name]["round_ms_p50"], None, "ms"))
     return rows
 
 
@@ -207,13 +217,15 @@ def main() -> int:
     # Pilot on both cores: the same run on two pilots sharing the xDS port (0: skip it).
     replicas = int(os.environ.get("BENCH_PILOT_REPLICAS", "2"))
     replicated = _scale(replicas) if replicas > 1 else None
-    rows = goals(envoys, scale, replicated)
+    floor = floors()
+    rows = goals(envoys, scale, replicated, floor)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "goals": rows,
         "envoys": envoys,
         "scale": scale,
         "scale_replicated": replicated,
+        "transport_floor": floor,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -11,6 +11,7 @@ import pytest
 import uvloop
 
 from bench.pilot.scale_run import ScaleSetup, run
+from bench.pilot.transport_floor import measure
 
 
 @pytest.fixture(scope="module")
@@ -33,3 +34,11 @@ def test_a_virtual_service_change_is_pushed_as_routes_only(results: dict[str, An
 
 def test_an_endpoint_change_is_pushed_as_endpoints_only(results: dict[str, Any]) -> None:
     assert results["endpoint_changes"]["types_sent"] == ["EDS"]
+
+
+def test_the_transport_floor_carries_every_message_and_ack_on_two_servers() -> None:
+    floor = measure(2_000, 300, streams=12, servers=2, clients=2, rounds=3, timeout_s=30)
+    assert (floor.streams, floor.servers, floor.rounds) == (12, 2, 3)
+    # Each round waits for every stream's ACK (a lost one times the measurement out).
+    assert 0 < floor.round_ms_p50 <= floor.round_ms_max < 30_000
+    assert floor.server_cpu_ms_per_round > 0
