@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -38,6 +39,16 @@ class PilotMetrics(Observer):
         )
         self.push_contexts = Counter("pilot_push_contexts", "push contexts built", registry=registry)
         self.config_revision = Gauge("pilot_config_revision", "mesh-config KV revision served", registry=registry)
+        # Each labelled series, found once: every response and every ACK of every stream
+        # counts here, and `labels()` validates, stringifies and locks on each call.
+        self._series: dict[Hashable, Any] = {}
+
+    def _one(self, metric: Counter | Histogram, type_url: str, *labels: str) -> Any:
+        key = (metric, type_url, labels)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = metric.labels(short_type(type_url), *labels)
+        return series
 
     def count_connections(self, count: Callable[[], int]) -> None:
         """`pilot_xds` reads the live stream count at each scrape, so connects and
@@ -45,11 +56,11 @@ class PilotMetrics(Observer):
         self.connected.set_function(lambda: float(count()))
 
     def sent(self, proxy: Proxy, type_url: str, version: str, trigger: str) -> None:
-        self.pushes.labels(short_type(type_url), trigger).inc()
+        self._one(self.pushes, type_url, trigger).inc()
 
     def acked(self, proxy: Proxy, type_url: str, version: str, latency_s: float) -> None:
-        self.acks.labels(short_type(type_url)).inc()
-        self.ack_latency.labels(short_type(type_url)).observe(latency_s)
+        self._one(self.acks, type_url).inc()
+        self._one(self.ack_latency, type_url).observe(latency_s)
 
     def nacked(self, proxy: Proxy, type_url: str, version: str, message: str) -> None:
         self.nacks.labels(short_type(type_url)).inc()

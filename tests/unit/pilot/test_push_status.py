@@ -146,3 +146,27 @@ def test_convergence_metric_and_connection_gauge() -> None:
     assert registry.get_sample_value("pilot_xds") == 2
     streams.pop()
     assert registry.get_sample_value("pilot_xds") == 1
+
+
+def test_sends_and_acks_count_by_type_and_trigger() -> None:
+    registry = CollectorRegistry()
+    metrics = PilotMetrics(registry)
+    eds, rds = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment", \
+        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+    for type_url, trigger in ((eds, "config"), (eds, "config"), (eds, "request"), (rds, "config")):
+        metrics.sent(PROXY, type_url, "1", trigger)
+    metrics.acked(PROXY, eds, "1", 0.002)
+    metrics.acked(PROXY, eds, "1", 0.2)
+    metrics.acked(PROXY, rds, "1", 0.02)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("pilot_xds_pushes_total", type="EDS", trigger="config") == 2
+    assert value("pilot_xds_pushes_total", type="EDS", trigger="request") == 1
+    assert value("pilot_xds_pushes_total", type="RDS", trigger="config") == 1
+    assert value("pilot_xds_acks_total", type="EDS") == 2
+    assert value("pilot_xds_acks_total", type="RDS") == 1
+    assert value("pilot_xds_ack_latency_seconds_count", type="EDS") == 2
+    assert value("pilot_xds_ack_latency_seconds_bucket", type="EDS", le="0.005") == 1
+    assert value("pilot_xds_ack_latency_seconds_sum", type="RDS") == 0.02
