@@ -34,6 +34,14 @@ from services.pilot.xds.snapshot import (
 )
 from services.pilot.xds.stream_state import ROUTING_TYPES, WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
+
+def same_names(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
+    """Whether two subscriptions name the same resources.  Streams hold the snapshot's own
+    sets (see `_requested`), so this is usually one set against itself, which `==` would
+    still walk, a thousand names at a time, for every stream on every push."""
+    return a is b or a == b
+
+
 # Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
 __all__ = ["WILDCARD_TYPES", "Connection", "Nack", "Observer", "Watch"]
 
@@ -187,7 +195,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         targets = self._targets(watch, snapshot, after_parent)
         source = (snapshot.resources.get(watch.type_url), targets)
         if not force and watch.sent_from is not None and watch.sent_from[0] is source[0] \
-                and watch.sent_from[1] == targets:
+                and same_names(watch.sent_from[1], targets):
             # The very dict (and names) the last response was drawn from: nothing changed.
             return []
         if not force and watch.sent and watch.type_url not in WILDCARD_TYPES and not self.proxy.proxyless:
@@ -279,7 +287,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         held = watch.sent
         last = watch.sent_from
         changed: list[EncodedResource] = []
-        if last is not None and isinstance(last[0], dict) and last[1] == targets:
+        if last is not None and isinstance(last[0], dict) and same_names(last[1], targets):
             # The proxy holds what the last part had for these names: only how the part
             # changed matters, and that is worked out once for every stream that had it.
             names, gone = part_changes(shared, last[0], available)
