@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.rpc import status_pb2
 
-from bench.pilot.load_client import MOST_WALKED, BadResponse, Facts, ParseCache, parse_response, read_response
-from libs.envoy import CLUSTER_TYPE, ROUTE_TYPE, pack
+from bench.pilot.load_client import (
+    MOST_WALKED,
+    BadResponse,
+    Facts,
+    ParseCache,
+    TypeState,
+    parse_response,
+    read_response,
+    request_bytes,
+)
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE, pack
 
 
 def response(type_url: str, *resources: object, nonce: str = "7") -> bytes:
@@ -54,3 +65,20 @@ def test_what_envoy_would_reject_is_rejected_either_way() -> None:
         assert read.message is None
         with pytest.raises(BadResponse):
             read.facts(ParseCache())
+
+
+def test_requests_are_the_bytes_envoy_protobuf_would_write() -> None:
+    def expected(state: TypeState, **extra: object) -> bytes:
+        return discovery_pb2.DiscoveryRequest(type_url=state.type_url, version_info=state.version,
+                                              response_nonce=state.nonce, resource_names=sorted(state.names or ()),
+                                              **extra).SerializeToString()
+
+    eds = TypeState(ENDPOINT_TYPE, frozenset({"outbound|80||b", "outbound|80||a"}), version="v1", nonce="n1")
+    assert request_bytes(eds) == expected(eds)
+    eds.names, eds.version, eds.nonce = frozenset({"outbound|80||c"}), "v2", "n2"
+    assert request_bytes(eds) == expected(eds), "a new subscription is encoded anew"
+    assert request_bytes(eds, error="bad") == expected(
+        eds, error_detail=status_pb2.Status(code=3, message="bad"))
+    cds = TypeState(CLUSTER_TYPE, None)
+    node = base_pb2.Node(id="sidecar~10.0.0.1~a.ns~ns.svc.cluster.local")
+    assert request_bytes(cds, node=node) == expected(cds, node=node)
