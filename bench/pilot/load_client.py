@@ -149,7 +149,8 @@ class ParseCache:
     by its length and Python's hash of its bytes; a large one (a route configuration of
     1,000 virtual hosts, which every sidecar receives on each VirtualService change) by its
     length and the hashes of its two ends, and confirmed byte for byte against the one
-    parsed: copying and comparing 435 KB costs 40 us where hashing it costs 110.  The cache
+    parsed, where it lies: comparing 435 KB costs 16 us where hashing it costs 105, and
+    copying it out first cost more than the hash (a page-faulting allocation for each).  The cache
     is emptied when it grows past `limit` entries."""
 
     # Resources larger than this are keyed by their ends and compared whole.
@@ -177,10 +178,11 @@ class ParseCache:
 
     def _large_facts(self, type_url: str, value: bytes | memoryview, unpack: bool) -> Facts:
         key = (type_url, len(value), hash(value[:self.EDGE]), hash(value[-self.EDGE:]), unpack)
-        whole = bytes(value)
         held = self._large.get(key)
-        if held is not None and held[0] == whole:
+        # Of equal length (the key says so), so a prefix is the whole: a memcmp, no copy.
+        if held is not None and held[0].startswith(value):
             return held[1]
+        whole = bytes(value)
         found = self._parse(type_url, whole, unpack)
         if len(self._large) >= self._limit:
             self._large.clear()
