@@ -63,7 +63,7 @@ class PilotMetrics(Observer):
         self._one(self.ack_latency, type_url).observe(latency_s)
 
     def nacked(self, proxy: Proxy, type_url: str, version: str, message: str) -> None:
-        self.nacks.labels(short_type(type_url)).inc()
+        self._one(self.nacks, type_url).inc()
 
     def synced(self, proxy: Proxy, version: str, connected_at: float, at: float) -> None:
         seconds = convergence_s(self._history.find(version), connected_at, at)

@@ -41,10 +41,10 @@ class WorkloadWatcher:
         # Each registration's digest and their sum: the version, kept as registrations come
         # and go rather than recomputed over thousands of them on every push.
         self._digests: dict[str, int] = {}
+        self._digest_sum = 0
         # Each registration as last written: an agent's refresh rewrites the same bytes,
         # hundreds of times a second across a large mesh, and is recognised without decoding.
         self._written: dict[str, bytes] = {}
-        self._digest_sum = 0
         self._contents: RegistryContents | None = None
         self.synced = False
 
