@@ -3,7 +3,7 @@
 No translation, no xDS: server processes (grpc.aio, as pilot serves) hold 1,000 streams
 opened by 4 client processes (grpc.aio, one channel each, as the load tool's simulated
 sidecars); each round, every server writes one message of a given size to each of its
-streams, and each client answers each message with a small one (an ACK's size).  A round
+streams, and each client answers each message with one the size of that change's ACK.  A round
 lasts from the first server's first write to the last server's last ACK read
 (`time.monotonic`, the same clock in every process here).
 
@@ -35,6 +35,8 @@ import grpc
 
 from bench.pilot.load_client import CHANNEL_OPTIONS
 from bench.pilot.measure import sample
+from tests.harness.ports import free_port
+from tests.harness.waiting import wait_until
 
 SERVICE, METHOD = "bench.Floor", "Stream"
 # Each change's response and its ACK at the benchmark's scale: one load assignment (~0.4 KB)
@@ -126,17 +128,11 @@ def _client(port: int, count: int, ack_bytes: int) -> None:
     asyncio.run(_streams(port, count, ack_bytes))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers: int = 1, clients: int = 4,
             rounds: int = 12, timeout_s: float = 60.0) -> Floor:
     """Rounds of one message to every stream and its ACK back (the first WARMUP not counted)."""
     spawn = multiprocessing.get_context("spawn")
-    port = _free_port()
+    port = free_port()
     controls: list[Queue[str]] = [spawn.Queue() for _ in range(servers)]
     outs: list[Queue[Any]] = [spawn.Queue() for _ in range(servers)]
     processes = [spawn.Process(target=_server, args=(port, controls[n], outs[n], message_bytes), daemon=True)
@@ -144,18 +140,15 @@ def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers:
     try:
         for process in processes:
             process.start()
-        _wait_listening(port, timeout_s)
+        wait_until(lambda: _listening(port), timeout=timeout_s, interval=0.05, what="the floor's servers")
         shares = [streams // clients + (n < streams % clients) for n in range(clients)]
         client_processes = [spawn.Process(target=_client, args=(port, share, ack_bytes), daemon=True)
                             for share in shares]
         processes += client_processes
         for process in client_processes:
             process.start()
-        deadline = time.monotonic() + timeout_s
-        while _ask(controls, outs, "streams") < streams:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{streams} streams not open after {timeout_s} s")
-            time.sleep(0.1)
+        wait_until(lambda: _ask(controls, outs, "streams") >= streams, timeout=timeout_s, interval=0.1,
+                   what=f"{streams} streams open")
         walls, server_cpu, client_cpu = [], [], []
         for _ in range(rounds + WARMUP):
             before = sum(sample(p.pid).cpu_s for p in client_processes if p.pid)
@@ -185,16 +178,12 @@ def _ask(controls: list[Queue[str]], outs: list[Queue[Any]], command: str) -> in
     return sum(int(out.get(timeout=10)) for out in outs)
 
 
-def _wait_listening(port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def floors(servers: int = 1, rounds: int = 12) -> dict[str, Any]:
