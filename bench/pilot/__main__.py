@@ -195,9 +195,9 @@ def goals(envoys: dict[str, Any], scale: dict[str, Any],
         rows += scale_rows(replicated, f"{replicated['setup']['replicas']} pilots sharing the port: ")
     rows.append(row(f"{envoys['setup']['gateways']} real Envoys: KV write to new route in effect in traffic, p99",
                     envoys["direct_kv"]["route_in_traffic_on_all_envoys_ms"]["p99"], 500.0, "ms"))
-    for name, label in (("virtual_service_change", "a VirtualService change"),
-                        ("endpoint_change", "an endpoint change")):
-        if floor is not None:
+    if floor is not None:
+        for name, label in (("virtual_service_change", "a VirtualService change"),
+                            ("endpoint_change", "an endpoint change")):
             rows.append(row(f"floor: Python gRPC alone carrying {label} to 1000 streams and its ACKs back, p50 round",
                             floor[name]["round_ms_p50"], None, "ms"))
     return rows

@@ -4,6 +4,6 @@ Tests steer it with request headers: `x-echo-status: 503` answers that status,
 `x-echo-delay-ms: 200` waits first.  Every response carries `x-upstream: <name>`.
 """
 
-from samples.echo._server import EchoServer, echo_handler
+from samples.echo._server import EchoServer, HttpServer, echo_handler
 
-__all__ = ["EchoServer", "echo_handler"]
+__all__ = ["EchoServer", "HttpServer", "echo_handler"]

@@ -52,7 +52,9 @@ def echo_handler(name: str, hits: list[dict[str, Any]] | None = None) -> type[Ba
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
+class HttpServer(ThreadingHTTPServer):
+    """The standard library's threaded HTTP server with a real listen backlog."""
+
     # socketserver listens with a backlog of 5.  Ten proxies opening their first connection
     # to a new route at once overflowed it, and the kernel dropped a SYN that Linux retried
     # only a second later (ListenOverflows): a 1 s outlier in the pilot benchmark.
@@ -65,7 +67,7 @@ class EchoServer:
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name = name
         self.hits: list[dict[str, Any]] = []
-        self._server = _Server((host, port), echo_handler(name, self.hits))
+        self._server = HttpServer((host, port), echo_handler(name, self.hits))
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"echo-{name}", daemon=True)
 
     @property

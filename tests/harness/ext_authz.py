@@ -25,7 +25,7 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2
 
-from tests.harness.http_server import HttpServer
+from samples.echo import HttpServer
 
 DECISION_HEADER = "x-ext-authz"
 RESULT_HEADER = "x-ext-authz-check-result"

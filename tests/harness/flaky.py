@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.harness.http_server import HttpServer
+from samples.echo import HttpServer
 
 
 @dataclass(frozen=True)

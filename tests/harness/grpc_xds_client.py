@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlparse
 
 import grpc
 
+from samples.echo import HttpServer
 from tests.harness.grpc_xds import ECHO_METHOD
-from tests.harness.http_server import HttpServer
 
 _channels: dict[str, grpc.Channel] = {}
 _lock = threading.Lock()

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.harness.http_server import HttpServer
+from samples.echo import HttpServer
 
 
 def b64url(data: bytes) -> str:

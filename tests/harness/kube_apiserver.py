@@ -60,7 +60,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness.http_server import HttpServer
+from samples.echo import HttpServer
 from tests.harness.kube_discovery import TokenInfo
 from tests.harness.kube_http import Handler, Request, cut
 from tests.harness.kube_resources import ResourceType, default_types

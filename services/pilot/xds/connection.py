@@ -34,16 +34,15 @@ from services.pilot.xds.snapshot import (
 )
 from services.pilot.xds.stream_state import ROUTING_TYPES, WILDCARD_TYPES, BaseConnection, Nack, Observer, Watch
 
+# Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
+__all__ = ["WILDCARD_TYPES", "Connection", "Nack", "Observer", "Watch"]
+
 
 def same_names(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
     """Whether two subscriptions name the same resources.  Streams hold the snapshot's own
     sets (see `_requested`), so this is usually one set against itself, which `==` would
     still walk, a thousand names at a time, for every stream on every push."""
     return a is b or a == b
-
-
-# Observer, Nack and Watch moved to stream_state (shared with delta); importers of this module keep working.
-__all__ = ["WILDCARD_TYPES", "Connection", "Nack", "Observer", "Watch"]
 
 
 class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
