@@ -20,7 +20,7 @@ never share it.  The lifetimes are TranslationMemo's (memo.py):
 - a fact about a shared part (its RDS or EDS names): the part itself; per push.
 
 Finer caches stay with the builders that own them: each cluster is kept across pushes by
-its inputs (`generator.outbound_clusters`), each default virtual host too
+its inputs (`generator.outbound_clusters`), each route configuration's plan of hosts too
 (`virtual_hosts`), and each encoded resource while it lives (xds/snapshot.py).
 """
 

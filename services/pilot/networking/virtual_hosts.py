@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -63,17 +64,75 @@ def _mesh_virtual_services(push: PushContext) -> list[tuple[Resource, list[str]]
             for vs in push.virtual_services() if vs.spec.get("http") and vs_applies(vs, mesh)]
 
 
-def _routes_for(service: Service, scope: ProxyScope, ctx: RouteContext) -> list[rc.Route] | None:
-    """Routes of the first VirtualService (in config order) whose hosts cover the service;
-    Istio merges only for identical hosts, and so do we.  None: no VirtualService does."""
+@dataclass(frozen=True)
+class _Host:
+    """One service port's place in a route configuration."""
+
+    hostname: str
+    port: int
+    domains: tuple[str, ...]
+    # Its virtual host when no VirtualService routes it, and the cluster that one calls.
+    default: rc.VirtualHost
+    cluster: str
+
+
+@dataclass(frozen=True)
+class _HostPlan:
+    """A route configuration's hosts, their domains with duplicates dropped, and their
+    default virtual hosts: everything but routing.  It reads nothing a VirtualService
+    sets, so a routing change reuses it and rebuilds only the hosts it routes."""
+
+    hosts: tuple[_Host, ...]
+    by_hostname: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def build(cls, services: list[tuple[Service, ServicePort]], client_namespace: str, mesh: MeshConfig,
+              ports: PortForms) -> _HostPlan:
+        # A domain already taken by an earlier host is skipped: duplicates make Envoy reject
+        # the whole route configuration.
+        taken: set[str] = set()
+        hosts: list[_Host] = []
+        by_hostname: dict[str, list[int]] = {}
+        for service, port in services:
+            wanted = tuple(d for d in domains(service, port, client_namespace, mesh, ports=ports) if d not in taken)
+            if not wanted:
+                continue
+            taken.update(wanted)
+            by_hostname.setdefault(service.hostname, []).append(len(hosts))
+            hosts.append(_Host(service.hostname, port.number, wanted,
+                               *_default_host(service.hostname, port.number, wanted)))
+        return cls(tuple(hosts), {name: tuple(indexes) for name, indexes in by_hostname.items()})
+
+    def covered(self, patterns: list[str]) -> set[int]:
+        """The hosts whose service one of `patterns` (a VirtualService's hosts) matches."""
+        out: set[int] = set()
+        for pattern in patterns:
+            if pattern.startswith("*"):
+                out.update(i for i, host in enumerate(self.hosts) if host_matches(pattern, host.hostname))
+            else:
+                out.update(self.by_hostname.get(pattern, ()))
+        return out
+
+
+def _routed(plan: _HostPlan, scope: ProxyScope, ctx: RouteContext) -> dict[int, list[rc.Route]]:
+    """Per host that a VirtualService routes, the routes of the first VirtualService (in
+    config order) whose hosts cover its service and that has routes for its port; Istio
+    merges only for identical hosts, and so do we."""
+    candidates: dict[int, list[Resource]] = {}
     for vs, hosts in scope.push.derived("mesh-virtual-services", lambda: _mesh_virtual_services(scope.push)):
-        if not scope.virtual_service_visible(vs):
-            continue
-        if any(host_matches(h, service.hostname) for h in hosts):
-            routes = http_routes(vs, ctx)
+        if scope.virtual_service_visible(vs):
+            for index in plan.covered(hosts):
+                candidates.setdefault(index, []).append(vs)
+    routed: dict[int, list[rc.Route]] = {}
+    for index in sorted(candidates):
+        route_ctx = RouteContext(push=ctx.push, proxy=ctx.proxy, port=plan.hosts[index].port,
+                                 gateways=frozenset({MESH_GATEWAY}), clusters=ctx.clusters, warnings=ctx.warnings)
+        for vs in candidates[index]:
+            routes = http_routes(vs, route_ctx)
             if routes:
-                return routes
-    return None
+                routed[index] = routes
+                break
+    return routed
 
 
 def _default_host(hostname: str, port: int, wanted: tuple[str, ...]) -> tuple[rc.VirtualHost, str]:
@@ -94,30 +153,26 @@ def _default_host(hostname: str, port: int, wanted: tuple[str, ...]) -> tuple[rc
 
 def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyScope, ctx: RouteContext, *,
                   ports: PortForms, memo: TranslationMemo | None = None) -> list[rc.VirtualHost]:
-    """Virtual hosts for `services`; a domain already taken by an earlier host is skipped
-    (duplicates make Envoy reject the whole route configuration).  With `memo`, a host no
-    VirtualService routes is built once for as long as its name and domains are used, by
-    every namespace and push: a routing change then rebuilds only the hosts it routes."""
-    taken: set[str] = set()
+    """Virtual hosts for `services`.  With `memo`, the plan of hosts (`_HostPlan`) is kept
+    for as long as the services, their names and the client's namespace stay the same, by
+    every push: a routing change then rebuilds only the hosts it routes."""
+    services = list(services)
+    client, mesh = scope.proxy.namespace, scope.push.mesh
+    # Everything the plan reads: each service's names and port, the client's namespace.
+    key = ("vhost-plan", ports, client, mesh.domain_suffix,
+           tuple((service.hostname, service.addresses, port.number) for service, port in services))
+    build = partial(_HostPlan.build, services, client, mesh, ports)
+    plan = memo.lasting(key, build) if memo is not None else build()
+    routed = _routed(plan, scope, ctx)
     out: list[rc.VirtualHost] = []
-    for service, port in services:
-        wanted = [d for d in domains(service, port, scope.proxy.namespace, scope.push.mesh, ports=ports)
-                  if d not in taken]
-        if not wanted:
-            continue
-        taken.update(wanted)
-        route_ctx = RouteContext(push=ctx.push, proxy=ctx.proxy, port=port.number, gateways=frozenset({MESH_GATEWAY}),
-                                 clusters=ctx.clusters, warnings=ctx.warnings)
-        routes = _routes_for(service, scope, route_ctx)
+    for index, host in enumerate(plan.hosts):
+        routes = routed.get(index)
         if routes is None:
-            key = (service.hostname, port.number, tuple(wanted))
-            vhost, cluster = (memo.lasting(("default-vhost", *key), partial(_default_host, *key)) if memo is not None
-                              else _default_host(*key))
-            ctx.clusters.add(cluster)
+            ctx.clusters.add(host.cluster)
+            out.append(host.default)
         else:
-            vhost = rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=wanted,
-                                   include_request_attempt_count=True, routes=routes)
-        out.append(vhost)
+            out.append(rc.VirtualHost(name=f"{host.hostname}:{host.port}", domains=host.domains,
+                                      include_request_attempt_count=True, routes=routes))
     return out
 
 
