@@ -65,7 +65,8 @@ class Pilot:
             trust_domain=settings.trust_domain,
         )
         self.cache = SnapshotCache()
-        self.heap = HeapKeeper(settings.full_collection_interval_s, trim=settings.trim_heap)
+        self.heap = HeapKeeper(settings.full_collection_interval_s, trim=settings.trim_heap,
+                               young_threshold=settings.gc_young_threshold)
         self.ads = AdsServer(self.cache, observer=self.metrics, concurrent_sends=settings.push_concurrency)
         self.metrics.count_connections(lambda: len(self.ads.connections))
         self.readiness = Readiness()
@@ -147,6 +148,7 @@ class Pilot:
         supervisor.start("debounce", self.debouncer.run)
         supervisor.start("debounce-endpoints", self.endpoint_debouncer.run)
         if self.heap.enabled:
+            self.heap.install()
             supervisor.start("heap", self.heap.run)
 
 

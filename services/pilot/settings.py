@@ -46,6 +46,10 @@ class PilotSettings:
                                                     "collector (its full collections took 0.2 s per push at 1,000 "
                                                     "proxies); seconds between full collections of all of it; 0: "
                                                     "leave the collector as it is")
+    gc_young_threshold: int = knob(50_000, "allocations between young garbage collections while the heap is "
+                                           "frozen at each push (CPython's 700 walked each push's new objects "
+                                           "again and again: ~20% of a VirtualService push at 1,000 proxies); "
+                                           "0: CPython's own")
     trim_heap: bool = knob(True, "give memory each push freed back to the system at the next push (glibc's "
                                  "malloc_trim, ~3 ms a push at 1,000 proxies): the endpoint pushes' freed "
                                  "buffers otherwise stay in pilot's RSS")

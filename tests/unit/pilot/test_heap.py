@@ -69,3 +69,16 @@ def test_each_push_gives_freed_memory_back_where_glibc_can() -> None:
     keeper.push_started()
     assert len(trims) == 2
     assert HeapKeeper(0.0, trim=False).trim is None
+
+
+def test_install_spaces_young_collections_and_interval_zero_does_not() -> None:
+    before = gc.get_threshold()
+    try:
+        HeapKeeper(0.0, young_threshold=40_000).install()
+        assert gc.get_threshold() == before
+        HeapKeeper(300.0, young_threshold=0).install()
+        assert gc.get_threshold() == before
+        HeapKeeper(300.0, young_threshold=40_000).install()
+        assert gc.get_threshold() == (40_000, *before[1:])
+    finally:
+        gc.set_threshold(*before)
