@@ -10,6 +10,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 
 from bench.pilot.load_client import (
+    LARGE_RESOURCE,
     MOST_WALKED,
     BadResponse,
     Facts,
@@ -55,6 +56,29 @@ def test_resources_alike_in_length_are_told_apart() -> None:
     # The same resource under another nonce is parsed once.
     assert read_response(response(ROUTE_TYPE, routes("81"), nonce="9")).facts(cache) == [Facts("81")]
     assert cache.parsed == 2
+
+
+def test_large_resources_alike_at_both_ends_are_told_apart_by_their_bytes() -> None:
+    def large(name: str, middle: str) -> route_pb2.RouteConfiguration:
+        hosts = [{"name": f"h{i}", "domains": [f"h{i}.example"]} for i in range(800)]
+        hosts[400]["domains"] = [middle]
+        return route_pb2.RouteConfiguration(name=name, virtual_hosts=hosts)
+
+    cache = ParseCache(large_bytes=LARGE_RESOURCE * 4)
+    first, second = large("80", "aaaa.example"), large("80", "bbbb.example")
+    assert first.ByteSize() == second.ByteSize() >= LARGE_RESOURCE
+    renamed = large("81", "aaaa.example")
+    for config, name in ((first, "80"), (second, "80"), (renamed, "81")):
+        assert read_response(response(ROUTE_TYPE, config)).facts(cache) == [Facts(name)]
+    assert cache.parsed == 3
+    # Seen again under another nonce: found, not parsed.
+    assert read_response(response(ROUTE_TYPE, second, nonce="8")).facts(cache) == [Facts("80")]
+    assert cache.parsed == 3
+    # Past its byte budget the cache starts over, and still answers right.
+    for i in range(5):
+        assert read_response(response(ROUTE_TYPE, large("80", f"c{i:03d}.example"))).facts(cache) == [Facts("80")]
+    assert read_response(response(ROUTE_TYPE, first)).facts(cache) == [Facts("80")]
+    assert cache.parsed == 9
 
 
 def test_what_envoy_would_reject_is_rejected_either_way() -> None:
