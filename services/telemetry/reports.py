@@ -11,7 +11,7 @@ is found by address in the directory, its identity in the mTLS peer certificate.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.core.v3 import address_pb2, base_pb2
@@ -75,19 +75,28 @@ class Reporter:
                    str(metadata.get("MIZZEN_IDENTITY", "")).lower() == "true")
 
 
-@dataclass(frozen=True)
 class Report:
-    labels: tuple[str, ...]  # values, in LABELS order
-    # HTTP: one request; TCP: what this entry says about one connection.
-    duration_ms: float = 0.0
-    request_bytes: int = 0
-    response_bytes: int = 0
-    opened: bool = False
-    closed: bool = False
-    sent_bytes: int = 0
-    received_bytes: int = 0
-    # The entry's request, read only when the Telemetry API's tag overrides ask for it.
-    request: accesslog_pb2.HTTPRequestProperties | None = field(default=None, compare=False, hash=False)
+    """One entry's labels and numbers.  A plain slotted class, made once per entry: a frozen
+    dataclass's `__init__` took 3.3 us, a quarter of an entry's whole cost.  Not changed
+    after it is made."""
+
+    __slots__ = ("closed", "duration_ms", "labels", "opened", "received_bytes", "request", "request_bytes",
+                 "response_bytes", "sent_bytes")
+
+    def __init__(self, labels: tuple[str, ...], *, duration_ms: float = 0.0, request_bytes: int = 0,
+                 response_bytes: int = 0, opened: bool = False, closed: bool = False, sent_bytes: int = 0,
+                 received_bytes: int = 0, request: accesslog_pb2.HTTPRequestProperties | None = None) -> None:
+        self.labels = labels  # values, in LABELS order
+        # HTTP: one request; TCP: what this entry says about one connection.
+        self.duration_ms = duration_ms
+        self.request_bytes = request_bytes
+        self.response_bytes = response_bytes
+        self.opened = opened
+        self.closed = closed
+        self.sent_bytes = sent_bytes
+        self.received_bytes = received_bytes
+        # The entry's request, read only when the Telemetry API's tag overrides ask for it.
+        self.request = request
 
     def label_map(self) -> dict[str, str]:
         return dict(zip(LABELS, self.labels, strict=True))
