@@ -58,13 +58,13 @@ def to(host: str, status: int) -> str:
 
 
 def hosts_of(documents: list[str], memo: TranslationMemo | None = None, revision: int = 1,
-             services: tuple[str, ...] = SERVICES) -> list[rc.VirtualHost]:
-    """Port 80's virtual hosts, as the default namespace's sidecars get them."""
+             services: tuple[str, ...] = SERVICES, proxy: Proxy = PROXY) -> list[rc.VirtualHost]:
+    """Port 80's virtual hosts, as `proxy` (by default a sidecar in `default`) gets them."""
     result = parse_text("---\n".join([*services, *documents]), "test")
     assert result.ok, result.errors()
     push = PushContext.build(ConfigSnapshot(revision, {r.key: r for _, r in result.resources}), MeshConfig())
-    scope = ProxyScope.build(PROXY, push)
-    ctx = RouteContext(push=push, proxy=PROXY, port=80, gateways=frozenset({MESH_GATEWAY}))
+    scope = ProxyScope.build(proxy, push)
+    ctx = RouteContext(push=push, proxy=proxy, port=80, gateways=frozenset({MESH_GATEWAY}))
     entries = [(s, p) for s in scope.services() for p in s.ports if p.number == 80]
     return virtual_hosts(entries, scope, ctx, ports="none", memo=memo)
 
@@ -128,3 +128,15 @@ def test_a_routing_change_rebuilds_only_the_hosts_it_routes() -> None:
     memo.new_push()
     third = by_name(hosts_of([], memo, revision=3, services=(*SERVICES, service("e"))))
     assert sorted(third) == ["a", "b", "c", "d", "e"] and third["b"].routes[0].name == "default"
+
+
+def test_namespaces_that_name_a_service_alike_share_its_host() -> None:
+    memo = TranslationMemo()
+    here = by_name(hosts_of([], memo))
+    third = Proxy(id="sidecar~10.0.0.8~client.third~third.svc.cluster.local", type=NodeType.SIDECAR,
+                  ip="10.0.0.8", pod="client", namespace="third", dns_domain="third.svc.cluster.local")
+    there = by_name(hosts_of([], memo, proxy=third))
+    # `d` lives in `other`: both clients name it alike, so both get the one message.
+    assert there["d"] is here["d"]
+    # `a` lives in `default`, whose clients also call it plain `a`: its hosts differ.
+    assert "a" in here["a"].domains and "a" not in there["a"].domains
