@@ -12,6 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+# How long `stop` waits after SIGTERM before SIGKILL: longer than the services' own
+# shutdown grace (5 s by default), so a slow but clean stop on a loaded machine is not
+# turned into a kill, and a test asserting a clean exit sees what the service did.
+STOP_GRACE_S = 10.0
+
+
 class Process:
     def __init__(self, name: str, argv: Sequence[str], *, log_dir: Path, env: Mapping[str, str] | None = None,
                  cwd: Path | None = None) -> None:
@@ -41,7 +47,7 @@ class Process:
         except FileNotFoundError:
             return ""
 
-    def stop(self, grace_s: float = 5.0) -> int | None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)

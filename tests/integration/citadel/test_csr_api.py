@@ -115,7 +115,7 @@ def test_restart_keeps_the_root_the_token_key_and_the_bundle(processes: ProcessG
     bundle, revision = _trust_bundle(nats.url)
     assert bundle == root
     first.process.stop()
-    assert first.process.popen.returncode == 0, "SIGTERM is a clean stop"
+    assert first.process.popen.returncode == 0, f"SIGTERM is a clean stop:\n{first.process.log()[-4000:]}"
 
     second = start_citadel(processes, nats.url, tmp_path / "citadel", name="citadel-2")
     assert second.root_pem == root

@@ -156,7 +156,7 @@ def test_the_root_lives_in_the_secret_and_survives_a_restart(processes: ProcessG
     first = _start(processes, nats, tmp_path / "first", kubeconfig, name="citadel-1")
     root_pem = _secret_root(kube_api)
     first.process.stop()
-    assert first.process.popen.returncode == 0, "SIGTERM is a clean stop"
+    assert first.process.popen.returncode == 0, f"SIGTERM is a clean stop:\n{first.process.log()[-4000:]}"
     # Another state dir: the root can only have come back from the Secret.
     second = _start(processes, nats, tmp_path / "second", kubeconfig, name="citadel-2")
     assert _secret_root(kube_api) == root_pem
