@@ -9,7 +9,7 @@ never share it.  The lifetimes are TranslationMemo's (memo.py):
 - scope (visible services, Sidecar): type, namespace, labels; per push.
 - security filters: type, namespace, labels, policy-check variant; per push.
 - outbound clusters and load assignments: the visible hostnames, mTLS identity, source
-  address; per push.
+  address; beside routing.
 - a sidecar's own side (inbound, its security clusters): the proxy's class key; beside
   routing.
 - a sidecar's outbound listeners and routes: namespace, Sidecar, `sourceLabels` matches,
@@ -61,9 +61,11 @@ class SharedParts:
             "all-services", lambda: sorted(self.push.services.values(), key=lambda s: s.hostname))
         # Keyed by the list itself (derived once per push and held by it), not by a tuple of a
         # thousand hostnames rebuilt and hashed for each proxy; lists alike still share by name.
-        token = self.memo.per_push(("services-token", id(services)), lambda: self.memo.per_push(
+        token = self.memo.per_push(("services-token", id(services)), lambda: self.memo.beside_routing(
             ("services-named", tuple(s.hostname for s in services)), object))
-        return self.memo.per_push(("outbound-clusters", token, proxy.identity, source), lambda: build(services))
+        # No VirtualService reaches a cluster or its endpoints (services, DestinationRules and
+        # the registry do), so a routing-only push keeps the very part the last one built.
+        return self.memo.beside_routing(("outbound-clusters", token, proxy.identity, source), lambda: build(services))
 
     def sidecar_own(self, proxy: Proxy, build: Callable[[], T]) -> T:
         """No VirtualService reaches a sidecar's own side: kept until a push changes more."""

@@ -8,8 +8,9 @@ clusters came out the same: an endpoint change then costs a lookup per proxy, no
 translation, and streams see every other type as the very dict they sent.
 
 When only VirtualServices changed, each sidecar keeps its own side (inbound listeners,
-clusters and routes, security filters: see `TranslationMemo.beside_routing`), and only
-the outbound routes it shares with its namespace are built again.
+clusters and routes, security filters: see `TranslationMemo.beside_routing`) and the
+outbound clusters it shares, and only the outbound listeners and routes it shares with its
+namespace are built again.
 """
 
 from __future__ import annotations

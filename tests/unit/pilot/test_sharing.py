@@ -243,13 +243,16 @@ def test_a_routing_only_push_keeps_each_sidecars_own_side_and_any_other_push_reb
     first = cache.get(proxy)
     cache.set_push(config_push(2, SOURCE_LABELS))
     routed = cache.get(proxy)
-    # Only a VirtualService changed: the inbound side is the very resource built before.
+    # Only a VirtualService changed: the inbound side is the very resource built before,
+    # and so is the outbound cluster part.
     assert inbound_listener(routed) is inbound_listener(first)
-    assert routed is not None and has_fault_in(routed, "ratings")
+    assert first is not None and routed is not None and has_fault_in(routed, "ratings")
+    assert routed.cluster_part is first.cluster_part
     # A policy reaches the inbound side: it is translated again, with the new filter.
     cache.set_push(config_push(3, SOURCE_LABELS, DENY_GET))
     guarded = cache.get(proxy)
     assert inbound_listener(guarded).digest != inbound_listener(routed).digest
+    assert guarded is not None and guarded.cluster_part is not routed.cluster_part
 
 
 def has_fault_in(snapshot: Snapshot, host: str) -> bool:
