@@ -99,8 +99,9 @@ class _HostPlan:
                 continue
             taken.update(wanted)
             by_hostname.setdefault(service.hostname, []).append(len(hosts))
-            # Kept by name and domains, so the namespaces that name a service alike (all but
-            # its own) share one message: ~30 MB at 1,000 services in 10 namespaces.
+            # Kept by name and domains, so plans built by the same push (every namespace's,
+            # when the services change) share one message among the namespaces that name a
+            # service alike, all but its own: ~30 MB at 1,000 services in 10 namespaces.
             key = (service.hostname, port.number, wanted)
             default = (memo.lasting(("default-vhost", *key), partial(_default_host, *key)) if memo is not None
                        else _default_host(*key))
