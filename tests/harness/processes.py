@@ -11,7 +11,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-
 # How long `stop` waits after SIGTERM before SIGKILL: longer than the services' own
 # shutdown grace (5 s by default), so a slow but clean stop on a loaded machine is not
 # turned into a kill, and a test asserting a clean exit sees what the service did.
