@@ -75,6 +75,11 @@ class _Host:
     default: rc.VirtualHost
     cluster: str
 
+    def routed(self, routes: list[rc.Route]) -> rc.VirtualHost:
+        """Its virtual host with a VirtualService's routes: the default's name and domains."""
+        return rc.VirtualHost(name=self.default.name, domains=self.domains, include_request_attempt_count=True,
+                              routes=routes)
+
 
 @dataclass(frozen=True)
 class _HostPlan:
@@ -176,8 +181,7 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
             ctx.clusters.add(host.cluster)
             out.append(host.default)
         else:
-            out.append(rc.VirtualHost(name=f"{host.hostname}:{host.port}", domains=host.domains,
-                                      include_request_attempt_count=True, routes=routes))
+            out.append(host.routed(routes))
     return out
 
 
