@@ -64,16 +64,17 @@ class Hop:
     url: str
 
 
-def wrk(url: str, duration_s: int, *, rate_per_s: int = 0, lua: str = "") -> dict[str, float]:
-    """p50 / p99 in ms and requests/s: one thread, two keep-alive connections, as fast as
-    answers come, or about `rate_per_s` (Debian's wrk has no -R: a Lua `delay()` spaces each
-    connection's requests; wrk's latency excludes the delay).  `lua`: more of wrk's script
-    (a `request()` making each request different, say)."""
-    argv = ["wrk", "-t1", "-c2", f"-d{duration_s}s", "--latency"]
+def wrk(url: str, duration_s: int, *, rate_per_s: int = 0, lua: str = "", connections: int = 2) -> dict[str, float]:
+    """p50 / p99 in ms and requests/s: one thread, `connections` keep-alive connections, as
+    fast as answers come, or about `rate_per_s` (Debian's wrk has no -R: a Lua `delay()`
+    spaces each connection's requests, in whole milliseconds, so the rate reached is a little
+    under the one asked; wrk's latency excludes the delay).  `lua`: more of wrk's script (a
+    `request()` making each request different, say)."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         if rate_per_s or lua:
             if rate_per_s:
-                script.write(f"function delay() return {2000 / rate_per_s:.3f} end\n")
+                script.write(f"function delay() return {connections * 1000 / rate_per_s:.3f} end\n")
             script.write(lua)
             script.flush()
             argv += ["-s", script.name]
