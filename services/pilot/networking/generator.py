@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -35,8 +34,6 @@ from services.pilot.networking.memo import TranslationMemo
 from services.pilot.networking.shared_parts import SharedParts
 
 Part = dict[str, Message]
-# Listeners, route configurations, the clusters each of them names, warnings.
-GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -52,11 +49,6 @@ class ProxyConfig:
     # What Envoy subscribes to once it applied this config's CDS and LDS.
     eds_clusters: frozenset[str] = frozenset()
     route_names: frozenset[str] = frozenset()
-    # A sidecar's config keeps what it was assembled from, so a push that changed only
-    # VirtualServices can swap in its namespace's new outbound listeners and routes
-    # (`with_outbound`) instead of assembling it again.
-    own: OwnParts | None = field(default=None, compare=False, repr=False)
-    outbound: GeneratedParts | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_resources(cls, version: str, resources: dict[str, Part],
@@ -83,19 +75,6 @@ class ProxyConfig:
         for part in self.reference_parts:
             merged.update(part)
         return merged
-
-    def with_endpoints(self, endpoints: Part) -> ProxyConfig:
-        """This config with another load assignment part for the same clusters."""
-        return replace(self, parts={**self.parts, ENDPOINT_TYPE: (endpoints,)})
-
-    def with_outbound(self, push: PushContext, outbound: GeneratedParts, memo: TranslationMemo) -> ProxyConfig:
-        """A sidecar's config at `push` with new outbound listeners and routes and the rest
-        as it is: right when the push changed only VirtualServices, which reach nothing
-        else of a sidecar's.  Checked as `generate` checks it."""
-        assert self.own is not None, "only a sidecar's config keeps its own parts"
-        # Its clusters and load assignments are the parts the last push checked.
-        return _envoy_config(SharedParts(push, memo), self.parts[CLUSTER_TYPE][0], self.parts[ENDPOINT_TYPE][0],
-                             self.own, outbound, sidecar=True, check=_check_routing)
 
 
 def _rds_names(listeners: Part) -> frozenset[str]:
@@ -132,12 +111,7 @@ def check_consistency(config: ProxyConfig, memo: TranslationMemo) -> None:
     """go-control-plane's rule: every EDS cluster has endpoints, every RDS name a route
     configuration, every routed-to cluster exists.  Facts about shared parts are
     computed once per push (memo), so checking a thousand proxies stays cheap."""
-    _check_clusters(config, memo)
-    _check_routing(config, memo)
-
-
-def _check_clusters(config: ProxyConfig, memo: TranslationMemo) -> None:
-    clusters, endpoints = config.parts[CLUSTER_TYPE], config.parts[ENDPOINT_TYPE]
+    clusters, endpoints, routes = (config.parts[t] for t in (CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE))
     for part in clusters:
         eds = memo.of(part, "eds-names", lambda p=part: _eds_names(p))  # type: ignore[misc]
         missing = _missing(memo, "eds-in", part, eds, endpoints)
@@ -148,10 +122,6 @@ def _check_clusters(config: ProxyConfig, memo: TranslationMemo) -> None:
                            clusters)
         if orphans:
             raise InconsistentConfig(f"load assignment {sorted(orphans)[0]} has no cluster")
-
-
-def _check_routing(config: ProxyConfig, memo: TranslationMemo) -> None:
-    clusters, routes = config.parts[CLUSTER_TYPE], config.parts[ROUTE_TYPE]
     missing_routes = frozenset(name for name in config.route_names if not any(name in part for part in routes))
     if missing_routes:
         raise InconsistentConfig(f"a listener names route configuration {sorted(missing_routes)[0]}, "
@@ -246,37 +216,19 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         guard = parts.security(proxy)
         out = parts.gateway(proxy, lambda: _gateway_parts(proxy, push, guard, scope.telemetry))
         own = _guarded(proxy, push, guard, shared_clusters, OwnParts())
-        return _envoy_config(parts, shared_clusters, shared_endpoints, own, out, sidecar=False)
-    own = parts.sidecar_own(proxy, lambda: _sidecar_own(proxy, scope, parts, shared_clusters))
-    return _envoy_config(parts, shared_clusters, shared_endpoints, own, sidecar_outbound_parts(proxy, parts),
-                         sidecar=True)
-
-
-def sidecar_outbound_parts(proxy: Proxy, parts: SharedParts) -> GeneratedParts:
-    """The outbound listeners and routes (with their references and warnings) a sidecar
-    shares with its namespace."""
-    scope = parts.scope(proxy)
-    return parts.sidecar_outbound(proxy, scope, lambda: _outbound_parts(scope, parts.memo))
-
-
-def _envoy_config(parts: SharedParts, shared_clusters: Part, shared_endpoints: Part, own: OwnParts,
-                  out: GeneratedParts, *, sidecar: bool,
-                  check: Callable[[ProxyConfig, TranslationMemo], None] = check_consistency) -> ProxyConfig:
-    """An Envoy proxy's config from its shared outbound parts and its own, checked.  A
-    sidecar's keeps `own` and `out` (see `ProxyConfig.with_outbound`); a gateway's routes
-    are its own, so a gateway's config is always assembled anew."""
+    else:
+        own = parts.sidecar_own(proxy, lambda: _sidecar_own(proxy, scope, parts, shared_clusters))
+        out = parts.sidecar_outbound(proxy, scope, lambda: _outbound_parts(scope, parts.memo))
     config = ProxyConfig(
-        version=parts.push.version,
+        version=push.version,
         parts={CLUSTER_TYPE: (shared_clusters, *own.clusters), ENDPOINT_TYPE: (shared_endpoints,),
                LISTENER_TYPE: (*own.listeners, out[0]), ROUTE_TYPE: (out[1], *own.routes)},
         reference_parts=(*own.references, out[2]),
         warnings=(*out[3], *own.warnings),
         eds_clusters=parts.fact(shared_endpoints, "eds-set", frozenset),
         route_names=own.route_names | parts.fact(out[0], "rds-names", _rds_names),
-        own=own if sidecar else None,
-        outbound=out if sidecar else None,
     )
-    check(config, parts.memo)
+    check_consistency(config, parts.memo)
     return config
 
 
@@ -327,6 +279,9 @@ def _proxyless(scope: ProxyScope, parts: SharedParts) -> ProxyConfig:
     )
     check_consistency(config, parts.memo)
     return config
+
+
+GeneratedParts = tuple[Part, Part, dict[str, frozenset[str]], tuple[str, ...]]
 
 
 def _gateway_parts(proxy: Proxy, push: PushContext, guard: security.ProxySecurity,

@@ -10,10 +10,7 @@ translation, and streams see every other type as the very dict they sent.
 When only VirtualServices changed, each sidecar keeps its own side (inbound listeners,
 clusters and routes, security filters: see `TranslationMemo.beside_routing`) and the
 outbound clusters it shares, and only the outbound listeners and routes it shares with its
-namespace are built again.  Its snapshot is the last one with those swapped in, provided
-the VirtualServices' `sourceLabels` are the last push's: they are the only way a routing
-change could regroup which sidecars share outbound parts, so with them unchanged the
-sidecars that shared a part share its successor, worked out for the first of them.
+namespace are built again.
 """
 
 from __future__ import annotations
@@ -24,14 +21,9 @@ from typing import Any
 import structlog
 from google.protobuf.message import Message
 
-from services.pilot.model.proxy import NodeType, Proxy
+from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
-from services.pilot.networking.generator import (
-    ProxyConfig,
-    generate,
-    outbound_cluster_parts,
-    sidecar_outbound_parts,
-)
+from services.pilot.networking.generator import generate, outbound_cluster_parts
 from services.pilot.networking.memo import TranslationMemo
 from services.pilot.networking.shared_parts import SharedParts
 from services.pilot.xds.snapshot import Snapshot, drop_responses, encoded
@@ -45,9 +37,6 @@ class SnapshotCache:
         self._by_class: dict[tuple[Any, ...], Snapshot] = {}
         # The last push and its snapshots, while the current one differs only in endpoints.
         self._before: tuple[PushContext, dict[tuple[Any, ...], Snapshot]] | None = None
-        # The last push's snapshots, while the current one differs only in VirtualServices
-        # that match the same source labels.
-        self._routed_from: dict[tuple[Any, ...], Snapshot] | None = None
         self.memo = TranslationMemo()
         self._shared: dict[Hashable, Any] = {}
         self.builds = 0
@@ -69,8 +58,6 @@ class SnapshotCache:
             self._before = (before, {**previous, **self._by_class})
         else:
             self._before = None
-        same_groups = routing_only and before is not None and before.source_selectors() == push.source_selectors()
-        self._routed_from = self._by_class if same_groups else None
         self._push = push
         self._by_class = {}
         drop_responses(self._shared)
@@ -89,34 +76,15 @@ class SnapshotCache:
         if snapshot is None:
             snapshot = self._with_new_endpoints(proxy, key, self._push)
             if snapshot is None:
-                snapshot = self._with_new_routing(proxy, key, self._push)
-            if snapshot is None:
                 config = generate(proxy, self._push, self.memo)
-                self._warn(proxy, config)
+                for warning in config.warnings:
+                    log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
                 snapshot = Snapshot.from_config(config, self.memo, shared=self._shared)
                 self.builds += 1
             else:
                 self.carried += 1
             self._by_class[key] = snapshot
         return snapshot
-
-    @staticmethod
-    def _warn(proxy: Proxy, config: ProxyConfig) -> None:
-        for warning in config.warnings:
-            log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
-
-    def _with_new_routing(self, proxy: Proxy, key: tuple[Any, ...], push: PushContext) -> Snapshot | None:
-        if self._routed_from is None or proxy.type != NodeType.SIDECAR or proxy.proxyless:
-            return None
-        old = self._routed_from.get(key)
-        if old is None or old.config is None or old.config.outbound is None:
-            return None
-        # Keyed by identity: the last push's snapshots, held for this whole push, hold the part.
-        outbound = self.memo.per_push(("outbound-successor", id(old.config.outbound)),
-                                      lambda: sidecar_outbound_parts(proxy, SharedParts(push, self.memo)))
-        config = old.config.with_outbound(push, outbound, self.memo)
-        self._warn(proxy, config)
-        return old.with_routing(config, self.memo, self._shared)
 
     def _with_new_endpoints(self, proxy: Proxy, key: tuple[Any, ...], push: PushContext) -> Snapshot | None:
         if self._before is None or proxy.proxyless:

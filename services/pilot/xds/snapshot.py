@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
-from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, pack
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack
 from libs.protowire import encode_varint
 from services.pilot.networking.generator import ProxyConfig
 from services.pilot.networking.memo import TranslationMemo
@@ -83,8 +83,6 @@ class Snapshot:
     # One dict per push, shared by all its snapshots: what streams work out once for
     # everyone (e.g. how one shared part differs from the last).
     shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
-    # What it was encoded from, so a later push can carry it over (see `SnapshotCache`).
-    config: ProxyConfig | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None, *,
@@ -103,7 +101,6 @@ class Snapshot:
             route_names=config.route_names,
             cluster_part=config.parts[CLUSTER_TYPE][0] if config.parts.get(CLUSTER_TYPE) else None,
             shared={} if shared is None else shared,
-            config=config,
         )
 
     def with_endpoints(self, version: str, endpoints: dict[str, Message], memo: TranslationMemo,
@@ -114,18 +111,7 @@ class Snapshot:
         encoded = _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo)
         if not same_names(shared, encoded, self.resources.get(ENDPOINT_TYPE, {})):
             return None
-        return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared,
-                       config=self.config.with_endpoints(endpoints) if self.config is not None else None)
-
-    def with_routing(self, config: ProxyConfig, memo: TranslationMemo, shared: dict[Hashable, Any]) -> Snapshot:
-        """This snapshot with `config`'s listeners and routes (`config` is this one's with new
-        outbound listeners and routes: `ProxyConfig.with_outbound`); its clusters and load
-        assignments are the very dicts it had, which streams recognise as already sent."""
-        resources = {**self.resources}
-        for type_url in (LISTENER_TYPE, ROUTE_TYPE):
-            resources[type_url] = _stable(type_url, [encode_part(part, memo) for part in config.parts[type_url]], memo)
-        return replace(self, version=config.version, resources=resources, references=config.references,
-                       warnings=config.warnings, route_names=config.route_names, shared=shared, config=config)
+        return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
 
     def select(self, type_url: str, names: frozenset[str] | None) -> list[EncodedResource]:
         available = self.resources.get(type_url, {})

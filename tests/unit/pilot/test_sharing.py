@@ -5,7 +5,6 @@ same answers a scan would."""
 from __future__ import annotations
 
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.fault.v3 import fault_pb2 as http_fault_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.config import parse_text
@@ -279,77 +278,3 @@ def test_what_pushes_keep_across_changes_is_what_a_fresh_translation_gives() -> 
         for proxy in proxies:
             fresh = Snapshot.from_config(generator.generate(proxy, push, TranslationMemo()), TranslationMemo())
             assert digests(cache.get(proxy)) == digests(fresh), (revision, proxy.ip)
-
-
-def routed_push(revision: int, workloads: tuple[WorkloadInstance, ...], *documents: str) -> PushContext:
-    result = parse_text("---\n".join([SERVICES, *documents]), "test")
-    assert result.ok, result.errors()
-    return PushContext.build(ConfigSnapshot(revision, {r.key: r for _, r in result.resources}), MeshConfig(),
-                             registries=[RegistryContents("mesh-workloads", workloads=workloads,
-                                                          version=str(len(workloads)))])
-
-
-def fault_status(snapshot: Snapshot | None, host: str) -> set[int]:
-    """The abort statuses the snapshot's port-9080 routes, as they would be sent, give `host`."""
-    assert snapshot is not None
-    entry = discovery_pb2.DiscoveryResponse.FromString(snapshot.resources[ROUTE_TYPE]["9080"].field_bytes)
-    route = route_pb2.RouteConfiguration()
-    entry.resources[0].Unpack(route)
-    vhost = next(v for v in route.virtual_hosts if host in v.domains)
-    statuses = set()
-    for r in vhost.routes:
-        if "envoy.filters.http.fault" in r.typed_per_filter_config:
-            fault = http_fault_pb2.HTTPFault()
-            r.typed_per_filter_config["envoy.filters.http.fault"].Unpack(fault)
-            statuses.add(fault.abort.http_status)
-    return statuses
-
-
-def test_a_routing_only_push_with_the_same_source_labels_swaps_in_new_routes_and_keeps_the_rest() -> None:
-    cache = SnapshotCache()
-    matching, other = sidecar("10.0.0.1", app="reviews", tier="backend"), sidecar("10.0.0.3", app="ratings")
-    cache.set_push(config_push(1, SOURCE_LABELS))
-    before = {p.ip: cache.get(p) for p in (matching, other)}
-    # The same sourceLabels, another abort status: each sidecar's snapshot is carried over.
-    push = config_push(2, RATINGS_V2_ROUTE)
-    cache.set_push(push)
-    after = {p.ip: cache.get(p) for p in (matching, other)}
-    assert (cache.builds, cache.carried) == (2, 2)
-    assert fault_status(before["10.0.0.1"], "ratings") == {418} and fault_status(after["10.0.0.1"], "ratings") == {503}
-    assert fault_status(after["10.0.0.3"], "ratings") == set()
-    for proxy in (matching, other):
-        old, new = before[proxy.ip], after[proxy.ip]
-        assert old is not None and new is not None and new.version == push.version
-        # Streams see the clusters and load assignments as the very dicts they were sent.
-        assert new.resources[CLUSTER_TYPE] is old.resources[CLUSTER_TYPE]
-        assert new.resources[ENDPOINT_TYPE] is old.resources[ENDPOINT_TYPE]
-        fresh = Snapshot.from_config(generator.generate(proxy, push, TranslationMemo()), TranslationMemo())
-        assert digests(new) == digests(fresh)
-        assert (new.references, new.route_names, new.warnings) == (fresh.references, fresh.route_names,
-                                                                   fresh.warnings)
-
-
-def test_new_source_labels_regroup_sidecars_so_their_configs_are_translated_again() -> None:
-    cache = SnapshotCache()
-    proxy = sidecar("10.0.0.1", app="reviews", tier="backend")
-    cache.set_push(config_push(1, RATINGS_V2_ROUTE))
-    cache.get(proxy)
-    push = config_push(2, RATINGS_V2_ROUTE.replace("{app: reviews}", "{tier: backend}"))
-    cache.set_push(push)
-    routed = cache.get(proxy)
-    assert (cache.builds, cache.carried) == (2, 0)
-    assert fault_status(routed, "ratings") == {503}
-
-
-def test_a_routing_change_after_an_endpoint_change_keeps_the_new_load_assignments() -> None:
-    cache = SnapshotCache()
-    proxy = sidecar("10.0.0.3", app="ratings")
-    more = (*WORKLOADS, workload("reviews-3", "10.0.0.5", app="reviews", tier="backend"))
-    pushes = [routed_push(1, WORKLOADS, SOURCE_LABELS), routed_push(1, more, SOURCE_LABELS),
-              routed_push(2, more, RATINGS_V2_ROUTE)]
-    for push in pushes:
-        cache.set_push(push)
-        snapshot = cache.get(proxy)
-    assert (cache.builds, cache.carried) == (1, 2)
-    fresh = Snapshot.from_config(generator.generate(proxy, pushes[-1], TranslationMemo()), TranslationMemo())
-    assert digests(snapshot) == digests(fresh)
