@@ -73,7 +73,6 @@ compose-demo: images
 compose-down: $(STAMP)
 	$(BIN)/python -m tools.containers compose down
 
-# The second pass runs pilot's traffic tests again with every test proxy on delta xDS.
 # The second pass runs pilot's integration tests again with every Envoy on delta xDS; the
 # modules whose clients are not Envoys (the load tool, proxyless gRPC, the registries flag)
 # would only repeat the first pass.  --durations keeps the suite's 30 minutes in sight.
