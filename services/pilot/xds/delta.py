@@ -8,7 +8,9 @@ I/O.  The rules (Envoy's incremental xDS protocol, and docs/xds-notes.md):
   it: subscribing again sends it again;
 - a resource's version is its content digest; a response carries only the resources whose
   version differs from what the proxy holds and, for wildcard subscriptions, the names of
-  those it holds that are gone (`removed_resources`);
+  those it holds that are gone (`removed_resources`).  While the proxy holds what the
+  last snapshot had (`DeltaWatch.held_as`), that is how the snapshot's dict changed,
+  worked out once per push for every stream; otherwise it is found name by name;
 - a reconnect's `initial_resource_versions` is what the proxy holds: resources it has in
   the current version are not resent, wildcard resources that are gone are removed;
 - EDS and RDS resources are never removed explicitly: Envoy ignores such removals (with an
@@ -36,12 +38,20 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, short_type
 from services.pilot.model.proxy import Proxy
-from services.pilot.xds.snapshot import EncodedResource, Snapshot, delta_response_bytes
+from services.pilot.xds.snapshot import (
+    EncodedResource,
+    Snapshot,
+    delta_response_bytes,
+    part_changes,
+    shared_response,
+)
 from services.pilot.xds.stream_state import ROUTING_TYPES, WILDCARD_TYPES, BaseConnection, Observer, Watch
 
 __all__ = ["WILDCARD", "DeltaConnection", "DeltaWatch"]
 
 WILDCARD = "*"
+# A type the snapshot lacks: one empty dict, so a stream recognises it as the last one.
+_NOTHING: dict[str, EncodedResource] = {}
 
 
 @dataclass
@@ -59,6 +69,12 @@ class DeltaWatch(Watch):
     refs_unknown: dict[str, bytes] = field(default_factory=dict)
     # How the responses since the last ACK change `refs_acked` (None: the resource goes).
     refs_pending: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    # The snapshot dict `held` is up to date with: every resource of it the subscription
+    # selects is held at its digest and, under a wildcard, nothing else is held.  While it
+    # is set, the next push needs only how that dict changed (worked out once per push for
+    # every stream), not a look at each of the thousand names; anything else that changes
+    # `held` or the subscription clears it.
+    held_as: dict[str, EncodedResource] | None = None
 
 
 class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
@@ -111,6 +127,10 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         """Apply the request's subscription changes; whether it asks for anything new."""
         subscribe = set(request.resource_names_subscribe)
         unsubscribe = set(request.resource_names_unsubscribe)
+        if not (first or subscribe or unsubscribe):
+            # An ACK or NACK: a thousand EDS names stay as they are.
+            return False
+        watch.held_as = None
         more = False
         if first:
             watch.subscribed = True
@@ -147,6 +167,7 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
             self._reconnected = True
 
     def _forget(self, watch: DeltaWatch, name: str) -> None:
+        watch.held_as = None
         watch.held.pop(name, None)
         watch.sent.pop(name, None)
         # What it named stays in `refs_in_flight` until the next ACK, like anything sent.
@@ -188,9 +209,8 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         return out
 
     def _send(self, watch: DeltaWatch, snapshot: Snapshot, *, trigger: str) -> list[bytes]:
-        available = snapshot.resources.get(watch.type_url, {})
+        available = snapshot.resources.get(watch.type_url, _NOTHING)
         held = watch.held
-        names: Iterable[str] = available if watch.wildcard else watch.resource_names & available.keys()
         refresh: set[str] = set()
         ahead: list[EncodedResource] = []
         if watch.type_url == ENDPOINT_TYPE:
@@ -202,32 +222,77 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
                 # Envoy's subscription gets them again: Envoy drops resources no watch wants
                 # (a rejected cluster has none), and pilot cannot tell.
                 ahead = [available[n] for n in refresh - watch.resource_names if n in available]
-        if not watch.sends and held:
-            # A reconnect: what the proxy holds in the current version is known content.
-            watch.sent.update({n: available[n] for n in names if held.get(n) == available[n].digest})
-        updates = [available[n] for n in names if held.get(n) != available[n].digest or n in refresh]
-        removed: list[str] = []
-        if watch.wildcard:
-            removed = [n for n in held if n not in available]
-            if removed and watch.type_url == CLUSTER_TYPE:
-                removed = self._removable(removed, snapshot)
+        if watch.held_as is not None and watch.sends:
+            updates, removed = self._changes_since_held(watch, available, snapshot, refresh)
+        else:
+            updates, removed = self._changes_by_name(watch, available, refresh)
+        gone = len(removed)
+        if removed and watch.type_url == CLUSTER_TYPE:
+            removed = self._removable(removed, snapshot)
+        # Clusters kept for make before break are held beyond the snapshot's.
+        settled = available if len(removed) == gone else None
         if not updates and not removed and not ahead and watch.sends:
+            watch.held_as = settled
             return []
         updates.sort(key=lambda r: r.name)
         ahead.sort(key=lambda r: r.name)
-        nonce = self._record_send(watch, snapshot.version, trigger, resources=len(updates) + len(ahead),
-                                  removed=len(removed))
+        sending = [*updates, *ahead]
+        shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, sending, removed)
+        if shared is not None and shared.nonce == watch.nonce:
+            # This stream's last response was this very one: a second send needs its own nonce.
+            shared = None
+        nonce = self._record_send(watch, snapshot.version, trigger, nonce=shared.nonce if shared else None,
+                                  resources=len(sending), removed=len(removed))
         for resource in updates:
             held[resource.name] = resource.digest
             watch.sent[resource.name] = resource
         for name in removed:
             del held[name]
             watch.sent.pop(name, None)
+        watch.held_as = settled
         if watch.type_url in ROUTING_TYPES:
             self._note_refs(watch, snapshot, updates, removed)
         if watch.type_url == CLUSTER_TYPE:
             self._eds_refresh.update(r.name for r in updates)
-        return [delta_response_bytes(snapshot.version, watch.type_url, [*updates, *ahead], removed, nonce)]
+        if shared is not None:
+            return [shared.body]
+        return [delta_response_bytes(snapshot.version, watch.type_url, sending, removed, nonce)]
+
+    def _changes_by_name(self, watch: DeltaWatch, available: dict[str, EncodedResource],
+                         refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
+        """What differs from what the proxy holds, name by name: the first send, a
+        reconnect, a changed subscription."""
+        held = watch.held
+        names: Iterable[str] = available if watch.wildcard else watch.resource_names & available.keys()
+        if not watch.sends and held:
+            # A reconnect: what the proxy holds in the current version is known content.
+            watch.sent.update({n: available[n] for n in names if held.get(n) == available[n].digest})
+        updates = [available[n] for n in names if held.get(n) != available[n].digest or n in refresh]
+        removed = [n for n in held if n not in available] if watch.wildcard else []
+        return updates, removed
+
+    @staticmethod
+    def _changes_since_held(watch: DeltaWatch, available: dict[str, EncodedResource], snapshot: Snapshot,
+                            refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
+        """What differs from what the proxy holds, when it holds `watch.held_as` as it was:
+        how that dict became `available`, worked out once for every stream."""
+        old = watch.held_as
+        assert old is not None
+        held = watch.held
+        if old is available:
+            changed: list[str] = []
+            gone: list[str] = []
+        else:
+            changed, gone = part_changes(snapshot.shared, old, available)
+        wanted = (lambda n: True) if watch.wildcard else watch.resource_names.__contains__
+        # `held` may still have a name the snapshot dropped and brought back unchanged.
+        updates = [available[n] for n in changed if wanted(n) and held.get(n) != available[n].digest]
+        if refresh:
+            listed = {r.name for r in updates}
+            updates += [available[n] for n in refresh if n in available and n not in listed and wanted(n)]
+        # Under a wildcard the proxy held nothing outside `old`.
+        removed = [n for n in gone if n in held] if watch.wildcard else []
+        return updates, removed
 
     @staticmethod
     def _note_refs(watch: DeltaWatch, snapshot: Snapshot, updates: list[EncodedResource],
@@ -268,7 +333,10 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         clusters = self._watches[CLUSTER_TYPE]
         if not clusters.wildcard or not self._may_release_clusters():
             return []
-        available = snapshot.resources.get(CLUSTER_TYPE, {})
+        available = snapshot.resources.get(CLUSTER_TYPE, _NOTHING)
+        if clusters.held_as is available:
+            # It holds nothing beyond the snapshot's clusters: nothing to release.
+            return []
         if not self._removable([n for n in clusters.held if n not in available], snapshot):
             return []
         return self._send(clusters, snapshot, trigger="cleanup")

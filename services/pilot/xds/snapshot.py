@@ -210,24 +210,28 @@ _SENT_ONCE = object()
 
 
 def shared_response(shared: dict[Hashable, Any], version: str, type_url: str,
-                    resources: list[EncodedResource]) -> SharedResponse | None:
+                    resources: list[EncodedResource], removed: Iterable[str] | None = None) -> SharedResponse | None:
     """One response for every stream that sends these resources at this version in this
     push (`shared` is the push's dict), under one nonce: a VirtualService change sends a
     thousand sidecars the same half-megabyte route configuration, joined once instead of
     a thousand times.  A nonce only has to differ from the one its stream sent before (the
-    caller checks that), so streams may share one.
+    caller checks that), so streams may share one.  With `removed` (a list, even empty)
+    it is a delta response removing those names; without, a SotW one.
 
     None the first time: the response is kept only once a second stream sends it too, or
     every proxy's own responses (its inbound listeners, say) would be held until the next
     push."""
-    key = ("response", type_url, version, content_digest(resources))
+    gone = None if removed is None else tuple(sorted(removed))
+    key = ("response", type_url, version, content_digest(resources), gone)
     found = shared.get(key)
     if found is None:
         shared[key] = _SENT_ONCE
         return None
     if found is _SENT_ONCE:
         nonce = f"{version}-r{next(_response_ids)}"
-        found = shared[key] = SharedResponse(nonce, response_bytes(version, type_url, resources, nonce))
+        body = response_bytes(version, type_url, resources, nonce) if gone is None \
+            else delta_response_bytes(version, type_url, resources, gone, nonce)
+        found = shared[key] = SharedResponse(nonce, body)
     return cast(SharedResponse, found)
 
 

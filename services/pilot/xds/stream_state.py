@@ -7,8 +7,8 @@ SotW and delta streams look the same to them.
 
 Shared by both protocols (`BaseConnection`), each enforced where it is written:
 - a send awaits its ACK under a new nonce; a request with an older nonce is stale
-  (`_record_send`).  Streams sending the same SotW response share it, nonce included
-  (`snapshot.shared_response`), so a nonce is new to its stream, not to pilot;
+  (`_record_send`).  Streams sending the same response (SotW or delta) share it, nonce
+  included (`snapshot.shared_response`), so a nonce is new to its stream, not to pilot;
 - an ACK settles every response sent before it (`_record_ack`); a NACK records the rejected
   version, which the protocol's send never offers again (`_record_nack`);
 - make before break: a cluster that ACKed or in-flight listeners and routes name stays

@@ -13,7 +13,7 @@ from google.rpc import status_pb2
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.networking.generator import ProxyConfig
-from services.pilot.xds.delta import DeltaConnection
+from services.pilot.xds.delta import DeltaConnection, DeltaWatch
 from services.pilot.xds.snapshot import Snapshot
 from services.pilot.xds.stream_state import Observer
 
@@ -169,6 +169,64 @@ def test_a_push_carries_only_changed_resources_in_push_order() -> None:
     assert [names(r) for r in responses] == [["a", "b"], ["a", "b"], ["r"]]
     assert all(r.system_version_info == "4" for r in responses)
     assert len({r.nonce for r in responses}) == 3
+
+
+def test_a_push_after_one_the_stream_holds_sends_only_what_changed_among_what_it_named() -> None:
+    conn = DeltaConnection("1", PROXY)
+    first = snapshot("1", ["a", "b", "c"], {"r": "a"})
+    connect(conn, first, ("a",))
+    endpoints = conn.watches[ENDPOINT_TYPE]
+    assert isinstance(endpoints, DeltaWatch) and endpoints.held_as is first.resources[ENDPOINT_TYPE]
+    # Every assignment changes; the stream named only a.
+    moved = snapshot("2", ["a", "b", "c"], {"r": "a"}, endpoints_port=81)
+    (eds,) = decode(conn.push(moved))
+    assert (eds.type_url, names(eds)) == (ENDPOINT_TYPE, ["a"])
+    assert endpoints.held_as is moved.resources[ENDPOINT_TYPE]
+    # It names c too, then c's assignment changes again: c goes out with it.
+    assert [names(r) for r in ack(conn, eds, moved, subscribe=("c",))] == [["c"]]
+    assert endpoints.held_as is moved.resources[ENDPOINT_TYPE]
+    (again,) = decode(conn.push(snapshot("3", ["a", "b", "c"], {"r": "a"}, endpoints_port=82)))
+    assert names(again) == ["a", "c"]
+
+
+def test_an_assignment_dropped_and_brought_back_unchanged_is_not_sent_again() -> None:
+    conn = DeltaConnection("1", PROXY)
+    connect(conn, snapshot("1", ["a", "b"], {"r": "b"}), ("a", "b"))
+    # b leaves the snapshot but stays in Envoy (the ACKed route names it), and Envoy keeps
+    # its subscription; then b comes back as it was: only the route has news.
+    assert [r.type_url for r in decode(conn.push(snapshot("2", ["a"], {"r": "a"})))] == [ROUTE_TYPE]
+    back = decode(conn.push(snapshot("3", ["a", "b"], {"r": "b"})))
+    assert [r.type_url for r in back] == [ROUTE_TYPE]
+
+
+def test_a_cluster_kept_for_routes_in_use_is_still_kept_by_the_next_push_and_then_removed() -> None:
+    conn = DeltaConnection("1", PROXY)
+    connect(conn, snapshot("1", ["a"], {"r": "a"}), ("a",))
+    move = snapshot("2", ["b"], {"r": "b"})
+    cds, _, rds = decode(conn.push(move))
+    assert list(cds.removed_resources) == [] and conn.watches[CLUSTER_TYPE].held_as is None
+    # Another push before the route is ACKed (b's endpoints, which Envoy has not asked
+    # for yet): a is still in use, so nothing goes.
+    later = snapshot("3", ["b"], {"r": "b"}, endpoints_port=81)
+    assert conn.push(later) == []
+    assert ack(conn, cds, later) == []
+    (cleanup,) = ack(conn, rds, later)
+    assert list(cleanup.removed_resources) == ["a"]
+    assert conn.watches[CLUSTER_TYPE].held_as is later.resources[CLUSTER_TYPE]
+
+
+def test_streams_sending_the_same_change_share_one_response_under_one_nonce() -> None:
+    one, two, three = (DeltaConnection(str(n), PROXY) for n in (1, 2, 3))
+    for conn in (one, two, three):
+        connect(conn, snapshot("1", ["a"], {"r": "a"}), ("a",))
+    moved = snapshot("2", ["a"], {"r": "a"}, endpoints_port=81)
+    (first,), (second,), (third,) = (conn.push(moved) for conn in (one, two, three))
+    assert second is third, "joined once for every stream after the first"
+    assert Response.FromString(first).resources == Response.FromString(second).resources
+    assert Response.FromString(second).nonce == two.watches[ENDPOINT_TYPE].nonce == three.watches[ENDPOINT_TYPE].nonce
+    # Asked for again on a stream that has it, the answer gets a nonce of its own.
+    (again,) = decode(two.handle_request(request(ENDPOINT_TYPE, subscribe=("a",)), moved)) or [None]
+    assert again is None or again.nonce != Response.FromString(second).nonce
 
 
 def test_new_clusters_get_endpoints_before_envoy_asks_and_again_when_it_does() -> None:
