@@ -47,8 +47,11 @@ class LoadError(RuntimeError):
 class LoadGenerator:
     """The parent side: spawns the workers, feeds the ledger, answers waits."""
 
-    def __init__(self, target: str, specs: list[ProxySpec], *, processes: int = 4) -> None:
+    def __init__(self, target: str, specs: list[ProxySpec], *, processes: int = 4, api: str = "GRPC") -> None:
+        if api not in load_worker.CLIENTS:
+            raise ValueError(f"api {api!r} is not one of {sorted(load_worker.CLIENTS)}")
         self.target = target
+        self.api = api
         self.specs = specs
         self.ledger = Ledger(len(specs))
         self.processes = max(1, min(processes, len(specs)))
@@ -66,7 +69,7 @@ class LoadGenerator:
         for i in range(self.processes):
             mine, theirs = context.Pipe()
             process = context.Process(target=load_worker.main, name=f"load-worker-{i}",
-                                      args=(self.specs[i::self.processes], self.target, theirs), daemon=True)
+                                      args=(self.specs[i::self.processes], self.target, self.api, theirs), daemon=True)
             process.start()
             theirs.close()
             self._workers.append((process, mine))
@@ -174,6 +177,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--static-endpoints", action="store_true",
                         help="ServiceEntries with inline endpoints instead of workloadSelector + registrations")
     parser.add_argument("--processes", type=int, default=4, help="worker processes the proxies are spread over")
+    parser.add_argument("--api", choices=("GRPC", "DELTA_GRPC"), default="GRPC",
+                        help="the sidecars' xDS protocol: state of the world (GRPC) or delta (DELTA_GRPC)")
     parser.add_argument("--vs-changes", type=int, default=0, help="VirtualService changes to time, one at a time")
     parser.add_argument("--endpoint-changes", type=int, default=0,
                         help="workload registrations to add/remove and time, one at a time")
@@ -196,9 +201,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         if (args.vs_changes or args.endpoint_changes) and writer is None:
             raise SystemExit("--vs-changes and --endpoint-changes need --nats-url")
         results: dict[str, Any] = {"proxies": args.proxies, "services": args.services, "endpoints": args.endpoints,
-                                   "processes": args.processes}
+                                   "processes": args.processes, "api": args.api}
         async with httpx.AsyncClient(timeout=10.0) as client, \
-                LoadGenerator(args.pilot, mesh.proxies(args.proxies), processes=args.processes) as load:
+                LoadGenerator(args.pilot, mesh.proxies(args.proxies), processes=args.processes,
+                              api=args.api) as load:
             results["initial_sync"] = await scenarios.initial_sync(load, timeout_s=args.timeout)
             probe = scenarios.PilotProbe(client, args.pilot_monitoring) if args.pilot_monitoring else None
             if args.vs_changes and writer is not None:

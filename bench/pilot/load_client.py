@@ -15,6 +15,14 @@ State of the world (SotW), on one `StreamAggregatedResources` stream:
 - a stream that ends is reopened after 0.5 s, re-requesting every type with its last
   accepted version and an empty nonce, as Envoy reconnects.
 
+Delta (incremental xDS), on one `DeltaAggregatedResources` stream, in the same order:
+- CDS and LDS subscribe as wildcards (a first request naming nothing), EDS and RDS by name,
+  each change one request with `resource_names_subscribe` / `_unsubscribe`;
+- each response is parsed the same way, applied resource by resource (`removed_resources`
+  dropped), and ACKed with its nonce alone;
+- a reopened stream's first request of each type lists what the proxy holds
+  (`initial_resource_versions`).
+
 Each response is reported to `record` with the monotonic times it arrived and its ACK was
 written, so the parent can time convergence across processes.
 """
@@ -44,6 +52,7 @@ from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROU
 from libs.protowire import read_varint
 
 ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+DELTA_ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
 RECONNECT_S = 0.5
 # Envoy's gRPC client takes any size pilot sends; a full SotW CDS at scale is megabytes.
 CHANNEL_OPTIONS = (
@@ -337,8 +346,11 @@ def request_bytes(state: TypeState, *, node: base_pb2.Node | None = None, error:
 Recorder = Callable[[Delivery], None]
 
 
-class SotwClient:
-    """One proxy's ADS stream, reopened until `stop` is set."""
+class AdsClient:
+    """One proxy's ADS stream, reopened until `stop` is set; the protocol's requests and
+    responses are its subclass's."""
+
+    method = ADS_METHOD
 
     def __init__(self, spec: ProxySpec, target: str, record: Recorder, cache: ParseCache) -> None:
         self.spec = spec
@@ -354,7 +366,7 @@ class SotwClient:
         async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
             # Responses come as bytes: their size is known and their arrival stamped before
             # parsing.  Requests go as bytes too (`request_bytes`).
-            method = channel.stream_stream(ADS_METHOD, request_serializer=None, response_deserializer=None)
+            method = channel.stream_stream(self.method, request_serializer=None, response_deserializer=None)
             while not stop.is_set():
                 try:
                     await self._stream(method)
@@ -379,6 +391,21 @@ class SotwClient:
             call.cancel()
 
     async def _open(self, call: grpc.aio.StreamStreamCall) -> None:
+        raise NotImplementedError
+
+    async def _handle(self, call: grpc.aio.StreamStreamCall, raw: bytes) -> None:
+        raise NotImplementedError
+
+    def _report(self, type_url: str, version: str, arrived: float, count: int, size: int, *,
+                nacked: bool = False) -> None:
+        self._record(Delivery(self.spec.index, short_type(type_url), version, arrived, time.monotonic(), count, size,
+                              nacked))
+
+
+class SotwClient(AdsClient):
+    """A sidecar on state-of-the-world ADS."""
+
+    async def _open(self, call: grpc.aio.StreamStreamCall) -> None:
         """A fresh stream: CDS with the node; on a reconnect, every other type Envoy watches,
         with its last accepted version and no nonce."""
         cds = self.types[CLUSTER_TYPE]
@@ -401,11 +428,11 @@ class SotwClient:
         except BadResponse as exc:
             # NACK: the last accepted version, this response's nonce, and why.
             await call.write(request_bytes(state, error=str(exc)))
-            self._report(response, arrived, nacked=True)
+            self._report(response.type_url, response.version, arrived, response.count, len(raw), nacked=True)
             return
         state.version = response.version
         await call.write(request_bytes(state))
-        self._report(response, arrived)
+        self._report(response.type_url, response.version, arrived, response.count, len(raw))
         if response.type_url == CLUSTER_TYPE:
             await self._subscribe(call, ENDPOINT_TYPE, frozenset(f.eds for f in resources if f.eds is not None))
             if not self.types[ENDPOINT_TYPE].names:
@@ -416,10 +443,6 @@ class SotwClient:
                 await self._request_listeners(call)
         elif response.type_url == LISTENER_TYPE:
             await self._subscribe(call, ROUTE_TYPE, frozenset().union(*(f.rds for f in resources)))
-
-    def _report(self, response: Received, arrived: float, *, nacked: bool = False) -> None:
-        self._record(Delivery(self.spec.index, short_type(response.type_url), response.version, arrived,
-                              time.monotonic(), response.count, len(response.raw), nacked))
 
     async def _subscribe(self, call: grpc.aio.StreamStreamCall, type_url: str, names: frozenset[str]) -> None:
         """Watch exactly `names` of `type_url` (EDS after CDS, RDS after LDS), as Envoy's
@@ -438,3 +461,110 @@ class SotwClient:
         if not state.requested:
             state.requested = True
             await call.write(request_bytes(state))
+
+
+class DeltaClient(AdsClient):
+    """A sidecar on delta ADS: what it holds per type, by name and version."""
+
+    method = DELTA_ADS_METHOD
+
+    def __init__(self, spec: ProxySpec, target: str, record: Recorder, cache: ParseCache) -> None:
+        super().__init__(spec, target, record, cache)
+        self.held: dict[str, dict[str, str]] = {t: {} for t in self.types}
+        # What each held CDS / LDS resource names (EDS service name, RDS names).
+        self._facts: dict[str, dict[str, Facts]] = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}
+
+    async def _open(self, call: grpc.aio.StreamStreamCall) -> None:
+        """A fresh stream: CDS with the node; on a reconnect, every other type Envoy watches,
+        each with what it holds."""
+        await call.write(self._first_request(self.types[CLUSTER_TYPE], node=self.spec.node()))
+        for state in (self.types[t] for t in (ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)):
+            if state.requested:
+                await call.write(self._first_request(state))
+
+    def _first_request(self, state: TypeState, *, node: base_pb2.Node | None = None) -> bytes:
+        state.requested = True
+        return discovery_pb2.DeltaDiscoveryRequest(
+            node=node, type_url=state.type_url, resource_names_subscribe=sorted(state.names or ()),
+            initial_resource_versions=self.held[state.type_url]).SerializeToString()
+
+    async def _handle(self, call: grpc.aio.StreamStreamCall, raw: bytes) -> None:
+        arrived = time.monotonic()
+        response = discovery_pb2.DeltaDiscoveryResponse.FromString(raw)
+        state = self.types.get(response.type_url)
+        if state is None:
+            return
+        ack = discovery_pb2.DeltaDiscoveryRequest(type_url=response.type_url, response_nonce=response.nonce)
+        try:
+            resources = self._parse(response)
+        except BadResponse as exc:
+            ack.error_detail.CopyFrom(status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                                                        message=str(exc)))
+            await call.write(ack.SerializeToString())
+            self._report(response.type_url, response.system_version_info, arrived, len(response.resources),
+                         len(raw), nacked=True)
+            return
+        held = self.held[response.type_url]
+        facts_held = self._facts.get(response.type_url)
+        for name in response.removed_resources:
+            held.pop(name, None)
+            if facts_held is not None:
+                facts_held.pop(name, None)
+        for entry, found in zip(response.resources, resources, strict=True):
+            held[entry.name] = entry.version
+            if facts_held is not None:
+                facts_held[entry.name] = found
+        await call.write(ack.SerializeToString())
+        self._report(response.type_url, response.system_version_info, arrived, len(response.resources), len(raw))
+        if response.type_url == CLUSTER_TYPE:
+            eds = frozenset(f.eds for f in self._facts[CLUSTER_TYPE].values() if f.eds is not None)
+            await self._subscribe(call, ENDPOINT_TYPE, eds)
+            if not eds:
+                await self._request_listeners(call)
+        elif response.type_url == ENDPOINT_TYPE:
+            state.received.update(f.name for f in resources)
+            if state.names is not None and state.names <= state.received:
+                await self._request_listeners(call)
+        elif response.type_url == LISTENER_TYPE:
+            routes = frozenset().union(*(f.rds for f in self._facts[LISTENER_TYPE].values()))
+            await self._subscribe(call, ROUTE_TYPE, routes)
+
+    def _parse(self, response: discovery_pb2.DeltaDiscoveryResponse) -> list[Facts]:
+        parsed: list[Facts] = []
+        for entry in response.resources:
+            if entry.resource.type_url != response.type_url:
+                raise BadResponse(f"resource of type {entry.resource.type_url} in a "
+                                  f"{short_type(response.type_url)} response")
+            try:
+                found = self._cache.facts(response.type_url, entry.resource.value)
+            except DecodeError as exc:
+                raise BadResponse(f"cannot parse a {short_type(response.type_url)} resource: {exc}") from exc
+            if found.name != entry.name:
+                raise BadResponse(f"resource {entry.name!r} holds {found.name!r}")
+            parsed.append(found)
+        return _unique(parsed)
+
+    async def _subscribe(self, call: grpc.aio.StreamStreamCall, type_url: str, names: frozenset[str]) -> None:
+        """Watch exactly `names` of `type_url`: one request naming what is new and what is not
+        wanted any more, as Envoy's delta mux sends when CDS or LDS changed."""
+        state = self.types[type_url]
+        before = state.names or frozenset()
+        if state.requested and names == before:
+            return
+        state.names = names
+        if not names and not state.requested:
+            return
+        if not state.requested:
+            await call.write(self._first_request(state))
+            return
+        for name in before - names:
+            self.held[type_url].pop(name, None)
+            state.received.discard(name)
+        await call.write(discovery_pb2.DeltaDiscoveryRequest(
+            type_url=type_url, resource_names_subscribe=sorted(names - before),
+            resource_names_unsubscribe=sorted(before - names)).SerializeToString())
+
+    async def _request_listeners(self, call: grpc.aio.StreamStreamCall) -> None:
+        state = self.types[LISTENER_TYPE]
+        if not state.requested:
+            await call.write(self._first_request(state))

@@ -22,9 +22,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.pilot.ledger import Delivery
-from bench.pilot.load_client import ParseCache, ProxySpec, SotwClient
+from bench.pilot.load_client import AdsClient, DeltaClient, ParseCache, ProxySpec, SotwClient
 
 FLUSH_S = 0.02
+# The xDS protocol the simulated sidecars speak, by Istio's mesh config name for it.
+CLIENTS: dict[str, type[AdsClient]] = {"GRPC": SotwClient, "DELTA_GRPC": DeltaClient}
 
 
 class _Sender:
@@ -68,10 +70,10 @@ async def _commands(conn: Connection) -> asyncio.Queue[tuple[Any, ...]]:
     return inbox
 
 
-async def _run(specs: list[ProxySpec], target: str, conn: Connection, sender: _Sender) -> None:
+async def _run(specs: list[ProxySpec], target: str, api: str, conn: Connection, sender: _Sender) -> None:
     pending: list[Delivery] = []
     cache = ParseCache()
-    clients = [SotwClient(spec, target, pending.append, cache) for spec in specs]
+    clients = [CLIENTS[api](spec, target, pending.append, cache) for spec in specs]
     inbox = await _commands(conn)
     sender.send(("ready", os.getpid()))
     while (await inbox.get())[0] != "connect":
@@ -107,13 +109,13 @@ async def _run(specs: list[ProxySpec], target: str, conn: Connection, sender: _S
                              "parsed": cache.parsed}))
 
 
-def main(specs: list[ProxySpec], target: str, conn: Connection) -> None:
+def main(specs: list[ProxySpec], target: str, api: str, conn: Connection) -> None:
     """The worker process's entry point (multiprocessing, spawn)."""
     import uvloop
 
     sender = _Sender(conn)
     try:
-        uvloop.run(_run(specs, target, conn, sender))
+        uvloop.run(_run(specs, target, api, conn, sender))
     except BaseException:
         sender.send(("failed", traceback.format_exc()))
         raise

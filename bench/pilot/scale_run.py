@@ -51,6 +51,8 @@ class ScaleSetup:
     # Pilot processes sharing the xDS port (SO_REUSEPORT): the kernel spreads the streams
     # over them, and each computes every push from NATS on its own.
     replicas: int = 1
+    # The simulated sidecars' xDS protocol: "GRPC" (state of the world) or "DELTA_GRPC".
+    api: str = "GRPC"
 
 
 def _ready(port: int) -> bool:
@@ -118,7 +120,7 @@ async def run(setup: ScaleSetup) -> dict[str, Any]:
         results["pilot_rss_mb_loaded"] = _mb(max(sample(p).rss_kb for p in pids))
         async with httpx.AsyncClient(timeout=30.0) as client:
             probe = scale.PilotProbe(client, pilot.monitoring, pids)
-            load = LoadGenerator(pilot.address, mesh.proxies(setup.proxies), processes=setup.processes)
+            load = LoadGenerator(pilot.address, mesh.proxies(setup.proxies), processes=setup.processes, api=setup.api)
             await load.start()
             try:
                 cpu = probe.cpu_s()
@@ -165,7 +167,8 @@ if __name__ == "__main__":
 
     import uvloop
 
-    # `python -m bench.pilot.scale_run services=100 proxies=100 ...`: a one-off run at another scale.
-    fields: dict[str, Any] = {k: int(v) for k, v in (a.split("=") for a in sys.argv[1:])}
+    # `python -m bench.pilot.scale_run services=100 proxies=100 api=DELTA_GRPC ...`: a one-off
+    # run at another scale or on delta xDS.
+    fields: dict[str, Any] = {k: v if k == "api" else int(v) for k, v in (a.split("=") for a in sys.argv[1:])}
     fields.setdefault("timeout_s", float(os.environ.get("T", "300")))
     print(json.dumps(uvloop.run(run(ScaleSetup(**fields))), indent=2))

@@ -1,7 +1,7 @@
 """The load tool and the scale benchmark's run, small: simulated sidecars over worker
 processes on a real pilot and NATS converge, and each kind of change reaches them as the
 targeted push it should be (a VirtualService change as RDS only, an endpoint change as
-EDS only), with no NACKs."""
+EDS only, one load assignment), with no NACKs; on state-of-the-world and on delta xDS."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from bench.pilot.scale_run import ScaleSetup, run
 from bench.pilot.transport_floor import measure
 
 
-@pytest.fixture(scope="module")
-def results() -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["GRPC", "DELTA_GRPC"])
+def results(request: pytest.FixtureRequest) -> dict[str, Any]:
     return uvloop.run(run(ScaleSetup(services=30, endpoints=2, namespaces=3, proxies=40, processes=2,
-                                     vs_changes=1, endpoint_changes=2, timeout_s=60)))
+                                     vs_changes=1, endpoint_changes=2, timeout_s=60, api=request.param)))
 
 
 def test_every_simulated_proxy_syncs_to_one_version(results: dict[str, Any]) -> None:
@@ -34,6 +34,7 @@ def test_a_virtual_service_change_is_pushed_as_routes_only(results: dict[str, An
 
 def test_an_endpoint_change_is_pushed_as_endpoints_only(results: dict[str, Any]) -> None:
     assert results["endpoint_changes"]["types_sent"] == ["EDS"]
+    assert results["endpoint_changes"]["most_resources_in_one_response"] == 1
 
 
 def test_the_transport_floor_carries_every_message_and_ack_on_two_servers() -> None:
