@@ -39,6 +39,6 @@ def start_nats(group: ProcessGroup, store_dir: Path, *, port: int | None = None,
     port = port or free_port()
     store_dir.mkdir(parents=True, exist_ok=True)
     process = group.start(name, [str(nats_server_binary()), "-js", "-a", "127.0.0.1", "-p", str(port),
-                                 "-sd", str(store_dir)])
+                                 "-sd", str(store_dir)], foundation=True)
     wait_until(lambda: _speaks_nats(port), timeout=15, what=f"nats-server on port {port}")
     return NatsServer(process, port, store_dir)

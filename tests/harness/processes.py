@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 # How long `stop` waits after SIGTERM before SIGKILL: longer than the services' own
 # shutdown grace (5 s by default), so a slow but clean stop on a loaded machine is not
@@ -46,10 +47,15 @@ class Process:
         except FileNotFoundError:
             return ""
 
-    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
+    def terminate(self) -> None:
+        """SIGTERM to the process's group, without waiting (`stop` waits)."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
+        if self.popen.poll() is None:
+            self.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=grace_s)
         # Whatever is left of the process group goes, even if the leader exited.
@@ -72,18 +78,28 @@ class ProcessGroup:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.processes: list[Process] = []
+        # Servers the others talk to while they shut down (NATS, Redis): stopped last.
+        self._foundations: set[Process] = set()
 
-    def start(self, name: str, argv: Sequence[str], **kwargs: object) -> Process:
+    def start(self, name: str, argv: Sequence[str], *, foundation: bool = False, **kwargs: object) -> Process:
         process = Process(name, argv, log_dir=self.log_dir, **kwargs)  # type: ignore[arg-type]
         self.processes.append(process)
+        if foundation:
+            self._foundations.add(process)
         return process
 
-    def python(self, name: str, module: str, *args: str, **kwargs: object) -> Process:
+    def python(self, name: str, module: str, *args: str, **kwargs: Any) -> Process:
         return self.start(name, [sys.executable, "-m", module, *args], **kwargs)
 
     def stop_all(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        """Every process stopped: the services all at once (an Envoy takes ~0.4 s to exit, and
+        a module's mesh has a dozen), then the foundations they may still be talking to."""
+        for wave in ([p for p in self.processes if p not in self._foundations],
+                     [p for p in self.processes if p in self._foundations]):
+            for process in reversed(wave):
+                process.terminate()
+            for process in reversed(wave):
+                process.stop()
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name} (pid {p.pid}) =====\n{p.log()[-6000:]}" for p in self.processes)

@@ -43,6 +43,6 @@ def start_redis(group: ProcessGroup, work_dir: Path, *, name: str = "redis", por
     work_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = group.start(name, [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(work_dir)])
+                                 "--appendonly", "no", "--dir", str(work_dir)], foundation=True)
     wait_until(lambda: _pong(port), timeout=15, what=f"{name} to answer PING")
     return RedisServer(process, port)
