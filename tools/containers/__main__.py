@@ -19,7 +19,8 @@ def _images(argv: Sequence[str]) -> int:
                         help="python-slim: FROM python:3.11-slim (pulled); debian: FROM a Debian base built here "
                              "with debootstrap; auto (default): python-slim when a registry answers")
     parser.add_argument("--cache-dir", type=Path, default=images.DEFAULT_CACHE,
-                        help="where the Debian base's root filesystem and build locks live (default .cache/images)")
+                        help="where the Debian base, the dependency wheels and build locks live "
+                             "(default ~/.cache/mizzen/images)")
     args = parser.parse_args(argv)
     try:
         engine = find_engine()

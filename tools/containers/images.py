@@ -31,7 +31,9 @@ from tools.containers.engine import ContainerError, Engine, run
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "deploy" / "docker"
-DEFAULT_CACHE = REPO / ".cache" / "images"
+# The user's cache, not the checkout's: the Debian base and the dependency wheels (keyed by
+# what decides them) serve every clone, so a fresh clone's first build fetches nothing.
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mizzen" / "images"
 SLIM = "python:3.11-slim"
 MIZZEN = "mizzen"
 BOOKINFO = "mizzen-bookinfo"
