@@ -149,23 +149,24 @@ def _envoys() -> dict[str, Any]:
     }
 
 
-def _scale(replicas: int = 1) -> dict[str, Any]:
+def _scale(replicas: int = 1, api: str = "GRPC") -> dict[str, Any]:
     """The load tool's simulated sidecars at issue 7's scale (see bench/pilot/scale_run.py),
-    on `replicas` pilots sharing the xDS port."""
+    on `replicas` pilots sharing the xDS port, speaking `api` (SotW or delta xDS)."""
     import uvloop
 
     setup = ScaleSetup(services=int(os.environ.get("BENCH_SCALE_SERVICES", "1000")),
                        proxies=int(os.environ.get("BENCH_SCALE_PROXIES", "1000")),
                        vs_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")),
-                       endpoint_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")), replicas=replicas)
+                       endpoint_changes=int(os.environ.get("BENCH_SCALE_CHANGES", "20")), replicas=replicas,
+                       api=api)
     return uvloop.run(run_scale(setup))
 
 
-def goals(envoys: dict[str, Any], scale: dict[str, Any],
-          replicated: dict[str, Any] | None = None, floor: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def goals(envoys: dict[str, Any], scale: dict[str, Any], replicated: dict[str, Any] | None = None,
+          floor: dict[str, Any] | None = None, delta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Issue 7's table: each figure beside its goal (None: report only); with `replicated`,
-    the scale figures again on several pilots sharing the port; with `floor`, what Python
-    gRPC alone takes to carry each change."""
+    the scale figures again on several pilots sharing the port; with `delta`, again with the
+    sidecars on delta xDS; with `floor`, what Python gRPC alone takes to carry each change."""
 
     def row(figure: str, result: float, goal: float | None, unit: str) -> dict[str, Any]:
         return {"figure": figure, "result": result, "goal": goal, "unit": unit,
@@ -193,6 +194,8 @@ def goals(envoys: dict[str, Any], scale: dict[str, Any],
     rows = scale_rows(scale, "")
     if replicated is not None:
         rows += scale_rows(replicated, f"{replicated['setup']['replicas']} pilots sharing the port: ")
+    if delta is not None:
+        rows += scale_rows(delta, "sidecars on delta xDS: ")
     rows.append(row(f"{envoys['setup']['gateways']} real Envoys: KV write to new route in effect in traffic, p99",
                     envoys["direct_kv"]["route_in_traffic_on_all_envoys_ms"]["p99"], 500.0, "ms"))
     if floor is not None:
@@ -217,14 +220,17 @@ def main() -> int:
     # Pilot on both cores: the same run on two pilots sharing the xDS port (0: skip it).
     replicas = int(os.environ.get("BENCH_PILOT_REPLICAS", "2"))
     replicated = _scale(replicas) if replicas > 1 else None
+    # The same run with the sidecars on delta xDS, as the agent's `--xds-api DELTA_GRPC` asks (0: skip it).
+    delta = _scale(api="DELTA_GRPC") if os.environ.get("BENCH_PILOT_DELTA", "1") != "0" else None
     floor = floors()
-    rows = goals(envoys, scale, replicated, floor)
+    rows = goals(envoys, scale, replicated, floor, delta)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "goals": rows,
         "envoys": envoys,
         "scale": scale,
         "scale_replicated": replicated,
+        "scale_delta": delta,
         "transport_floor": floor,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
