@@ -22,7 +22,9 @@ from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-TTL_S = 2.0
+# Long enough that a loaded machine does not expire a registration the test still wants
+# between its refreshes; short enough to wait out.
+TTL_S = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +98,19 @@ def test_registered_workloads_become_endpoints_and_expire(env: ConfigEnv, tmp_pa
             response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
             return response.headers.get("x-upstream") if response.status_code == 200 else None
 
+        def answers(*refreshed: WorkloadRegistration) -> set[str | None]:
+            """Who answers ten requests, the `refreshed` workloads re-registered first (as
+            their agents keep doing) so that only the ones left out can expire."""
+            for registration in refreshed:
+                register(env.mesh.nats.url, registration)
+            return {answer() for _ in range(10)}
+
         workload = WorkloadRegistration("ratings-1", "default", first.host, {"app": "ratings"},
                                         ports={"http": first.port})
         register(env.mesh.nats.url, workload)
         assert wait_until(answer, what="the registered workload to serve") == "ratings-1"
         # Refreshing without change is not a push: pilot builds no new push context.
+        register(env.mesh.nats.url, workload)
         pushes_before = push_contexts(env)
         version = env.sync()
         register(env.mesh.nats.url, workload)
@@ -108,12 +118,12 @@ def test_registered_workloads_become_endpoints_and_expire(env: ConfigEnv, tmp_pa
         assert env.sync() == version
         assert push_contexts(env) == pushes_before
         # A second workload joins...
-        register(env.mesh.nats.url, WorkloadRegistration("ratings-2", "default", second.host, {"app": "ratings"},
-                                                         ports={"http": second.port}))
-        wait_until(lambda: {answer() for _ in range(10)} == {"ratings-1", "ratings-2"}, what="both workloads")
+        joining = WorkloadRegistration("ratings-2", "default", second.host, {"app": "ratings"},
+                                       ports={"http": second.port})
+        wait_until(lambda: answers(workload, joining) == {"ratings-1", "ratings-2"}, what="both workloads")
         # ...the first leaves explicitly, the second stops refreshing and expires.
         register(env.mesh.nats.url, workload, delete=True)
-        wait_until(lambda: {answer() for _ in range(10)} == {"ratings-2"}, what="ratings-1 to leave")
+        wait_until(lambda: answers(joining) == {"ratings-2"}, what="ratings-1 to leave")
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 503,
                    timeout=TTL_S * 5, what="the unrefreshed workload to expire")
     assert proxy.process.alive()
