@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import grpc
@@ -396,6 +396,31 @@ class AdsClient:
     async def _handle(self, call: grpc.aio.StreamStreamCall, raw: bytes) -> None:
         raise NotImplementedError
 
+    async def _follow(self, call: grpc.aio.StreamStreamCall, type_url: str, held: Iterable[Facts],
+                      received: list[Facts]) -> None:
+        """What Envoy asks for once it has applied a response (`held`: every resource of the
+        type it now holds, `received`: the response's): EDS for its clusters, LDS once every
+        EDS cluster has its endpoints (cluster manager initialised), RDS for its listeners'
+        route configurations."""
+        if type_url == CLUSTER_TYPE:
+            eds = frozenset(f.eds for f in held if f.eds is not None)
+            await self._subscribe(call, ENDPOINT_TYPE, eds)
+            if not eds:
+                await self._request_listeners(call)
+        elif type_url == ENDPOINT_TYPE:
+            state = self.types[ENDPOINT_TYPE]
+            state.received.update(f.name for f in received)
+            if state.names is not None and state.names <= state.received:
+                await self._request_listeners(call)
+        elif type_url == LISTENER_TYPE:
+            await self._subscribe(call, ROUTE_TYPE, frozenset().union(*(f.rds for f in held)))
+
+    async def _subscribe(self, call: grpc.aio.StreamStreamCall, type_url: str, names: frozenset[str]) -> None:
+        raise NotImplementedError
+
+    async def _request_listeners(self, call: grpc.aio.StreamStreamCall) -> None:
+        raise NotImplementedError
+
     def _report(self, type_url: str, version: str, arrived: float, count: int, size: int, *,
                 nacked: bool = False) -> None:
         self._record(Delivery(self.spec.index, short_type(type_url), version, arrived, time.monotonic(), count, size,
@@ -433,16 +458,8 @@ class SotwClient(AdsClient):
         state.version = response.version
         await call.write(request_bytes(state))
         self._report(response.type_url, response.version, arrived, response.count, len(raw))
-        if response.type_url == CLUSTER_TYPE:
-            await self._subscribe(call, ENDPOINT_TYPE, frozenset(f.eds for f in resources if f.eds is not None))
-            if not self.types[ENDPOINT_TYPE].names:
-                await self._request_listeners(call)
-        elif response.type_url == ENDPOINT_TYPE:
-            state.received.update(f.name for f in resources)
-            if state.names is not None and state.names <= state.received:
-                await self._request_listeners(call)
-        elif response.type_url == LISTENER_TYPE:
-            await self._subscribe(call, ROUTE_TYPE, frozenset().union(*(f.rds for f in resources)))
+        # A SotW response of a wildcard type is everything the proxy holds of it.
+        await self._follow(call, response.type_url, resources, resources)
 
     async def _subscribe(self, call: grpc.aio.StreamStreamCall, type_url: str, names: frozenset[str]) -> None:
         """Watch exactly `names` of `type_url` (EDS after CDS, RDS after LDS), as Envoy's
@@ -516,18 +533,7 @@ class DeltaClient(AdsClient):
                 facts_held[entry.name] = found
         await call.write(ack.SerializeToString())
         self._report(response.type_url, response.system_version_info, arrived, len(response.resources), len(raw))
-        if response.type_url == CLUSTER_TYPE:
-            eds = frozenset(f.eds for f in self._facts[CLUSTER_TYPE].values() if f.eds is not None)
-            await self._subscribe(call, ENDPOINT_TYPE, eds)
-            if not eds:
-                await self._request_listeners(call)
-        elif response.type_url == ENDPOINT_TYPE:
-            state.received.update(f.name for f in resources)
-            if state.names is not None and state.names <= state.received:
-                await self._request_listeners(call)
-        elif response.type_url == LISTENER_TYPE:
-            routes = frozenset().union(*(f.rds for f in self._facts[LISTENER_TYPE].values()))
-            await self._subscribe(call, ROUTE_TYPE, routes)
+        await self._follow(call, response.type_url, self._facts.get(response.type_url, {}).values(), resources)
 
     def _parse(self, response: discovery_pb2.DeltaDiscoveryResponse) -> list[Facts]:
         parsed: list[Facts] = []
