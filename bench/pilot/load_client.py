@@ -328,6 +328,11 @@ class TypeState:
     names_wired: frozenset[str] | None = None
 
 
+def rejection(message: str) -> status_pb2.Status:
+    """A NACK's `error_detail`, as Envoy fills it."""
+    return status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=message)
+
+
 def request_bytes(state: TypeState, *, node: base_pb2.Node | None = None, error: str | None = None) -> bytes:
     """A request for `state`'s type, serialised as Envoy's protobuf library lays it out
     (fields in number order).  Each ACK repeats the names its type subscribes to, 1,000 EDS
@@ -339,7 +344,7 @@ def request_bytes(state: TypeState, *, node: base_pb2.Node | None = None, error:
     head = discovery_pb2.DiscoveryRequest(version_info=state.version, node=node)
     tail = discovery_pb2.DiscoveryRequest(type_url=state.type_url, response_nonce=state.nonce)
     if error is not None:
-        tail.error_detail.CopyFrom(status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=error))
+        tail.error_detail.CopyFrom(rejection(error))
     return head.SerializeToString() + state.names_wire + tail.SerializeToString()
 
 
@@ -515,8 +520,7 @@ class DeltaClient(AdsClient):
         try:
             resources = self._parse(response)
         except BadResponse as exc:
-            ack.error_detail.CopyFrom(status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-                                                        message=str(exc)))
+            ack.error_detail.CopyFrom(rejection(str(exc)))
             await call.write(ack.SerializeToString())
             self._report(response.type_url, response.system_version_info, arrived, len(response.resources),
                          len(raw), nacked=True)

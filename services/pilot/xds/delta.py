@@ -223,7 +223,7 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
                 # (a rejected cluster has none), and pilot cannot tell.
                 ahead = [available[n] for n in refresh - watch.resource_names if n in available]
         if watch.held_as is not None and watch.sends:
-            updates, removed = self._changes_since_held(watch, available, snapshot, refresh)
+            updates, removed = self._changes_since_held(watch, watch.held_as, available, snapshot, refresh)
         else:
             updates, removed = self._changes_by_name(watch, available, refresh)
         gone = len(removed)
@@ -272,12 +272,10 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         return updates, removed
 
     @staticmethod
-    def _changes_since_held(watch: DeltaWatch, available: dict[str, EncodedResource], snapshot: Snapshot,
-                            refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
-        """What differs from what the proxy holds, when it holds `watch.held_as` as it was:
-        how that dict became `available`, worked out once for every stream."""
-        old = watch.held_as
-        assert old is not None
+    def _changes_since_held(watch: DeltaWatch, old: dict[str, EncodedResource], available: dict[str, EncodedResource],
+                            snapshot: Snapshot, refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
+        """What differs from what the proxy holds, when it holds `old` (its `held_as`) as it
+        was: how that dict became `available`, worked out once for every stream."""
         held = watch.held
         if old is available:
             changed: list[str] = []
