@@ -3,6 +3,12 @@
 Each file is parsed whole.  What was valid before survives a bad edit: if a file stops
 parsing, its previous resources stay; if one resource in it becomes invalid, that
 resource's previous version stays while the file's other resources update.
+
+A changed file is read only once it has held still for one poll (the same size, mtime and
+inode on two scans in a row).  A writer that rewrites a file in place (`>`, `write_text`)
+truncates it first: read in that moment, the file is empty and valid, and every resource it
+held would be deleted from the mesh until the write finished.  The first scan reads at once,
+as there is nothing yet to protect.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class FileSource:
         self.poll_interval_s = poll_interval_s
         self._on_change = on_change
         self._files: dict[Path, _FileState] = {}
+        # Changed files seen once, by the signature they had: read if the next scan agrees.
+        self._settling: dict[Path, tuple[int, int, int]] = {}
         self.errors: dict[str, list[str]] = {}
         self.name = "files"
         self._synced = False
@@ -86,7 +94,8 @@ class FileSource:
         return found
 
     def scan(self) -> bool:
-        """Re-read changed files; True if any file was added, changed or removed.
+        """Re-read files that changed and then held still for a scan; True if any file was
+        added, changed or removed.
 
         Builds the new state aside and swaps it in at once, so readers on the event loop
         never see a half-scanned directory (scans run in a worker thread).
@@ -99,13 +108,18 @@ class FileSource:
             del files[path]
             self.errors.pop(str(path), None)
             changed = True
+        settling: dict[Path, tuple[int, int, int]] = {}
         for path, stat in current.items():
             signature = _signature(stat)
             previous = files.get(path)
             if previous is not None and previous.signature == signature:
                 continue
+            if self._synced and self._settling.get(path) != signature:
+                settling[path] = signature
+                continue
             files[path] = self._load(path, signature, previous)
             changed = True
+        self._settling = settling
         self._files = files
         self._synced = True
         return changed
