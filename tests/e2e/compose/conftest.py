@@ -1,7 +1,9 @@
-"""One compose mesh for the suite: the images built once (`make images`' code, from the
-cached local base), docker-compose.yml up under a project name of the suite's own with
-host ports of its own on 127.0.0.1, and everything it created (containers, network,
-volumes) removed afterwards, whatever happened.  Without a Docker engine the suite skips,
+"""One compose mesh for this package: the images built once per run (`make images`' code,
+from the cached local base), docker-compose.yml up under a project name of the suite's own
+with host ports of its own on 127.0.0.1, and everything it created (containers, network,
+volumes) removed after the package's last test, whatever happened.  Not kept for the
+session: idle, its ~28 containers and their health checks took most of a core from every
+test that ran after it.  Without a Docker engine the suite skips,
 saying what is missing; under CI=true that is a failure.
 """
 
@@ -55,7 +57,7 @@ def built_images(engine: Engine) -> images.Images:
         _unavailable(str(missing))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def compose_mesh(engine: Engine, built_images: images.Images) -> Iterator[ComposeMesh]:
     ports = HostPorts(ingress=free_port(), galley=free_port(), pilot=free_port(), telemetry=free_port(),
                       zipkin=free_port())
@@ -79,7 +81,7 @@ def compose_mesh(engine: Engine, built_images: images.Images) -> Iterator[Compos
             f"networks {networks.stdout.split()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bookinfo_on_compose(compose_mesh: ComposeMesh, tmp_path_factory: pytest.TempPathFactory) -> BookinfoOnCompose:
     """mizzenctl pointed at the mesh by the context `compose up` records (in the suite's
     own config home), and Bookinfo's subsets applied."""

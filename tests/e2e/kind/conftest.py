@@ -1,7 +1,7 @@
-"""One kind cluster for the suite: Mizzen from deploy/kubernetes/overlays/kind, Bookinfo
-from samples/bookinfo/platform/kube/bookinfo.yaml in a namespace labelled
-istio-injection=enabled.  Skipped, with the reason, where kind, a Docker engine or kind's
-node image cannot be had (these machines reach no image registry)."""
+"""One kind cluster for this package, deleted after its last test: Mizzen from
+deploy/kubernetes/overlays/kind, Bookinfo from samples/bookinfo/platform/kube/bookinfo.yaml
+in a namespace labelled istio-injection=enabled.  Skipped, with the reason, where kind, a
+Docker engine or kind's node image cannot be had (these machines reach no image registry)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.e2e.kind.cluster import BookinfoOnKind, KindCluster, Unavailable, por
 from tests.harness.debian import debian_tool
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindCluster]:
     kubectl = debian_tool("kubectl", "kubernetes-client")
     try:
@@ -30,7 +30,7 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindClust
         cluster.delete()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bookinfo_on_kind(kind_cluster: KindCluster) -> Iterator[BookinfoOnKind]:
     with port_forward(kind_cluster, "svc/istio-pilot", 15014) as pilot_url:
         mesh = BookinfoOnKind(kind_cluster, pilot_url)

@@ -1,5 +1,7 @@
-"""One local mesh (`mizzenctl up -d`) for the whole e2e module set, in its own subnet so a
-developer's `make demo` can keep running; config applied by a test is deleted after it."""
+"""One local mesh (`mizzenctl up -d`) for this package's modules, in its own subnet so a
+developer's `make demo` can keep running; config applied by a test is deleted after it.
+It goes down after the package's last test, not at the end of the session: idle, it would
+take CPU from every test that runs after it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ POLICY_SAMPLES = SAMPLES.parent / "policy"
 SUBNET = 77
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def local_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     mesh = LocalMesh(tmp_path_factory.mktemp("local-mesh"), SUBNET)
     started = mesh.up()
