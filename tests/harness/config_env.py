@@ -102,7 +102,25 @@ class ConfigEnv:
         return [f"{p['proxy']} {t}: {w['last_nack']['error']}" for p in state["proxies"]
                 for t, w in p["types"].items() if w["last_nack"]]
 
+    @classmethod
+    def start(cls, mesh: Mesh, config_dir: Path, *, galley_args: tuple[str, ...] = (),
+              pilot_args: tuple[str, ...] = ()) -> ConfigEnv:
+        """Galley on `config_dir` and a pilot, started together (each takes ~2 s to come up)."""
+        config_dir.mkdir(exist_ok=True)
+        galley = mesh.galley(config_dir, *galley_args, wait=False)
+        pilot = mesh.pilot(*pilot_args, wait=False)
+        galley.wait_ready()
+        pilot.wait_ready()
+        return cls(mesh, config_dir, galley, pilot)
+
     def add_proxy(self, proxy: Proxy) -> Proxy:
-        self.proxies.append(proxy)
-        self.sync()
+        self.add_proxies(proxy)
         return proxy
+
+    def add_proxies(self, *proxies: Proxy) -> None:
+        """Proxies started with `wait_live=False` (so they start together): each LIVE, then
+        one wait until all of them ACKed the latest config."""
+        for proxy in proxies:
+            proxy.wait_live()
+        self.proxies.extend(proxies)
+        self.sync()

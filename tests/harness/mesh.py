@@ -51,6 +51,9 @@ class Service:
     def get(self, path: str, **params: str) -> httpx.Response:
         return _MONITORING.get(f"{self.monitoring}{path}", params=params or None)
 
+    def wait_ready(self) -> None:
+        wait_until(lambda: _ready(self.monitoring_port), timeout=30, what=f"{self.process.name} /readyz")
+
     def metric(self, name: str, **labels: str) -> float:
         """The sum of `name`'s samples (on the monitoring port) whose labels include `labels`."""
         return sum(sample.value for family in text_string_to_metric_families(self.get("/metrics").text)
@@ -139,6 +142,9 @@ class Proxy:
     monitoring_port: int
     bind_address: str
 
+    def wait_live(self) -> None:
+        wait_until(self.admin.ready, timeout=30, what=f"envoy of {self.process.name} LIVE")
+
 
 @dataclass
 class Mesh:
@@ -159,7 +165,7 @@ class Mesh:
                                     "--replica-id", name, *extra)
         service = GalleyService(process, port, api_port)
         if wait:
-            wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
+            service.wait_ready()
         return service
 
     def telemetry(self, *extra: str, name: str = "telemetry", ports: tuple[int, int, int] | None = None
@@ -191,7 +197,7 @@ class Mesh:
         wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
         return service
 
-    def pilot(self, *extra: str, name: str = "pilot", xds_port: int | None = None) -> PilotService:
+    def pilot(self, *extra: str, name: str = "pilot", xds_port: int | None = None, wait: bool = True) -> PilotService:
         """A pilot; `xds_port` given (a stopped pilot's): proxies configured for it reconnect."""
         port, xds = free_port(), xds_port or free_port()
         process = self.group.python(name, "services.pilot", *self._common(), "--xds-address", "127.0.0.1",
@@ -199,7 +205,8 @@ class Mesh:
                                     "--monitoring-port", str(port), "--debounce-quiet-s", "0",
                                     "--endpoint-debounce-quiet-s", "0", *extra)
         service = PilotService(process, port, xds)
-        wait_until(lambda: _ready(port), timeout=30, what=f"{name} /readyz")
+        if wait:
+            service.wait_ready()
         return service
 
     def proxy(
@@ -218,7 +225,8 @@ class Mesh:
         wait_live: bool = True,
         xds_api: str | None = None,
     ) -> Proxy:
-        """An agent and its Envoy; `xds_api` None: the protocol MIZZEN_TEST_XDS_API names."""
+        """An agent and its Envoy; `xds_api` None: the protocol MIZZEN_TEST_XDS_API names.
+        With `wait_live` false, start several and `wait_live()` each: they start together."""
         admin_port, monitoring_port = free_port(), free_port()
         label_arg = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
         process = self.group.python(
@@ -233,8 +241,8 @@ class Mesh:
             "--envoy-log-level", "info", "--envoy-concurrency", "1",
             "--xds-api", xds_api or xds_api_under_test(os.environ), *extra,
         )
-        admin = EnvoyAdmin("127.0.0.1", admin_port)
-        if wait_live:
-            wait_until(admin.ready, timeout=30, what=f"envoy of {name} LIVE")
         node_id = f"{node_type}~{bind_address}~{name}.{namespace}~{namespace}.svc.cluster.local"
-        return Proxy(process, admin, node_id, monitoring_port, bind_address)
+        proxy = Proxy(process, EnvoyAdmin("127.0.0.1", admin_port), node_id, monitoring_port, bind_address)
+        if wait_live:
+            proxy.wait_live()
+        return proxy

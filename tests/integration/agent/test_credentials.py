@@ -80,17 +80,19 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         nats = start_nats(group, base / "nats")
         mesh = Mesh(group, nats, base / "mesh")
-        env = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
+        env = ConfigEnv.start(mesh, base / "config")
         env.apply("backends", service_entry("echo.default.svc.cluster.local", [Workload(echo, {"app": "echo"})]))
         env.apply("routes", ROUTES)
         credentials = base / "creds"
-        gateway = env.add_proxy(mesh.proxy(
+        gateway = mesh.proxy(
             env.pilot, name="ingressgateway", node_type="router", namespace=NAMESPACE,
-            labels={"istio": "ingressgateway"},
-            extra=("--credentials-dir", str(credentials), "--credentials-poll-interval-s", "0.05")))
-        kube_gateway = env.add_proxy(mesh.proxy(
+            labels={"istio": "ingressgateway"}, wait_live=False,
+            extra=("--credentials-dir", str(credentials), "--credentials-poll-interval-s", "0.05"))
+        kube_gateway = mesh.proxy(
             env.pilot, name="k8s-gateway", node_type="router", namespace=NAMESPACE, labels={"istio": "k8s-ingress"},
-            extra=("--credentials-from-kubernetes", "--kubeconfig", str(api.write_kubeconfig(base / "kubeconfig")))))
+            wait_live=False,
+            extra=("--credentials-from-kubernetes", "--kubeconfig", str(api.write_kubeconfig(base / "kubeconfig"))))
+        env.add_proxies(gateway, kube_gateway)
         yield World(env, credentials, api, gateway, kube_gateway, base)
     finally:
         group.stop_all()

@@ -88,7 +88,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             nats = start_nats(group, base / "nats")
             mesh = Mesh(group, nats, base / "mesh")
             registry = ("--registries", "kubernetes", "--kube-config", str(kubeconfig))
-            config = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
+            config = ConfigEnv.start(mesh, base / "config")
             config.apply("rules", DENY_V1_CALLERS)
             yield World(mesh.telemetry(*registry), mesh.policy(*registry), config)
         finally:

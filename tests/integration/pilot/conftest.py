@@ -25,7 +25,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         (base / "mesh").mkdir()
         config = base / "config"
         config.mkdir()
-        yield ConfigEnv(mesh, config, mesh.galley(config), mesh.pilot())
+        yield ConfigEnv.start(mesh, config)
     finally:
         group.stop_all()
         if request.session.testsfailed > failed_before:

@@ -154,30 +154,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 HttpExtAuthzServer(AUTHZ_IP) as http_authz, JwksServer(issuer, AUTHZ_IP) as jwks:
             nats = start_nats(group, base / "nats")
             mesh = Mesh(group, nats, base / "mesh")
-            config = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
+            config = ConfigEnv.start(mesh, base / "config")
             citadel = start_citadel(group, nats.url, base / "citadel")
             # Nothing listens there: the authorizer that is down.
             config.apply("services", services(grpc_authz.port, http_authz.port, free_port()))
             config.apply("mesh", mesh_config())
 
-            def proxy(name: str, ip: str, account: str, **kwargs: object) -> Proxy:
+            def sidecar(name: str, ip: str, account: str, **kwargs: object) -> Proxy:
                 token = citadel.token_file(base / f"{name}.token", "default", account)
                 args = identity_args(citadel, token, sds_socket=base / f"{name}.sock")
-                return config.add_proxy(config.mesh.proxy(config.pilot, name=name, bind_address=ip,
-                                                          interception="NONE", service_account=account,
-                                                          extra=args, **kwargs))  # type: ignore[arg-type]
+                return config.mesh.proxy(config.pilot, name=name, bind_address=ip, interception="NONE",
+                                         service_account=account, extra=args, wait_live=False,
+                                         **kwargs)  # type: ignore[arg-type]
 
-            config.add_proxy(config.mesh.proxy(config.pilot, name="productpage", bind_address=CLIENT_IP,
-                                               interception="NONE", labels={"app": "productpage"},
-                                               service_account="bookinfo-productpage",
-                                               extra=identity_args(citadel, citadel.token_file(
-                                                   base / "productpage.token", "default", "bookinfo-productpage"),
-                                                   sds_socket=base / "productpage.sock")))
-            server = proxy("reviews", SERVER_IP, "bookinfo-reviews", labels={"app": "reviews", "version": "v1"},
-                           app_ports={9080: APP_PORT, 5432: db.port})
-            gateway = config.add_proxy(config.mesh.proxy(config.pilot, name="ingressgateway", node_type="router",
-                                                         namespace="istio-system", bind_address=GATEWAY_IP,
-                                                         labels={"istio": "ingressgateway"}))
+            client = sidecar("productpage", CLIENT_IP, "bookinfo-productpage", labels={"app": "productpage"})
+            server = sidecar("reviews", SERVER_IP, "bookinfo-reviews", labels={"app": "reviews", "version": "v1"},
+                             app_ports={9080: APP_PORT, 5432: db.port})
+            gateway = config.mesh.proxy(config.pilot, name="ingressgateway", node_type="router",
+                                        namespace="istio-system", bind_address=GATEWAY_IP,
+                                        labels={"istio": "ingressgateway"}, wait_live=False)
+            config.add_proxies(client, server, gateway)
             yield World(config, citadel, base, server, gateway, grpc_authz, http_authz, issuer, jwks)
     finally:
         for app in apps:

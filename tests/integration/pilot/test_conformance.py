@@ -51,15 +51,17 @@ def plane(env: ConfigEnv) -> ConfigEnv:
         pytest.skip("the corpus's Gateways listen on ports 80 and 443; binding them needs root or "
                     "CAP_NET_BIND_SERVICE")
     mesh = env.mesh
-    env.add_proxy(mesh.proxy(env.pilot, name="ingressgateway", node_type="router", namespace="istio-system",
-                             labels={"istio": "ingressgateway", "app": "my-gateway-controller"},
-                             bind_address="127.0.40.1"))
-    env.add_proxy(mesh.proxy(env.pilot, name="egressgateway", node_type="router", namespace="istio-system",
-                             labels={"istio": "egressgateway"}, bind_address="127.0.40.2"))
-    env.add_proxy(mesh.proxy(env.pilot, name="productpage", namespace="default",
-                             labels={"app": "productpage", "version": "v1"}, bind_address="127.0.40.3"))
-    env.add_proxy(mesh.proxy(env.pilot, name="fortio", namespace="none", labels={"app": "fortio", "version": "v1"},
-                             bind_address="127.0.40.4", interception="NONE"))
+    env.add_proxies(
+        mesh.proxy(env.pilot, name="ingressgateway", node_type="router", namespace="istio-system",
+                   labels={"istio": "ingressgateway", "app": "my-gateway-controller"}, bind_address="127.0.40.1",
+                   wait_live=False),
+        mesh.proxy(env.pilot, name="egressgateway", node_type="router", namespace="istio-system",
+                   labels={"istio": "egressgateway"}, bind_address="127.0.40.2", wait_live=False),
+        mesh.proxy(env.pilot, name="productpage", namespace="default",
+                   labels={"app": "productpage", "version": "v1"}, bind_address="127.0.40.3", wait_live=False),
+        mesh.proxy(env.pilot, name="fortio", namespace="none", labels={"app": "fortio", "version": "v1"},
+                   bind_address="127.0.40.4", interception="NONE", wait_live=False),
+    )
     return env
 
 

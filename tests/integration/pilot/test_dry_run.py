@@ -96,11 +96,12 @@ def mesh(env: ConfigEnv, gateway: Proxy, reviews: dict[str, EchoServer]) -> dict
     env.apply("other-scope", OTHER_SCOPE)
     proxies = {
         GATEWAY: gateway,
-        PRODUCTPAGE: env.add_proxy(env.mesh.proxy(env.pilot, name="productpage", bind_address=PRODUCTPAGE_IP,
-                                                  interception="NONE", labels={"app": "productpage"})),
-        OTHER: env.add_proxy(env.mesh.proxy(env.pilot, name="other", namespace="other", bind_address=OTHER_IP,
-                                            interception="NONE", labels={"app": "other"})),
+        PRODUCTPAGE: env.mesh.proxy(env.pilot, name="productpage", bind_address=PRODUCTPAGE_IP, interception="NONE",
+                                    labels={"app": "productpage"}, wait_live=False),
+        OTHER: env.mesh.proxy(env.pilot, name="other", namespace="other", bind_address=OTHER_IP, interception="NONE",
+                              labels={"app": "other"}, wait_live=False),
     }
+    env.add_proxies(proxies[PRODUCTPAGE], proxies[OTHER])
     return {"port": port, "proxies": proxies}
 
 

@@ -87,8 +87,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             nats = start_nats(group, base / "nats")
             mesh = Mesh(group, nats, base / "mesh")
             citadel = start_citadel(group, nats.url, base / "citadel")
-            env = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"),
-                            mesh.pilot("--registries", "kubernetes", "--kube-config", str(kubeconfig)))
+            env = ConfigEnv.start(mesh, base / "config",
+                                  pilot_args=("--registries", "kubernetes", "--kube-config", str(kubeconfig)))
 
             def sidecar(name: str, ip: str, account: str, labels: dict[str, str], **kwargs: object) -> Proxy:
                 token = citadel.token_file(base / f"{name}.token", "default", account)

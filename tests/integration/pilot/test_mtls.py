@@ -68,7 +68,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConfigEnv, C
         config = base / "config"
         config.mkdir()
         citadel = start_citadel(group, nats.url, base / "citadel")
-        yield ConfigEnv(mesh, config, mesh.galley(config), mesh.pilot()), citadel, base
+        yield ConfigEnv.start(mesh, config), citadel, base
     finally:
         group.stop_all()
 
@@ -83,15 +83,16 @@ def mesh_up(env: tuple[ConfigEnv, Citadel, Path]) -> Iterator[dict[str, object]]
     def sidecar(name: str, ip: str, account: str, **kwargs: object) -> Proxy:
         token = citadel.token_file(base / f"{name}.token", "default", account)
         args = identity_args(citadel, token, sds_socket=base / f"{name}.sock")
-        proxy = config.mesh.proxy(config.pilot, name=name, bind_address=ip, interception="NONE",
-                                  service_account=account, extra=args, **kwargs)  # type: ignore[arg-type]
-        return config.add_proxy(proxy)
+        return config.mesh.proxy(config.pilot, name=name, bind_address=ip, interception="NONE",
+                                 service_account=account, extra=args, wait_live=False,
+                                 **kwargs)  # type: ignore[arg-type]
 
     proxies = {
         "client": sidecar("productpage", CLIENT_IP, "bookinfo-productpage", labels={"app": "productpage"}),
         "server": sidecar("reviews", SERVER_IP, "bookinfo-reviews", labels={"app": "reviews"},
                           app_ports={9080: APP_PORT}),
     }
+    config.add_proxies(*proxies.values())
     yield {"apps": apps, "proxies": proxies, "citadel": citadel, "base": base}
     for app in apps.values():
         app.stop()

@@ -71,14 +71,13 @@ def sidecars(env: ConfigEnv, apps: dict[str, EchoServer]) -> dict[str, Proxy]:
     env.apply("services", SERVICES)
     proxies = {
         "client": env.mesh.proxy(env.pilot, name="productpage", bind_address=CLIENT_IP, interception="NONE",
-                                 labels={"app": "productpage"}),
+                                 labels={"app": "productpage"}, wait_live=False),
         "v1": env.mesh.proxy(env.pilot, name="reviews-v1", bind_address=REVIEWS_V1_IP, interception="NONE",
-                             labels={"app": "reviews", "version": "v1"}, app_ports={9080: APP_PORT}),
+                             labels={"app": "reviews", "version": "v1"}, app_ports={9080: APP_PORT}, wait_live=False),
         "v2": env.mesh.proxy(env.pilot, name="reviews-v2", bind_address=REVIEWS_V2_IP, interception="NONE",
-                             labels={"app": "reviews", "version": "v2"}, app_ports={9080: APP_PORT}),
+                             labels={"app": "reviews", "version": "v2"}, app_ports={9080: APP_PORT}, wait_live=False),
     }
-    for proxy in proxies.values():
-        env.add_proxy(proxy)
+    env.add_proxies(*proxies.values())
     return proxies
 
 

@@ -39,7 +39,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfigEnv]:
         mesh = Mesh(group, nats, base / "mesh")
         config = base / "config"
         config.mkdir()
-        yield ConfigEnv(mesh, config, mesh.galley(config), mesh.pilot("--workload-ttl-s", str(TTL_S)))
+        yield ConfigEnv.start(mesh, config, pilot_args=("--workload-ttl-s", str(TTL_S)))
     finally:
         group.stop_all()
 

@@ -191,8 +191,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         mesh = Mesh(group, nats, base / "mesh")
         token = base / "token"
         token.write_text("s3cret\n")
-        env = ConfigEnv(mesh, base / "config", mesh.galley(base / "config", "--api-token-file", str(token)),
-                        mesh.pilot())
+        env = ConfigEnv.start(mesh, base / "config", galley_args=("--api-token-file", str(token)))
         policy = mesh.policy(name="policy-a", host=POLICY_A_IP)
         env.apply("mesh", mesh_config())
         env.apply("policy-service", policy.service_entry(POLICY_A_IP))

@@ -110,7 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with StreamEchoServer("db", SERVER_IP) as db:
             nats = start_nats(group, base / "nats")
             mesh = Mesh(group, nats, base / "mesh")
-            env = ConfigEnv(mesh, base / "config", mesh.galley(base / "config"), mesh.pilot())
+            env = ConfigEnv.start(mesh, base / "config")
             citadel = start_citadel(group, nats.url, base / "citadel")
             telemetry = mesh.telemetry()
             errors_log = base / "errors.log"
