@@ -32,8 +32,9 @@ class BookinfoMesh(Protocol):
         """Apply Istio config files in Bookinfo's namespace; return once every proxy has it."""
 
 
-def productpage(mesh: BookinfoMesh, **headers: str) -> tuple[int, str]:
-    response = httpx.get(f"{mesh.ingress_url}/productpage", headers=headers, timeout=30)
+def productpage(mesh: BookinfoMesh, client: httpx.Client | None = None, **headers: str) -> tuple[int, str]:
+    url = f"{mesh.ingress_url}/productpage"
+    response = client.get(url, headers=headers) if client else httpx.get(url, headers=headers, timeout=30)
     return response.status_code, response.text
 
 
@@ -43,7 +44,10 @@ def reviews_version(html: str) -> str | None:
 
 
 def versions(mesh: BookinfoMesh, count: int, **headers: str) -> Counter[str | None]:
-    return Counter(reviews_version(productpage(mesh, **headers)[1]) for _ in range(count))
+    # One client: each new one builds an SSL context (~25 ms of CPU).  Envoy routes each
+    # request on a kept-alive connection on its own, weights included.
+    with httpx.Client(timeout=30) as client:
+        return Counter(reviews_version(productpage(mesh, client, **headers)[1]) for _ in range(count))
 
 
 def check_productpage(mesh: BookinfoMesh) -> None:
@@ -85,10 +89,10 @@ def check_fault_abort(mesh: BookinfoMesh) -> None:
 
 def check_traffic_shifting(mesh: BookinfoMesh) -> None:
     mesh.apply(TASKS / "virtual-service-all-v1.yaml", TASKS / "virtual-service-reviews-50-v3.yaml")
-    counts = versions(mesh, 200)
+    counts = versions(mesh, 100)
     assert set(counts) == {"v1", "v3"}, counts
-    # 200 draws at p=0.5: sd ~7; +-30 is over 4 sigma.
-    assert abs(counts["v3"] - 100) < 30, counts
+    # 100 draws at p=0.5: sd 5; +-20 is 4 sigma, and still far from an 80/20 split.
+    assert abs(counts["v3"] - 50) < 20, counts
     mesh.apply(TASKS / "virtual-service-reviews-v3.yaml")
     assert versions(mesh, 20) == Counter({"v3": 20})
 

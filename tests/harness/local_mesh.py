@@ -26,6 +26,11 @@ class LocalMesh:
     def ingress(self) -> str:
         return f"http://127.{self.subnet}.1.1:8080"
 
+    @property
+    def ingress_url(self) -> str:
+        """The ingress as `tests/e2e/bookinfo_tasks.BookinfoMesh` names it."""
+        return self.ingress
+
     def address_of(self, workload: str) -> str:
         order = ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"]
         return f"127.{self.subnet}.10.{order.index(workload) + 1}"
