@@ -139,6 +139,8 @@ class LocalMesh:
         self.plan = plan(options)
         self.identities = identities
         self.processes: list[ManagedProcess] = []
+        # The processes as they were started, stage by stage (the plan's stages).
+        self.stages: list[list[ManagedProcess]] = []
         # Each child's restart loop is a task of this supervisor: one that raises stops
         # the mesh with the reason, instead of leaving that child silently unwatched.
         self.supervisor = Supervisor("localmesh")
@@ -167,6 +169,7 @@ class LocalMesh:
                 publish_root(self.options)
             started = [ManagedProcess(spec, self.options.state_dir / "logs", on_exit=self._exited) for spec in stage]
             self.processes.extend(started)
+            self.stages.append(started)
             for process in started:
                 await process.start()
             self.state().write(self.options.state_dir)
@@ -194,8 +197,10 @@ class LocalMesh:
     async def stop(self) -> None:
         self.status = "stopping"
         self.state().write(self.options.state_dir)
-        for process in reversed(self.processes):
-            await process.stop()
+        # The last stage first, each stage's processes together: NATS outlives what uses it,
+        # and twenty processes stopped one after another took ~12 s.
+        for stage in reversed(self.stages):
+            await asyncio.gather(*(process.stop() for process in stage))
         await self.supervisor.shutdown()
         if self.options.iptables:
             delete_namespaces(self.options)
