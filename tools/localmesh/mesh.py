@@ -138,13 +138,16 @@ class LocalMesh:
         self.options = options
         self.plan = plan(options)
         self.identities = identities
-        self.processes: list[ManagedProcess] = []
         # The processes as they were started, stage by stage (the plan's stages).
         self.stages: list[list[ManagedProcess]] = []
         # Each child's restart loop is a task of this supervisor: one that raises stops
         # the mesh with the reason, instead of leaving that child silently unwatched.
         self.supervisor = Supervisor("localmesh")
         self.status = "starting"
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [process for stage in self.stages for process in stage]
 
     def state(self) -> MeshState:
         return MeshState(
@@ -168,7 +171,6 @@ class LocalMesh:
             if self.options.iptables and index == len(self.plan.stages) - 1:
                 publish_root(self.options)
             started = [ManagedProcess(spec, self.options.state_dir / "logs", on_exit=self._exited) for spec in stage]
-            self.processes.extend(started)
             self.stages.append(started)
             for process in started:
                 await process.start()
