@@ -27,6 +27,7 @@ class Process:
         merged = dict(os.environ)
         merged.update(env or {})
         self._log = self.log_path.open("ab")
+        self._terminated = False
         self.popen = subprocess.Popen(
             self.argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=merged, cwd=cwd, start_new_session=True,
@@ -48,8 +49,11 @@ class Process:
             return ""
 
     def terminate(self) -> None:
-        """SIGTERM to the process's group, without waiting (`stop` waits)."""
-        if self.popen.poll() is None:
+        """SIGTERM to the process's group, once, without waiting (`stop` waits).  A second
+        SIGTERM would meet a process already shutting down: one that has let go of its
+        handler by then dies of it (exit -15), and a clean stop reads as a crash."""
+        if self.popen.poll() is None and not self._terminated:
+            self._terminated = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
 
