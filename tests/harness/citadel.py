@@ -1,14 +1,17 @@
-"""Citadel as a real process for tests, and the agent flags that point an agent at it."""
+"""Citadel as a real process for tests, the agent flags that point an agent at it, and a
+sidecar holding a citadel identity."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from services.citadel.cli import mint_bootstrap_token
+from tests.harness.mesh import Mesh, PilotService, Proxy
 from tests.harness.ports import free_port
 from tests.harness.processes import Process, ProcessGroup
 from tests.harness.waiting import wait_until
@@ -80,3 +83,12 @@ def identity_args(citadel: Citadel, token_file: Path, *, sds_socket: Path, nats_
     if override is not None:
         args += ["--bootstrap-override", str(override)]
     return (*args, *extra)
+
+
+def identity_sidecar(mesh: Mesh, pilot: PilotService, citadel: Citadel, base: Path, name: str, ip: str,
+                     account: str, **kwargs: Any) -> Proxy:
+    """A sidecar on `ip` (apps reach it as an HTTP proxy) holding citadel's identity for
+    service account `account` in `default`; its token and SDS socket under `base`."""
+    token = citadel.token_file(base / f"{name}.token", "default", account)
+    return mesh.proxy(pilot, name=name, bind_address=ip, interception="NONE", service_account=account,
+                      extra=identity_args(citadel, token, sds_socket=base / f"{name}.sock"), **kwargs)

@@ -16,13 +16,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from libs.pki import SpiffeId
 from samples.echo import EchoServer
-from tests.harness.citadel import Citadel, identity_args, start_citadel
+from tests.harness.citadel import Citadel, identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.ext_authz import DENIED_BODY, ExtAuthzServer, HttpExtAuthzServer
 from tests.harness.identity import ClientCert, client_from_citadel
@@ -160,12 +161,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             config.apply("services", services(grpc_authz.port, http_authz.port, free_port()))
             config.apply("mesh", mesh_config())
 
-            def sidecar(name: str, ip: str, account: str, **kwargs: object) -> Proxy:
-                token = citadel.token_file(base / f"{name}.token", "default", account)
-                args = identity_args(citadel, token, sds_socket=base / f"{name}.sock")
-                return config.mesh.proxy(config.pilot, name=name, bind_address=ip, interception="NONE",
-                                         service_account=account, extra=args, wait_live=False,
-                                         **kwargs)  # type: ignore[arg-type]
+            def sidecar(name: str, ip: str, account: str, **kwargs: Any) -> Proxy:
+                return identity_sidecar(mesh, config.pilot, citadel, base, name, ip, account, wait_live=False,
+                                        **kwargs)
 
             client = sidecar("productpage", CLIENT_IP, "bookinfo-productpage", labels={"app": "productpage"})
             server = sidecar("reviews", SERVER_IP, "bookinfo-reviews", labels={"app": "reviews", "version": "v1"},

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from samples.echo import EchoServer
-from tests.harness.citadel import identity_args, start_citadel
+from tests.harness.citadel import identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.kube_apiserver import FakeKubeApiServer
 from tests.harness.kube_store import StoreError
@@ -90,12 +90,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             env = ConfigEnv.start(mesh, base / "config",
                                   pilot_args=("--registries", "kubernetes", "--kube-config", str(kubeconfig)))
 
-            def sidecar(name: str, ip: str, account: str, labels: dict[str, str], **kwargs: object) -> Proxy:
-                token = citadel.token_file(base / f"{name}.token", "default", account)
-                return env.add_proxy(mesh.proxy(
-                    env.pilot, name=name, bind_address=ip, interception="NONE", service_account=account,
-                    labels=labels, extra=identity_args(citadel, token, sds_socket=base / f"{name}.sock"),
-                    **kwargs))  # type: ignore[arg-type]
+            def sidecar(name: str, ip: str, account: str, labels: dict[str, str], **kwargs: Any) -> Proxy:
+                return env.add_proxy(identity_sidecar(mesh, env.pilot, citadel, base, name, ip, account,
+                                                      labels=labels, **kwargs))
 
             client = sidecar("productpage-v1-xyz", CLIENT_IP, "bookinfo-productpage", {"app": "productpage"})
             for name, ip, version in (("reviews-v1-abc", REVIEWS_V1_IP, "v1"), ("reviews-v2-def", REVIEWS_V2_IP, "v2")):

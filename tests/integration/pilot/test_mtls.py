@@ -7,13 +7,14 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from libs.pki import SpiffeId
 from samples.echo import EchoServer
-from tests.harness.citadel import Citadel, identity_args, start_citadel
+from tests.harness.citadel import Citadel, identity_args, identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.identity import ThrowawayCa, client_from_citadel, mtls_get, spiffe_uris
 from tests.harness.mesh import Mesh, Proxy
@@ -80,12 +81,9 @@ def mesh_up(env: tuple[ConfigEnv, Citadel, Path]) -> Iterator[dict[str, object]]
             "legacy": EchoServer("legacy", PLAIN_IP, APP_PORT).start()}
     config.apply("services", SERVICES)
 
-    def sidecar(name: str, ip: str, account: str, **kwargs: object) -> Proxy:
-        token = citadel.token_file(base / f"{name}.token", "default", account)
-        args = identity_args(citadel, token, sds_socket=base / f"{name}.sock")
-        return config.mesh.proxy(config.pilot, name=name, bind_address=ip, interception="NONE",
-                                 service_account=account, extra=args, wait_live=False,
-                                 **kwargs)  # type: ignore[arg-type]
+    def sidecar(name: str, ip: str, account: str, **kwargs: Any) -> Proxy:
+        return identity_sidecar(config.mesh, config.pilot, citadel, base, name, ip, account, wait_live=False,
+                                **kwargs)
 
     proxies = {
         "client": sidecar("productpage", CLIENT_IP, "bookinfo-productpage", labels={"app": "productpage"}),

@@ -191,7 +191,6 @@ def fresh(edge: Edge) -> Edge:
     return edge
 
 
-
 def in_one_minute(edge: Edge, burst: Callable[[], list[int]]) -> list[int]:
     """What `burst` answered, run inside one calendar minute: the limiter counts per calendar
     minute, as Envoy's ratelimit service does, so a burst the minute turned in would start a
@@ -203,6 +202,7 @@ def in_one_minute(edge: Edge, burst: Callable[[], list[int]]) -> list[int]:
             return codes
         edge.redis.flush()
     raise AssertionError("three bursts in a row met the turn of a minute")
+
 
 def test_istios_task_config_limits_productpage_to_one_a_minute(fresh: Edge) -> None:
     assert in_one_minute(fresh, lambda: [fresh.get("/productpage") for _ in range(3)]) == [200, 429, 429]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -16,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from samples.echo import EchoServer
-from tests.harness.citadel import identity_args, start_citadel
+from tests.harness.citadel import identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.kv import config_revision
 from tests.harness.mesh import Mesh, Proxy, TelemetryService
@@ -116,13 +117,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             errors_log = base / "errors.log"
             env.apply("config", config(telemetry, errors_log))
 
-            def sidecar(name: str, ip: str, account: str, app: str, **kwargs: object) -> Proxy:
-                token = citadel.token_file(base / f"{name}.token", "default", account)
-                return env.add_proxy(mesh.proxy(
-                    env.pilot, name=name, bind_address=ip, interception="NONE", service_account=account,
-                    labels={"app": app, "version": "v1"}, extra=identity_args(citadel, token,
-                                                                              sds_socket=base / f"{name}.sock"),
-                    **kwargs))  # type: ignore[arg-type]
+            def sidecar(name: str, ip: str, account: str, app: str, **kwargs: Any) -> Proxy:
+                return env.add_proxy(identity_sidecar(mesh, env.pilot, citadel, base, name, ip, account,
+                                                      labels={"app": app, "version": "v1"}, **kwargs))
 
             client = sidecar("productpage-v1", CLIENT_IP, "bookinfo-productpage", "productpage")
             server = sidecar("reviews-v1", SERVER_IP, "bookinfo-reviews", "reviews",
