@@ -95,7 +95,8 @@ def load_settings(
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
         sources = " or ".join(env_names(field))
-        help_text = f"{field.metadata.get('help', '')} [env {sources}; default {field.default!r}]"
+        # argparse expands %-formats in help: a "20%" in a setting's text would crash --help.
+        help_text = f"{field.metadata.get('help', '')} [env {sources}; default {field.default!r}]".replace("%", "%%")
         typ, _ = _base_type(hints[field.name])
         if typ is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,

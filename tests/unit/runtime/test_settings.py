@@ -83,3 +83,16 @@ def test_help_lists_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         load_settings(WithAliases, ["--help"], {}, prog="x")
     assert "MIZZEN_PROBERS or ISTIO_KUBE_APP_PROBERS or OLDER_NAME" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("module", ["agent", "citadel", "galley", "pilot", "policy", "sidecar_injector", "telemetry"])
+def test_every_service_prints_its_help(module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A "%" in a setting's help text once made argparse crash on `--help` (pilot, citadel)."""
+    import importlib
+
+    settings = importlib.import_module(f"services.{module}.settings")
+    cls = next(v for k, v in vars(settings).items() if k.endswith("Settings") and v.__module__ == settings.__name__)
+    with pytest.raises(SystemExit) as exited:
+        load_settings(cls, ["--help"], {}, prog=f"python -m services.{module}")
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m services.{module}")
