@@ -1,11 +1,11 @@
 """What Python gRPC alone costs at the scale benchmark's size: the floor under its latencies.
 
-No translation, no xDS: server processes (grpc.aio, as pilot serves) hold 1,000 streams
-opened by 4 client processes (grpc.aio, one channel each, as the load tool's simulated
-sidecars); each round, every server writes one message of a given size to each of its
-streams, and each client answers each message with one the size of that change's ACK.  A round
-lasts from the first server's first write to the last server's last ACK read
-(`time.monotonic`, the same clock in every process here).
+No translation, no xDS: server processes (grpc.aio, as pilot serves, with pilot's
+`GRPC_EXPERIMENTS`) hold 1,000 streams opened by 4 client processes (grpc.aio, one channel
+each, as the load tool's simulated sidecars); each round, every server writes one message of
+a given size to each of its streams, and each client answers each message with one the size
+of that change's ACK.  A round lasts from the first server's first write to the last
+server's last ACK read (`time.monotonic`, the same clock in every process here).
 
 Run at the size of the scale benchmark's two changes, an endpoint change (one load
 assignment, ~0.5 KB) and a VirtualService change (a 1,000-virtual-host route
@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from multiprocessing.queues import Queue
 from typing import Any
@@ -35,6 +38,7 @@ import grpc
 
 from bench.pilot.load_client import CHANNEL_OPTIONS
 from bench.pilot.measure import sample
+from services.pilot.__main__ import GRPC_EXPERIMENTS
 from tests.harness.ports import free_port
 from tests.harness.waiting import wait_until
 
@@ -138,8 +142,10 @@ def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers:
     processes = [spawn.Process(target=_server, args=(port, controls[n], outs[n], message_bytes), daemon=True)
                  for n in range(servers)]
     try:
-        for process in processes:
-            process.start()
+        # A spawned process reads gRPC's setting from the environment it starts with.
+        with _pilots_grpc_experiments():
+            for process in processes:
+                process.start()
         wait_until(lambda: _listening(port), timeout=timeout_s, interval=0.05, what="the floor's servers")
         shares = [streams // clients + (n < streams % clients) for n in range(clients)]
         client_processes = [spawn.Process(target=_client, args=(port, share, ack_bytes), daemon=True)
@@ -170,6 +176,17 @@ def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers:
             if process.is_alive():
                 process.kill()
                 process.join()
+
+
+@contextlib.contextmanager
+def _pilots_grpc_experiments() -> Iterator[None]:
+    before = os.environ.get("GRPC_EXPERIMENTS")
+    os.environ["GRPC_EXPERIMENTS"] = before if before is not None else GRPC_EXPERIMENTS
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["GRPC_EXPERIMENTS"]
 
 
 def _ask(controls: list[Queue[str]], outs: list[Queue[Any]], command: str) -> int:
