@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -69,8 +69,17 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         whole = read.whole()
         names = self._requested(whole, snapshot)
         if read.names_stand_alone(whole):
-            self._last_names[type_url] = (read.names, names)
+            self._last_names[type_url] = (self._shared_names(read.names, snapshot), names)
         return self._answer(whole, names, snapshot)
+
+    @staticmethod
+    def _shared_names(raw: bytes, snapshot: Snapshot | None) -> bytes:
+        """`raw`, or the equal bytes another stream already keeps from this push: a thousand
+        proxies ACKing the same thousand EDS names then hold one copy (~50 KB), not one
+        each.  Hashed once per stream and type, when its names change, not on every ACK."""
+        if snapshot is None:
+            return raw
+        return cast(bytes, snapshot.shared.setdefault(("request-names", raw), raw))
 
     def handle_request(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> list[bytes]:
         return self._answer(request, self._requested(request, snapshot), snapshot)

@@ -135,3 +135,18 @@ def test_an_ack_repeating_its_names_is_not_decoded_again(monkeypatch: pytest.Mon
     fewer = request(ENDPOINT_TYPE, nonce=response.nonce, version=response.version_info, names=CLUSTERS[1:])
     conn.receive(read_request(fewer.SerializeToString()), snap)
     assert len(decoded) == 1 and conn.watches[ENDPOINT_TYPE].names == frozenset(CLUSTERS[1:])
+
+
+def test_streams_of_one_push_keep_one_copy_of_the_same_names() -> None:
+    snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
+    kept = []
+    for n in range(3):
+        conn = Connection(str(n), PROXY)
+        # Each stream's request is its own bytes, as read off its own socket.
+        conn.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS).SerializeToString()), snap)
+        kept.append(conn._last_names[ENDPOINT_TYPE][0])
+    assert kept[0] is kept[1] is kept[2]
+    other = Connection("x", PROXY)
+    other.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS[1:]).SerializeToString()), snap)
+    assert other._last_names[ENDPOINT_TYPE][0] is not kept[0]
+    assert other._last_names[ENDPOINT_TYPE][0] != kept[0]
