@@ -6,8 +6,8 @@ import sys
 # gRPC's EventEngine listener (on by default in grpcio 1.85) hands each connection's reads and
 # writes to its own thread pool, which then wakes the completion queue's poller thread, which
 # wakes the event loop.  Off, the poller thread does the socket I/O itself.  At 1,000 streams a
-# push cost pilot 17 - 21% less CPU that way, and an endpoint change reached the last proxy
-# 20 - 30% sooner (docs/pilot-scaling.md, "gRPC's older listener").  gRPC reads the variable once,
+# push cost pilot 5 - 27% less CPU that way, and an endpoint change reached the last proxy
+# 17 - 30% sooner (docs/pilot-scaling.md, "gRPC's older listener").  gRPC reads the variable once,
 # when it loads, so it is set before anything imports grpc; a value the operator sets wins.
 GRPC_EXPERIMENTS = "-event_engine_listener"
 
