@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +89,6 @@ def test_help_lists_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("module", ["agent", "citadel", "galley", "pilot", "policy", "sidecar_injector", "telemetry"])
 def test_every_service_prints_its_help(module: str, capsys: pytest.CaptureFixture[str]) -> None:
     """A "%" in a setting's help text once made argparse crash on `--help` (pilot, citadel)."""
-    import importlib
-
     settings = importlib.import_module(f"services.{module}.settings")
     cls = next(v for k, v in vars(settings).items() if k.endswith("Settings") and v.__module__ == settings.__name__)
     with pytest.raises(SystemExit) as exited:
