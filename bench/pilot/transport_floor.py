@@ -180,13 +180,15 @@ def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers:
 
 @contextlib.contextmanager
 def _pilots_grpc_experiments() -> Iterator[None]:
-    before = os.environ.get("GRPC_EXPERIMENTS")
-    os.environ["GRPC_EXPERIMENTS"] = before if before is not None else GRPC_EXPERIMENTS
+    """Pilot's default for the processes started inside, unless the operator set one."""
+    if "GRPC_EXPERIMENTS" in os.environ:
+        yield
+        return
+    os.environ["GRPC_EXPERIMENTS"] = GRPC_EXPERIMENTS
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["GRPC_EXPERIMENTS"]
+        del os.environ["GRPC_EXPERIMENTS"]
 
 
 def _ask(controls: list[Queue[str]], outs: list[Queue[Any]], command: str) -> int:
