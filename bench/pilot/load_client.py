@@ -60,6 +60,11 @@ CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
     # One HTTP/2 connection per proxy, as each Envoy has its own (grpc would share one).
     ("grpc.use_local_subchannel_pool", 1),
+    # HTTP/2 flow control as Envoy 1.40's xDS connection has it (its SETTINGS frame read
+    # off the wire): a 16 MiB stream window and no BDP pings.  gRPC's own client pings the
+    # server as data arrives, to grow its window: work for pilot no real sidecar causes.
+    ("grpc.http2.lookahead_bytes", 16 * 1024 * 1024),
+    ("grpc.http2.bdp_probe", 0),
 )
 
 
