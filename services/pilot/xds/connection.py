@@ -130,11 +130,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
     def _requested(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> frozenset[str] | None:
         names = self._names(request)
         if snapshot is not None and names is not None:
-            # Keep the snapshot's own set when Envoy asks for exactly it: a thousand proxies
-            # then hold one set of names, not a thousand copies of what they sent.
-            for known in (snapshot.eds_clusters, snapshot.route_names):
-                if len(names) == len(known) and names == known:
-                    names = known
+            names = snapshot.known_names(names)
         return names
 
     def _names(self, request: discovery_pb2.DiscoveryRequest) -> frozenset[str] | None:

@@ -84,6 +84,15 @@ class Snapshot:
     # everyone (e.g. how one shared part differs from the last).
     shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    def known_names(self, names: frozenset[str]) -> frozenset[str]:
+        """`names`, or this snapshot's own equal set of EDS or RDS names: a thousand proxies
+        subscribing to exactly what the snapshot names then hold one set (and one copy of
+        each name), not a thousand copies of what they sent."""
+        for known in (self.eds_clusters, self.route_names):
+            if len(names) == len(known) and names == known:
+                return known
+        return names
+
     @classmethod
     def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None, *,
                     shared: dict[Hashable, Any] | None = None) -> Snapshot:

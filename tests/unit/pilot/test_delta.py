@@ -229,6 +229,25 @@ def test_streams_sending_the_same_change_share_one_response_under_one_nonce() ->
     assert again is None or again.nonce != Response.FromString(second).nonce
 
 
+def test_streams_subscribed_to_what_the_snapshot_names_keep_its_set_not_their_own() -> None:
+    snap = snapshot("1", ["a", "b"], {"r": "a"})
+    one, two = DeltaConnection("1", PROXY), DeltaConnection("2", PROXY)
+    for conn in (one, two):
+        conn.handle_request(request(CLUSTER_TYPE), snap)
+        # Envoy's EDS subscription arrives in two requests here; what it adds up to counts.
+        conn.handle_request(request(ENDPOINT_TYPE, subscribe=("a",)), snap)
+        conn.handle_request(request(ENDPOINT_TYPE, subscribe=("b",)), snap)
+        conn.handle_request(request(ROUTE_TYPE, subscribe=("r",)), snap)
+    for conn in (one, two):
+        assert conn.watches[ENDPOINT_TYPE].names is snap.eds_clusters
+        assert conn.watches[ROUTE_TYPE].names is snap.route_names
+    # A subscription the snapshot does not name is the stream's own, and the other's is left alone.
+    one.handle_request(request(ENDPOINT_TYPE, unsubscribe=("b",)), snap)
+    assert one.watches[ENDPOINT_TYPE].names == {"a"} and two.watches[ENDPOINT_TYPE].names is snap.eds_clusters
+    (eds,) = decode(one.push(snapshot("2", ["a", "b"], {"r": "a"}, endpoints_port=81)))
+    assert eds.type_url == ENDPOINT_TYPE and names(eds) == ["a"]
+
+
 def test_new_clusters_get_endpoints_before_envoy_asks_and_again_when_it_does() -> None:
     conn = DeltaConnection("1", PROXY)
     first = connect(conn, snapshot("1", ["a"], {"r": "a"}), ("a",))
