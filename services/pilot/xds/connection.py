@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -25,8 +25,8 @@ from services.pilot.model.proxy import Proxy
 from services.pilot.xds.requests import ReadRequest
 from services.pilot.xds.snapshot import (
     EncodedResource,
+    Selection,
     Snapshot,
-    content_digest,
     names_within,
     part_changes,
     response_bytes,
@@ -58,28 +58,32 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
 
     def receive(self, read: ReadRequest, snapshot: Snapshot | None) -> list[bytes]:
         """A request as `read_request` read it off the wire.  Its names are decoded only
-        when they are not, byte for byte, the last ones its type's requests carried (an
-        ACK repeats every name the proxy subscribes to: see services/pilot/xds/requests.py)."""
+        when neither this stream's last request of the type nor another stream's request in
+        this push carried them byte for byte (an ACK repeats every name the proxy subscribes
+        to, and a thousand proxies subscribe to the same thousand clusters: see
+        services/pilot/xds/requests.py)."""
         if read.names is None:
             return self.handle_request(read.message, snapshot)
         type_url = read.message.type_url
         last = self._last_names.get(type_url)
         if last is not None and read.names == last[0]:
             return self._answer(read.message, last[1], snapshot)
+        key = ("request-names", type_url, read.names)
+        if snapshot is not None and (found := snapshot.shared.get(key)) is not None:
+            raw, names = found
+            self._last_names[type_url] = (raw, snapshot.known_names(names))
+            return self._answer(read.message, self._last_names[type_url][1], snapshot)
         whole = read.whole()
         names = self._requested(whole, snapshot)
         if read.names_stand_alone(whole):
-            self._last_names[type_url] = (self._shared_names(read.names, snapshot), names)
+            entry = (read.names, names)
+            if snapshot is not None and names:
+                # What a non-empty subscription comes to depends on its names and type alone
+                # (`_names`), so the streams of this push that send the same bytes share one
+                # copy of them (~50 KB for 1,000 EDS names) and one decoding.
+                entry = snapshot.shared.setdefault(key, entry)
+            self._last_names[type_url] = entry
         return self._answer(whole, names, snapshot)
-
-    @staticmethod
-    def _shared_names(raw: bytes, snapshot: Snapshot | None) -> bytes:
-        """`raw`, or the equal bytes another stream already keeps from this push: a thousand
-        proxies ACKing the same thousand EDS names then hold one copy (~50 KB), not one
-        each.  Hashed once per stream and type, when its names change, not on every ACK."""
-        if snapshot is None:
-            return raw
-        return cast(bytes, snapshot.shared.setdefault(("request-names", raw), raw))
 
     def handle_request(self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None) -> list[bytes]:
         return self._answer(request, self._requested(request, snapshot), snapshot)
@@ -219,7 +223,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             and watch.version_sent == snapshot.version
 
     def _changes_only(self, watch: Watch, snapshot: Snapshot, targets: frozenset[str] | None,
-                      source: tuple[object, frozenset[str] | None]) -> list[EncodedResource] | None:
+                      source: tuple[object, frozenset[str] | None]) -> Selection | None:
         """EDS or RDS for Envoy, after its first response: only the resources that differ
         from what it holds.  Envoy applies such a response to the resources it carries and
         keeps the rest (unlike CDS/LDS, where absence means removal): one endpoint change
@@ -231,14 +235,14 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             selected = []
         if selected or forget:
             self._hold(watch, available, snapshot.shared, targets, selected, forget)
-        return selected or None
+        return Selection.of(selected) if selected else None
 
     def _whole_set(self, watch: Watch, snapshot: Snapshot, targets: frozenset[str] | None,
-                   source: tuple[object, frozenset[str] | None], *, force: bool) -> list[EncodedResource] | None:
+                   source: tuple[object, frozenset[str] | None], *, force: bool) -> Selection | None:
         """Every resource of the type the proxy should hold (CDS and LDS always; the first
         EDS and RDS; everything for gRPC clients), unless it would change nothing."""
-        selected = snapshot.select(watch.type_url, targets)
-        if not selected and watch.type_url not in WILDCARD_TYPES:
+        selection = snapshot.select(watch.type_url, targets)
+        if not selection.resources and watch.type_url not in WILDCARD_TYPES:
             # An empty EDS/RDS response changes nothing in Envoy, and when Envoy no longer
             # watches the type at all it ignores the response and never ACKs it.
             return None
@@ -247,34 +251,34 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         if watch.type_url == CLUSTER_TYPE:
             kept = self._kept_clusters(snapshot)
             if kept:
-                selected = sorted([*selected, *kept.values()], key=lambda r: r.name)
+                selection = Selection.of(sorted([*selection.resources, *kept.values()], key=lambda r: r.name))
                 # Kept clusters go once the routes are ACKed, whatever the snapshot.
                 watch.sent_from = None
         if not force and self._rejected(watch, snapshot):
             return None
-        digest = content_digest(selected)
-        if not force and digest == watch.digest_sent:
+        if not force and selection.digest == watch.digest_sent:
             return None
-        watch.digest_sent = digest
+        watch.digest_sent = selection.digest
         whole = source[0]
-        if isinstance(whole, dict) and len(selected) == len(whole) and watch.sent_from is not None:
+        if isinstance(whole, dict) and len(selection.resources) == len(whole) and watch.sent_from is not None:
             # Everything the snapshot has, as it has it: share its dict.
             watch.sent, watch.sent_owned = whole, False
         else:
-            watch.sent, watch.sent_owned = {r.name: r for r in selected}, True
-        return selected
+            watch.sent, watch.sent_owned = {r.name: r for r in selection.resources}, True
+        return selection
 
-    def _respond(self, watch: Watch, snapshot: Snapshot, selected: list[EncodedResource],
+    def _respond(self, watch: Watch, snapshot: Snapshot, selection: Selection,
                  refs: dict[str, frozenset[str]], trigger: str) -> bytes:
-        """Record `selected` as sent (awaiting its ACK; the clusters it names in flight)
+        """Record `selection` as sent (awaiting its ACK; the clusters it names in flight)
         and encode the response."""
+        selected = selection.resources
         if watch.type_url in ROUTING_TYPES:
             # Only listeners and routes name clusters (make before break).
             for r in selected:
                 refs[r.name] = used = snapshot.references.get(r.name, frozenset())
                 watch.refs_in_flight.update(used)
         watch.refs_sent = refs
-        shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, selected)
+        shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, selected, digest=selection.digest)
         if shared is None or shared.nonce == watch.nonce:
             # Not shared (yet), or this stream's last response was this very one (asked for
             # again): a second send under one nonce would let the first one's ACK settle it.

@@ -150,3 +150,31 @@ def test_streams_of_one_push_keep_one_copy_of_the_same_names() -> None:
     other.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS[1:]).SerializeToString()), snap)
     assert other._last_names[ENDPOINT_TYPE][0] is not kept[0]
     assert other._last_names[ENDPOINT_TYPE][0] != kept[0]
+
+
+def test_streams_of_one_push_decode_the_same_names_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
+    decoded: list[ReadRequest] = []
+    whole = ReadRequest.whole
+
+    def counted(self: ReadRequest) -> discovery_pb2.DiscoveryRequest:
+        decoded.append(self)
+        return whole(self)
+
+    monkeypatch.setattr(ReadRequest, "whole", counted)
+    streams = [Connection(str(n), PROXY) for n in range(3)]
+    for conn in streams:
+        conn.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS[1:]).SerializeToString()), snap)
+    assert len(decoded) == 1, "the second and third stream take what the first decoded"
+    assert streams[0].watches[ENDPOINT_TYPE].names is streams[2].watches[ENDPOINT_TYPE].names
+    assert streams[2].watches[ENDPOINT_TYPE].names == frozenset(CLUSTERS[1:])
+    # A wildcard's meaning depends on the stream, so it is never taken from another.
+    for conn in streams[:2]:
+        conn.receive(read_request(request(LISTENER_TYPE, names=("*",)).SerializeToString()), snap)
+        assert conn.watches[LISTENER_TYPE].names is None
+    assert len(decoded) == 3
+    # The next push decodes them afresh.
+    later = snapshot("2", list(CLUSTERS), CLUSTERS[0])
+    Connection("y", PROXY).receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS[1:]).SerializeToString()),
+                                   later)
+    assert len(decoded) == 4

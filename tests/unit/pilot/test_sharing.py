@@ -4,6 +4,7 @@ same answers a scan would."""
 
 from __future__ import annotations
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -155,6 +156,20 @@ def test_an_endpoint_only_push_carries_snapshots_over_with_new_load_assignments(
     reviews = "outbound|9080||reviews.default.svc.cluster.local"
     assert after.resources[ENDPOINT_TYPE][reviews].digest != before.resources[ENDPOINT_TYPE][reviews].digest
     assert after.version != before.version
+
+
+def test_streams_asking_alike_share_one_selection_per_push() -> None:
+    snap = Snapshot.from_config(generator.ProxyConfig.from_resources("1", {
+        CLUSTER_TYPE: {name: cluster_pb2.Cluster(name=name) for name in ("b", "a", "c")},
+    }, {}, ()))
+    everything = snap.select(CLUSTER_TYPE, None)
+    assert [r.name for r in everything.resources] == ["a", "b", "c"]
+    assert snap.select(CLUSTER_TYPE, None) is everything, "sorted and hashed once for every stream"
+    named = frozenset({"c", "a", "missing"})
+    assert [r.name for r in snap.select(CLUSTER_TYPE, named).resources] == ["a", "c"]
+    assert snap.select(CLUSTER_TYPE, named) is snap.select(CLUSTER_TYPE, named)
+    assert snap.select(CLUSTER_TYPE, named).digest != everything.digest
+    assert snap.select(ROUTE_TYPE, None).resources == ()
 
 
 def test_a_replaced_push_lets_go_of_the_responses_its_streams_shared() -> None:
