@@ -251,7 +251,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         if watch.type_url == CLUSTER_TYPE:
             kept = self._kept_clusters(snapshot)
             if kept:
-                selection = Selection.of(sorted([*selection.resources, *kept.values()], key=lambda r: r.name))
+                selection = Selection.of(sorted([*selection.resources, *kept.values()], key=attrgetter("name")))
                 # Kept clusters go once the routes are ACKed, whatever the snapshot.
                 watch.sent_from = None
         if not force and self._rejected(watch, snapshot):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -52,6 +53,7 @@ __all__ = ["WILDCARD", "DeltaConnection", "DeltaWatch"]
 WILDCARD = "*"
 # A type the snapshot lacks: one empty dict, so a stream recognises it as the last one.
 _NOTHING: dict[str, EncodedResource] = {}
+_NAME = attrgetter("name")
 
 
 @dataclass
@@ -229,7 +231,7 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         if watch.held_as is not None and watch.sends:
             updates, removed = self._changes_since_held(watch, watch.held_as, available, snapshot, refresh)
         else:
-            updates, removed = self._changes_by_name(watch, available, refresh)
+            updates, removed = self._changes_by_name(watch, snapshot, available, refresh)
         gone = len(removed)
         if removed and watch.type_url == CLUSTER_TYPE:
             removed = self._removable(removed, snapshot)
@@ -238,8 +240,8 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         if not updates and not removed and not ahead and watch.sends:
             watch.held_as = settled
             return []
-        updates.sort(key=lambda r: r.name)
-        ahead.sort(key=lambda r: r.name)
+        updates.sort(key=_NAME)
+        ahead.sort(key=_NAME)
         sending = [*updates, *ahead]
         shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, sending, removed)
         if shared is not None and shared.nonce == watch.nonce:
@@ -257,16 +259,20 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         if watch.type_url in ROUTING_TYPES:
             self._note_refs(watch, snapshot, updates, removed)
         if watch.type_url == CLUSTER_TYPE:
-            self._eds_refresh.update(r.name for r in updates)
+            self._eds_refresh.update(map(_NAME, updates))
         if shared is not None:
             return [shared.body]
         return [delta_response_bytes(snapshot.version, watch.type_url, sending, removed, nonce)]
 
-    def _changes_by_name(self, watch: DeltaWatch, available: dict[str, EncodedResource],
+    def _changes_by_name(self, watch: DeltaWatch, snapshot: Snapshot, available: dict[str, EncodedResource],
                          refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
         """What differs from what the proxy holds, name by name: the first send, a
         reconnect, a changed subscription."""
         held = watch.held
+        if not held:
+            # A fresh stream gets all it subscribes to: the push's selection, which every
+            # other fresh stream subscribing alike shares (sorted once, not per stream).
+            return list(snapshot.select(watch.type_url, None if watch.wildcard else watch.resource_names).resources), []
         names: Iterable[str] = available if watch.wildcard else watch.resource_names & available.keys()
         if not watch.sends and held:
             # A reconnect: what the proxy holds in the current version is known content.
