@@ -39,9 +39,9 @@ class PilotSettings:
     debounce_max_s: float = knob(10.0, "seconds a push may be held back by a stream of changes, at most")
     endpoint_debounce_quiet_s: float = knob(0.01, "seconds without an endpoint change before an endpoint push")
     endpoint_debounce_max_s: float = knob(0.1, "seconds an endpoint push may be held back, at most")
-    push_concurrency: int = knob(100, "streams that may build and write responses at once (Istio's "
-                                      "PILOT_PUSH_THROTTLE): bounds the memory of many proxies syncing together; "
-                                      "0: no limit")
+    push_concurrency: int = knob(100, "streams that may build and write a push at once (Istio's "
+                                      "PILOT_PUSH_THROTTLE): bounds the memory of a push to many proxies; requests, "
+                                      "ACKs and pushes of a few endpoints take no slot; 0: no limit")
     full_collection_interval_s: float = knob(300.0, "each push freezes the heap out of Python's cyclic garbage "
                                                     "collector (its full collections took 0.2 s per push at 1,000 "
                                                     "proxies); seconds between full collections of all of it; 0: "

@@ -46,6 +46,12 @@ class SnapshotCache:
     def push_context(self) -> PushContext | None:
         return self._push
 
+    @property
+    def endpoints_only(self) -> bool:
+        """Whether the current push changed nothing but endpoints: its snapshots are the last
+        ones with new load assignments, which streams seeing the same services share."""
+        return self._before is not None
+
     def set_push(self, push: PushContext) -> None:
         before = self._push
         same_services = before is not None and before.mesh == push.mesh and before.services == push.services

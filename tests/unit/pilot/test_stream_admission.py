@@ -1,7 +1,8 @@
 """How pilot refuses an xDS stream, over a real gRPC channel on loopback: before it has
 loaded config it answers UNAVAILABLE (an empty answer would tell Envoy to delete
 everything); a node id it cannot serve is INVALID_ARGUMENT, with the reason.  And how it
-holds streams back: at most `concurrent_sends` build and write responses at once."""
+holds pushes back: at most `concurrent_sends` streams build and write a push at once, while
+requests and ACKs are answered as they come."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ import grpc
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 
-from libs.envoy import CLUSTER_TYPE
+from libs.config import parse_text
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.push_context import PushContext
+from services.pilot.model.serviceentry import WorkloadInstance
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
 from services.pilot.xds.requests import ReadRequest, read_request
-from services.pilot.xds.server import ADS_SERVICE, AdsServer
+from services.pilot.xds.server import ADS_SERVICE, LARGE_SEND_BYTES, AdsServer
 
 
 @pytest.fixture
@@ -83,38 +86,120 @@ class _Context:
         return "ipv4:127.0.0.1:1"
 
 
-async def _requests(node_id: str) -> AsyncIterator[ReadRequest]:
+async def _requests(node_id: str, endpoints: tuple[str, ...]) -> AsyncIterator[ReadRequest]:
     request = discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE)
     request.node.id = node_id
-    # As the server's deserializer hands it to the stream.
+    # As the server's deserializer hands them to the stream.
     yield read_request(request.SerializeToString())
+    if endpoints:
+        yield read_request(discovery_pb2.DiscoveryRequest(type_url=ENDPOINT_TYPE,
+                                                          resource_names=endpoints).SerializeToString())
     await asyncio.Event().wait()  # the stream stays open
 
 
-def _served(server: AdsServer, n: int) -> AsyncGenerator[bytes, None]:
+def _served(server: AdsServer, n: int, endpoints: tuple[str, ...] = ()) -> AsyncGenerator[bytes, None]:
     node = f"sidecar~10.0.0.{n}~app-{n}.default~default.svc.cluster.local"
-    return server._stream(_requests(node), _Context(), Connection)
+    return server._stream(_requests(node, endpoints), _Context(), Connection)
 
 
-async def test_a_stream_waits_for_a_send_slot_until_the_one_holding_it_has_written() -> None:
+SERVICE = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.9}]
+"""
+
+
+async def test_a_push_waits_for_a_send_slot_until_the_stream_holding_it_has_written() -> None:
     cache = SnapshotCache()
     cache.set_push(PushContext.build(ConfigSnapshot(1, {}), MeshConfig()))
     server = AdsServer(cache, concurrent_sends=1)
     server.ready = True
     first, second = _served(server, 1), _served(server, 2)
+    moving_on: asyncio.Future[bytes] | None = None
     try:
-        # The first stream's CDS answer is handed out but not yet written: it holds the slot.
+        # Requests take no slot: the first stream's CDS answer, handed out and not yet
+        # written, does not hold the second's back.
         assert await anext(first)
+        assert await asyncio.wait_for(anext(second), timeout=10)
+        # A push with a new cluster: the first stream's answer is handed out but not yet
+        # written, and holds the one slot.
+        parsed = parse_text(SERVICE, "test")
+        assert parsed.ok, parsed.errors()
+        cache.set_push(PushContext.build(ConfigSnapshot(2, {r.key: r for _, r in parsed.resources}), MeshConfig()))
+        server.push_all()
+        assert b"reviews.default.svc.cluster.local" in await asyncio.wait_for(anext(first), timeout=10)
         waiting = asyncio.ensure_future(anext(second))
         for _ in range(20):
             await asyncio.sleep(0)
         assert not waiting.done()
         # Written (the stream asks for its next event): the slot passes on.
         moving_on = asyncio.ensure_future(anext(first))
-        assert await asyncio.wait_for(waiting, timeout=10)
-        moving_on.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await moving_on
+        assert b"reviews.default.svc.cluster.local" in await asyncio.wait_for(waiting, timeout=10)
     finally:
+        if moving_on is not None:
+            moving_on.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await moving_on
+        await first.aclose()
+        await second.aclose()
+
+
+SELECTING = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+"""
+REVIEWS_EDS = "outbound|9080||reviews.default.svc.cluster.local"
+
+
+def _reviews(address: str) -> WorkloadInstance:
+    return WorkloadInstance(name=f"reviews-{address}", namespace="default", address=address,
+                            labels=(("app", "reviews"),))
+
+
+@pytest.mark.parametrize(("large_send_bytes", "held_back"), [(LARGE_SEND_BYTES, False), (0, True)])
+async def test_a_push_of_endpoints_takes_a_send_slot_only_when_it_is_large(large_send_bytes: int,
+                                                                           held_back: bool) -> None:
+    parsed = parse_text(SELECTING, "test")
+    assert parsed.ok, parsed.errors()
+    config = ConfigSnapshot(1, {r.key: r for _, r in parsed.resources})
+    cache = SnapshotCache()
+    cache.set_push(PushContext.build(config, MeshConfig(), workloads=[_reviews("10.1.0.1")]))
+    server = AdsServer(cache, concurrent_sends=1, large_send_bytes=large_send_bytes)
+    server.ready = True
+    first, second = (_served(server, n, endpoints=(REVIEWS_EDS,)) for n in (1, 2))
+    moving_on: asyncio.Future[bytes] | None = None
+    try:
+        for stream in (first, second):
+            assert REVIEWS_EDS.encode() in await asyncio.wait_for(anext(stream), timeout=10)  # CDS
+            assert b"10.1.0.1" in await asyncio.wait_for(anext(stream), timeout=10)  # EDS
+        # The workload moves: the same config, new endpoints.
+        cache.set_push(PushContext.build(config, MeshConfig(), workloads=[_reviews("10.1.0.2")]))
+        assert cache.endpoints_only
+        server.push_all()
+        assert b"10.1.0.2" in await asyncio.wait_for(anext(first), timeout=10)
+        # The first stream's push is handed out and not yet written.
+        waiting = asyncio.ensure_future(anext(second))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert waiting.done() is not held_back
+        moving_on = asyncio.ensure_future(anext(first))
+        assert b"10.1.0.2" in await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        if moving_on is not None:
+            moving_on.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await moving_on
         await first.aclose()
         await second.aclose()
