@@ -167,9 +167,10 @@ class AdsServer:
         try:
             event: Any = first
             while event is not _CLOSED:
-                async with self._building_slot(event):
+                building = self._building_slot(event)
+                async with building:
                     responses = self._respond(stream, event)
-                    async with self._writing_slot(event, responses):
+                    async with self._writing_slot(event, responses, holding=building is self._send_slots):
                         # Popped, so nothing here holds a response once it is written (see serve).
                         while responses:
                             yield responses.pop(0)
@@ -196,9 +197,12 @@ class AdsServer:
             return contextlib.nullcontext()
         return self._send_slots
 
-    def _writing_slot(self, event: Any, responses: list[bytes]) -> contextlib.AbstractAsyncContextManager[Any]:
-        """For a push of endpoints that came out large, held while it is written."""
-        if self._send_slots is None or event is not _PUSH or not self.cache.endpoints_only \
+    def _writing_slot(self, event: Any, responses: list[bytes], *,
+                      holding: bool) -> contextlib.AbstractAsyncContextManager[Any]:
+        """For a push of endpoints that came out large, held while it is written.  Never a
+        second slot for a stream `holding` one (a push may have turned endpoint-only while
+        it waited for the first)."""
+        if holding or self._send_slots is None or event is not _PUSH or not self.cache.endpoints_only \
                 or sum(map(len, responses)) <= self._large_send_bytes:
             return contextlib.nullcontext()
         return self._send_slots

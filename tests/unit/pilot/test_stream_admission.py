@@ -203,3 +203,47 @@ async def test_a_push_of_endpoints_takes_a_send_slot_only_when_it_is_large(large
                 await moving_on
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_push_that_turns_endpoint_only_while_waiting_for_its_slot_takes_no_second() -> None:
+    parsed = parse_text(SELECTING, "test")
+    more = parse_text(SERVICE.replace("reviews", "ratings").replace("10.0.0.9", "10.0.0.8"), "test")
+    assert parsed.ok and more.ok
+    before = ConfigSnapshot(1, {r.key: r for _, r in parsed.resources})
+    after = ConfigSnapshot(2, {r.key: r for _, r in [*parsed.resources, *more.resources]})
+    cache = SnapshotCache()
+    cache.set_push(PushContext.build(before, MeshConfig(), workloads=[_reviews("10.1.0.1")]))
+    # Every push of endpoints counts as large here, so it too wants the one slot.
+    server = AdsServer(cache, concurrent_sends=1, large_send_bytes=0)
+    server.ready = True
+    first, second = (_served(server, n, endpoints=(REVIEWS_EDS,)) for n in (1, 2))
+    later: list[asyncio.Future[bytes]] = []
+    try:
+        for stream in (first, second):
+            await asyncio.wait_for(anext(stream), timeout=10)  # CDS
+            await asyncio.wait_for(anext(stream), timeout=10)  # EDS
+        # A config push: the first stream builds it and holds the slot, the second waits.
+        cache.set_push(PushContext.build(after, MeshConfig(), workloads=[_reviews("10.1.0.1")]))
+        server.push_all()
+        assert b"ratings" in await asyncio.wait_for(anext(first), timeout=10)  # CDS
+        later.append(asyncio.ensure_future(anext(second)))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not later[0].done()
+        # While it waits, the push becomes one of endpoints only.
+        cache.set_push(PushContext.build(after, MeshConfig(), workloads=[_reviews("10.1.0.2")]))
+        assert cache.endpoints_only
+        server.push_all()
+        assert b"ratings" in await asyncio.wait_for(anext(first), timeout=10)  # its cluster's EDS
+        # The first stream writes its push and lets the slot go.
+        later.append(asyncio.ensure_future(anext(first)))
+        # The second stream builds the new push under the slot it waited for, and writes it.
+        assert b"ratings" in await asyncio.wait_for(later[0], timeout=10)  # CDS
+        assert b"10.1.0.2" in await asyncio.wait_for(anext(second), timeout=10)  # EDS
+    finally:
+        for pending in later:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+        await first.aclose()
+        await second.aclose()
