@@ -113,20 +113,27 @@ def test_reading_off_the_wire_answers_every_request_as_decoding_all_of_it_does()
         assert (a.names, a.version_acked, a.nonce, a.last_nack) == (b.names, b.version_acked, b.nonce, b.last_nack)
 
 
-def test_an_ack_repeating_its_names_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[ReadRequest]:
+    """Every request whose names a connection decodes (`ReadRequest.whole`), from now on."""
+    seen: list[ReadRequest] = []
+    whole = ReadRequest.whole
+
+    def counted(self: ReadRequest) -> discovery_pb2.DiscoveryRequest:
+        seen.append(self)
+        return whole(self)
+
+    monkeypatch.setattr(ReadRequest, "whole", counted)
+    return seen
+
+
+def test_an_ack_repeating_its_names_is_not_decoded_again(decoded: list[ReadRequest]) -> None:
     snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
     conn = Connection("1", PROXY)
     (response,) = decode(conn.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS).SerializeToString()), snap))
     held = conn.watches[ENDPOINT_TYPE].names
     ack = request(ENDPOINT_TYPE, nonce=response.nonce, version=response.version_info, names=CLUSTERS)
-    decoded: list[ReadRequest] = []
-    whole = ReadRequest.whole
-
-    def counted(self: ReadRequest) -> discovery_pb2.DiscoveryRequest:
-        decoded.append(self)
-        return whole(self)
-
-    monkeypatch.setattr(ReadRequest, "whole", counted)
+    decoded.clear()
     assert conn.receive(read_request(ack.SerializeToString()), snap) == []
     assert decoded == []
     assert conn.watches[ENDPOINT_TYPE].names is held
@@ -152,16 +159,8 @@ def test_streams_of_one_push_keep_one_copy_of_the_same_names() -> None:
     assert other._last_names[ENDPOINT_TYPE][0] != kept[0]
 
 
-def test_streams_of_one_push_decode_the_same_names_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streams_of_one_push_decode_the_same_names_once(decoded: list[ReadRequest]) -> None:
     snap = snapshot("1", list(CLUSTERS), CLUSTERS[0])
-    decoded: list[ReadRequest] = []
-    whole = ReadRequest.whole
-
-    def counted(self: ReadRequest) -> discovery_pb2.DiscoveryRequest:
-        decoded.append(self)
-        return whole(self)
-
-    monkeypatch.setattr(ReadRequest, "whole", counted)
     streams = [Connection(str(n), PROXY) for n in range(3)]
     for conn in streams:
         conn.receive(read_request(request(ENDPOINT_TYPE, names=CLUSTERS[1:]).SerializeToString()), snap)

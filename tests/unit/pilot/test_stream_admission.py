@@ -102,6 +102,37 @@ def _served(server: AdsServer, n: int, endpoints: tuple[str, ...] = ()) -> Async
     return server._stream(_requests(node, endpoints), _Context(), Connection)
 
 
+@contextlib.asynccontextmanager
+async def _two_streams(server: AdsServer, endpoints: tuple[str, ...] = ()) -> AsyncIterator[
+        tuple[AsyncGenerator[bytes, None], AsyncGenerator[bytes, None], list[asyncio.Future[bytes]]]]:
+    """Two streams of `server`, and a list for the reads left pending: cancelled, and the
+    streams closed, at the end."""
+    first, second = (_served(server, n, endpoints) for n in (1, 2))
+    pending: list[asyncio.Future[bytes]] = []
+    try:
+        yield first, second, pending
+    finally:
+        for future in pending:
+            future.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await future
+        await first.aclose()
+        await second.aclose()
+
+
+async def _settled(future: asyncio.Future[bytes]) -> bool:
+    """Whether `future` is done once the loop has run what was ready to run."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return future.done()
+
+
+def _config(revision: int, *documents: str) -> ConfigSnapshot:
+    parsed = parse_text("---\n".join(documents), "test")
+    assert parsed.ok, parsed.errors()
+    return ConfigSnapshot(revision, {r.key: r for _, r in parsed.resources})
+
+
 SERVICE = """\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -119,34 +150,21 @@ async def test_a_push_waits_for_a_send_slot_until_the_stream_holding_it_has_writ
     cache.set_push(PushContext.build(ConfigSnapshot(1, {}), MeshConfig()))
     server = AdsServer(cache, concurrent_sends=1)
     server.ready = True
-    first, second = _served(server, 1), _served(server, 2)
-    moving_on: asyncio.Future[bytes] | None = None
-    try:
+    async with _two_streams(server) as (first, second, pending):
         # Requests take no slot: the first stream's CDS answer, handed out and not yet
         # written, does not hold the second's back.
         assert await anext(first)
         assert await asyncio.wait_for(anext(second), timeout=10)
         # A push with a new cluster: the first stream's answer is handed out but not yet
         # written, and holds the one slot.
-        parsed = parse_text(SERVICE, "test")
-        assert parsed.ok, parsed.errors()
-        cache.set_push(PushContext.build(ConfigSnapshot(2, {r.key: r for _, r in parsed.resources}), MeshConfig()))
+        cache.set_push(PushContext.build(_config(2, SERVICE), MeshConfig()))
         server.push_all()
         assert b"reviews.default.svc.cluster.local" in await asyncio.wait_for(anext(first), timeout=10)
         waiting = asyncio.ensure_future(anext(second))
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert not waiting.done()
+        assert not await _settled(waiting)
         # Written (the stream asks for its next event): the slot passes on.
-        moving_on = asyncio.ensure_future(anext(first))
+        pending.append(asyncio.ensure_future(anext(first)))
         assert b"reviews.default.svc.cluster.local" in await asyncio.wait_for(waiting, timeout=10)
-    finally:
-        if moving_on is not None:
-            moving_on.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await moving_on
-        await first.aclose()
-        await second.aclose()
 
 
 SELECTING = """\
@@ -171,16 +189,12 @@ def _reviews(address: str) -> WorkloadInstance:
 @pytest.mark.parametrize(("large_send_bytes", "held_back"), [(LARGE_SEND_BYTES, False), (0, True)])
 async def test_a_push_of_endpoints_takes_a_send_slot_only_when_it_is_large(large_send_bytes: int,
                                                                            held_back: bool) -> None:
-    parsed = parse_text(SELECTING, "test")
-    assert parsed.ok, parsed.errors()
-    config = ConfigSnapshot(1, {r.key: r for _, r in parsed.resources})
+    config = _config(1, SELECTING)
     cache = SnapshotCache()
     cache.set_push(PushContext.build(config, MeshConfig(), workloads=[_reviews("10.1.0.1")]))
     server = AdsServer(cache, concurrent_sends=1, large_send_bytes=large_send_bytes)
     server.ready = True
-    first, second = (_served(server, n, endpoints=(REVIEWS_EDS,)) for n in (1, 2))
-    moving_on: asyncio.Future[bytes] | None = None
-    try:
+    async with _two_streams(server, endpoints=(REVIEWS_EDS,)) as (first, second, pending):
         for stream in (first, second):
             assert REVIEWS_EDS.encode() in await asyncio.wait_for(anext(stream), timeout=10)  # CDS
             assert b"10.1.0.1" in await asyncio.wait_for(anext(stream), timeout=10)  # EDS
@@ -191,34 +205,20 @@ async def test_a_push_of_endpoints_takes_a_send_slot_only_when_it_is_large(large
         assert b"10.1.0.2" in await asyncio.wait_for(anext(first), timeout=10)
         # The first stream's push is handed out and not yet written.
         waiting = asyncio.ensure_future(anext(second))
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert waiting.done() is not held_back
-        moving_on = asyncio.ensure_future(anext(first))
+        assert await _settled(waiting) is not held_back
+        pending.append(asyncio.ensure_future(anext(first)))
         assert b"10.1.0.2" in await asyncio.wait_for(waiting, timeout=10)
-    finally:
-        if moving_on is not None:
-            moving_on.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await moving_on
-        await first.aclose()
-        await second.aclose()
 
 
 async def test_a_push_that_turns_endpoint_only_while_waiting_for_its_slot_takes_no_second() -> None:
-    parsed = parse_text(SELECTING, "test")
-    more = parse_text(SERVICE.replace("reviews", "ratings").replace("10.0.0.9", "10.0.0.8"), "test")
-    assert parsed.ok and more.ok
-    before = ConfigSnapshot(1, {r.key: r for _, r in parsed.resources})
-    after = ConfigSnapshot(2, {r.key: r for _, r in [*parsed.resources, *more.resources]})
+    ratings = SERVICE.replace("reviews", "ratings").replace("10.0.0.9", "10.0.0.8")
+    before, after = _config(1, SELECTING), _config(2, SELECTING, ratings)
     cache = SnapshotCache()
     cache.set_push(PushContext.build(before, MeshConfig(), workloads=[_reviews("10.1.0.1")]))
     # Every push of endpoints counts as large here, so it too wants the one slot.
     server = AdsServer(cache, concurrent_sends=1, large_send_bytes=0)
     server.ready = True
-    first, second = (_served(server, n, endpoints=(REVIEWS_EDS,)) for n in (1, 2))
-    later: list[asyncio.Future[bytes]] = []
-    try:
+    async with _two_streams(server, endpoints=(REVIEWS_EDS,)) as (first, second, pending):
         for stream in (first, second):
             await asyncio.wait_for(anext(stream), timeout=10)  # CDS
             await asyncio.wait_for(anext(stream), timeout=10)  # EDS
@@ -226,24 +226,16 @@ async def test_a_push_that_turns_endpoint_only_while_waiting_for_its_slot_takes_
         cache.set_push(PushContext.build(after, MeshConfig(), workloads=[_reviews("10.1.0.1")]))
         server.push_all()
         assert b"ratings" in await asyncio.wait_for(anext(first), timeout=10)  # CDS
-        later.append(asyncio.ensure_future(anext(second)))
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert not later[0].done()
+        waiting = asyncio.ensure_future(anext(second))
+        pending.append(waiting)
+        assert not await _settled(waiting)
         # While it waits, the push becomes one of endpoints only.
         cache.set_push(PushContext.build(after, MeshConfig(), workloads=[_reviews("10.1.0.2")]))
         assert cache.endpoints_only
         server.push_all()
         assert b"ratings" in await asyncio.wait_for(anext(first), timeout=10)  # its cluster's EDS
         # The first stream writes its push and lets the slot go.
-        later.append(asyncio.ensure_future(anext(first)))
+        pending.append(asyncio.ensure_future(anext(first)))
         # The second stream builds the new push under the slot it waited for, and writes it.
-        assert b"ratings" in await asyncio.wait_for(later[0], timeout=10)  # CDS
+        assert b"ratings" in await asyncio.wait_for(waiting, timeout=10)  # CDS
         assert b"10.1.0.2" in await asyncio.wait_for(anext(second), timeout=10)  # EDS
-    finally:
-        for pending in later:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pending
-        await first.aclose()
-        await second.aclose()
