@@ -140,7 +140,8 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The resources one SotW response carries, by name, and their `content_digest`."""
+    """Resources of one type as a response carries them, in name order, and their
+    `content_digest`."""
 
     resources: tuple[EncodedResource, ...]
     digest: bytes
