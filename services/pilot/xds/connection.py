@@ -70,9 +70,10 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             return self._answer(read.message, last[1], snapshot)
         key = ("request-names", type_url, read.names)
         if snapshot is not None and (found := snapshot.shared.get(key)) is not None:
-            raw, names = found
-            self._last_names[type_url] = (raw, snapshot.known_names(names))
-            return self._answer(read.message, self._last_names[type_url][1], snapshot)
+            raw, decoded = found
+            held = snapshot.known_names(decoded)
+            self._last_names[type_url] = (raw, held)
+            return self._answer(read.message, held, snapshot)
         whole = read.whole()
         names = self._requested(whole, snapshot)
         if read.names_stand_alone(whole):

@@ -167,10 +167,12 @@ class AdsServer:
         try:
             event: Any = first
             while event is not _CLOSED:
-                building = self._building_slot(event)
-                async with building:
+                # Decided once, before any wait: a push that turns endpoint-only while this
+                # stream waits for a slot must not make it ask for a second.
+                endpoints_only = event is _PUSH and self.cache.endpoints_only
+                async with self._slot_if(event is _PUSH and not endpoints_only):
                     responses = self._respond(stream, event)
-                    async with self._writing_slot(event, responses, holding=building is self._send_slots):
+                    async with self._slot_if(endpoints_only and sum(map(len, responses)) > self._large_send_bytes):
                         # Popped, so nothing here holds a response once it is written (see serve).
                         while responses:
                             yield responses.pop(0)
@@ -190,22 +192,10 @@ class AdsServer:
             return stream.connection.push(snapshot) if snapshot is not None else []
         return stream.connection.receive(event, self._snapshot(proxy))
 
-    def _building_slot(self, event: Any) -> contextlib.AbstractAsyncContextManager[Any]:
-        """For a push of config, held from building the stream's responses until the last of
-        them is written."""
-        if self._send_slots is None or event is not _PUSH or self.cache.endpoints_only:
-            return contextlib.nullcontext()
-        return self._send_slots
-
-    def _writing_slot(self, event: Any, responses: list[bytes], *,
-                      holding: bool) -> contextlib.AbstractAsyncContextManager[Any]:
-        """For a push of endpoints that came out large, held while it is written.  Never a
-        second slot for a stream `holding` one (a push may have turned endpoint-only while
-        it waited for the first)."""
-        if holding or self._send_slots is None or event is not _PUSH or not self.cache.endpoints_only \
-                or sum(map(len, responses)) <= self._large_send_bytes:
-            return contextlib.nullcontext()
-        return self._send_slots
+    def _slot_if(self, needed: bool) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A send slot when `needed` and slots are on: a config push holds it from building
+        its responses, a large endpoint push while writing them (see `__init__`)."""
+        return self._send_slots if needed and self._send_slots is not None else contextlib.nullcontext()
 
     async def _read(self, requests: AsyncIterator[Any], stream: _Stream) -> None:
         try:
