@@ -88,7 +88,8 @@ class Pilot:
         started = time.monotonic()
         snapshot = self.watcher.snapshot()
         push = PushContext.build(snapshot, self.mesh_for(snapshot),
-                                 registries=[registry.contents() for registry in self.registries])
+                                 registries=[registry.contents() for registry in self.registries],
+                                 previous=self.cache.push_context)
         self.cache.set_push(push)
         self.metrics.push_contexts.inc()
         self.metrics.config_revision.set(self.watcher.revision)

@@ -14,7 +14,7 @@ from libs.config import Resource
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig, resolve_host
 from services.pilot.model.registry import RegistryContents, aggregate, discovered
-from services.pilot.model.serviceentry import WorkloadInstance
+from services.pilot.model.serviceentry import EntryServices, WorkloadInstance
 from services.pilot.model.services import Endpoint, Service, ServicePort
 
 
@@ -37,6 +37,8 @@ class PushContext:
     # The registries' contents this push was built from, so the same push can be rebuilt
     # with other config (`with_config`: a dry run's "what if").
     registries: tuple[RegistryContents, ...] = field(default=(), compare=False, repr=False)
+    # What the ServiceEntries came to, for the next push to start from (see `build`).
+    entry_services: EntryServices | None = field(default=None, compare=False, repr=False)
     _gateways: dict[str, Resource] = field(init=False, repr=False, compare=False)
     _destination_rules: dict[str, Resource] = field(init=False, repr=False, compare=False)
     _source_selectors: tuple[tuple[tuple[str, str], ...], ...] = field(init=False, repr=False, compare=False)
@@ -63,13 +65,18 @@ class PushContext:
         *,
         registries: Sequence[RegistryContents] = (),
         workloads: Iterable[WorkloadInstance] = (),
+        previous: PushContext | None = None,
     ) -> PushContext:
         """The push for `config` and the registries' contents (`workloads`: registered
-        workloads outside any registry, for tests)."""
+        workloads outside any registry, for tests).  `previous`, the push this one follows:
+        what its ServiceEntries came to is reused where the entries are the same, so an
+        endpoint change selects workloads for its own entries only, and keeps every other
+        service and endpoint as the very objects the last push held."""
         extra = [RegistryContents("workloads", workloads=tuple(workloads))] if workloads else []
         contents = (*registries, *extra)
         merged = aggregate(config.of_kind("ServiceEntry"), config.of_kind("WorkloadEntry"),
-                           [discovered(c, mesh.discovery_selectors) for c in contents])
+                           [discovered(c, mesh.discovery_selectors) for c in contents],
+                           previous.entry_services if previous is not None else None)
         return cls(
             version=make_version(config.revision, merged.version),
             config=config,
@@ -78,6 +85,7 @@ class PushContext:
             endpoints=merged.endpoints,
             workloads=merged.workloads,
             registries=contents,
+            entry_services=merged.entry_services,
         )
 
     def with_config(self, config: ConfigSnapshot, mesh: MeshConfig) -> PushContext:

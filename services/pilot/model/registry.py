@@ -104,18 +104,22 @@ class Aggregate:
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]]
     workloads: tuple[WorkloadInstance, ...]
     version: str
+    # What the ServiceEntries came to, for the next aggregate to start from.
+    entry_services: serviceentry.EntryServices
 
 
 def aggregate(entries: Iterable[Resource], workload_entries: Iterable[Resource],
-              registries: Sequence[RegistryContents]) -> Aggregate:
+              registries: Sequence[RegistryContents],
+              previous: serviceentry.EntryServices | None = None) -> Aggregate:
     """ServiceEntries (selecting the workloads of every registry) and each registry's
     services, merged by hostname; each service keeps the endpoints of the registry that
-    defined it."""
+    defined it.  `previous`: the last aggregate's `entry_services`, which the entries'
+    part is worked out from when only some workloads changed."""
     workloads = [serviceentry.workload_from_entry(r) for r in workload_entries]
     for registry in registries:
         workloads.extend(registry.workloads)
-    entry_services, entry_endpoints = serviceentry.build(entries, workloads)
-    ordered = sorted([*registries, RegistryContents(SERVICE_ENTRIES, entry_services, entry_endpoints)],
+    entry_part = serviceentry.build(entries, workloads, previous)
+    ordered = sorted([*registries, RegistryContents(SERVICE_ENTRIES, entry_part.services, entry_part.endpoints)],
                      key=lambda r: _PRECEDENCE.get(r.name, len(_PRECEDENCE)))
     services: dict[str, Service] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
@@ -127,4 +131,4 @@ def aggregate(entries: Iterable[Resource], workload_entries: Iterable[Resource],
             for port in service.ports:
                 endpoints[(host, port.number)] = registry.endpoints.get((host, port.number), ())
     version = ".".join(f"{r.version}" for r in registries if r.version)
-    return Aggregate(services, endpoints, tuple(workloads), version)
+    return Aggregate(services, endpoints, entry_part.workloads, version, entry_part)

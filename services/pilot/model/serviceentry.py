@@ -103,12 +103,43 @@ class _WorkloadIndex:
         return [w for w in self._by_label.get((namespace, key, str(value)), ()) if w.matches(selector)]
 
 
-def build(
-    entries: Iterable[Resource], workloads: Iterable[WorkloadInstance]
-) -> tuple[dict[str, Service], dict[tuple[str, int], tuple[Endpoint, ...]]]:
-    """Services by hostname and endpoints by (hostname, service port)."""
+# More changed workloads than this and a push selects every entry's anew: finding what each
+# selects costs more than the lookups the full build does.
+RESELECT_AT_MOST = 32
+
+
+@dataclass(frozen=True)
+class EntryServices:
+    """What a list of ServiceEntries defines over some workloads: services by hostname,
+    endpoints by (hostname, service port).  Kept by the push, so that the next one, with the
+    same entries, selects anew only for the entries whose selectors a changed workload
+    matches: an endpoint change then costs its own entries, not a thousand."""
+
+    entries: tuple[Resource, ...]
+    workloads: tuple[WorkloadInstance, ...]
+    services: dict[str, Service]
+    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]]
+    # By namespace: each entry's workloadSelector and the hosts it defines.
+    selectors: dict[str, list[tuple[dict[str, str], tuple[str, ...]]]]
+
+
+def build(entries: Iterable[Resource], workloads: Iterable[WorkloadInstance],
+          previous: EntryServices | None = None) -> EntryServices:
+    """The entries' services and endpoints; from `previous` where the entries are the same
+    objects and few workloads changed (the result is the same either way)."""
+    entries, workloads = tuple(entries), tuple(workloads)
+    if previous is not None and len(previous.entries) == len(entries) and \
+            all(a is b for a, b in zip(previous.entries, entries, strict=True)):
+        changed = _changed(previous.workloads, workloads)
+        if len(changed) <= RESELECT_AT_MOST:
+            return _reselected(previous, workloads, changed)
+    return _built(entries, workloads)
+
+
+def _built(entries: tuple[Resource, ...], workloads: tuple[WorkloadInstance, ...]) -> EntryServices:
     services: dict[str, Service] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    selectors: dict[str, list[tuple[dict[str, str], tuple[str, ...]]]] = {}
     index = _WorkloadIndex(workloads)
     for resource in entries:
         spec = resource.spec
@@ -116,10 +147,13 @@ def build(
         resolution = Resolution(spec.get("resolution", "NONE")) if spec.get("resolution") != "DYNAMIC_DNS" \
             else Resolution.DNS
         selector = spec.get("workloadSelector", {}).get("labels")
+        selected = index.select(resource.namespace, selector) if selector is not None else []
+        defined: list[str] = []
         for host in spec.get("hosts", []):
             if host in services:
                 # Istio: the oldest entry wins; ours is the first in (namespace, name) order.
                 continue
+            defined.append(host)
             services[host] = Service(
                 hostname=host,
                 namespace=resource.namespace,
@@ -130,16 +164,59 @@ def build(
                 export_to=tuple(spec.get("exportTo", [])),
                 source=resource.ref,
             )
-            selected = index.select(resource.namespace, selector) if selector is not None else []
+            if selector is not None:
+                endpoints.update(_selected_endpoints(host, ports, selected))
+                continue
             for port in ports:
                 found: list[Endpoint] = []
-                if selector is not None:
-                    for workload in selected:
-                        target = dict(workload.ports).get(port.name) or port.target_port or port.number
-                        found.append(_endpoint(workload.address, target, workload))
-                else:
-                    for entry in spec.get("endpoints", []):
-                        target = entry.get("ports", {}).get(port.name) or port.target_port or port.number
-                        found.append(_endpoint(entry["address"], target, entry))
+                for entry in spec.get("endpoints", []):
+                    target = entry.get("ports", {}).get(port.name) or port.target_port or port.number
+                    found.append(_endpoint(entry["address"], target, entry))
                 endpoints[(host, port.number)] = tuple(found)
-    return services, endpoints
+        if selector is not None and defined:
+            selectors.setdefault(resource.namespace, []).append((selector, tuple(defined)))
+    return EntryServices(entries, workloads, services, endpoints, selectors)
+
+
+def _selected_endpoints(host: str, ports: Iterable[ServicePort], selected: list[WorkloadInstance],
+                        ) -> dict[tuple[str, int], tuple[Endpoint, ...]]:
+    found: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    for port in ports:
+        found[(host, port.number)] = tuple(
+            _endpoint(w.address, dict(w.ports).get(port.name) or port.target_port or port.number, w)
+            for w in selected)
+    return found
+
+
+def _changed(old: tuple[WorkloadInstance, ...], new: tuple[WorkloadInstance, ...]) -> list[WorkloadInstance]:
+    """Workloads in one and not the other.  Registries hand over the same objects while a
+    workload is unchanged, so identity settles almost all; what is left (WorkloadEntries,
+    read from config anew each push) is compared by value."""
+    old_ids, new_ids = {id(w) for w in old}, {id(w) for w in new}
+    gone = [w for w in old if id(w) not in new_ids]
+    came = [w for w in new if id(w) not in old_ids]
+    if gone and came:
+        alike = set(gone) & set(came)
+        gone = [w for w in gone if w not in alike]
+        came = [w for w in came if w not in alike]
+    return gone + came
+
+
+def _reselected(previous: EntryServices, workloads: tuple[WorkloadInstance, ...],
+                changed: list[WorkloadInstance]) -> EntryServices:
+    """`previous` over `workloads`: the entries a changed workload (as it was, or as it is)
+    matches select again; every other entry keeps its endpoints, the very tuples."""
+    endpoints = previous.endpoints
+    for namespace in {w.namespace for w in changed}:
+        index: _WorkloadIndex | None = None
+        for selector, hosts in previous.selectors.get(namespace, ()):
+            if not any(w.namespace == namespace and (not selector or w.matches(selector)) for w in changed):
+                continue
+            if index is None:
+                index = _WorkloadIndex(w for w in workloads if w.namespace == namespace)
+            if endpoints is previous.endpoints:
+                endpoints = dict(endpoints)
+            selected = index.select(namespace, selector)
+            for host in hosts:
+                endpoints.update(_selected_endpoints(host, previous.services[host].ports, selected))
+    return EntryServices(previous.entries, workloads, previous.services, endpoints, previous.selectors)

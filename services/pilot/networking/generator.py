@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -163,30 +164,59 @@ def outbound_clusters(push: PushContext, services: list[Service], identity: bool
     clusters: Part = {}
     endpoints: Part = {}
     for service in services:
-        rule = push.destination_rule(service.hostname)
-        subsets: list[dict[str, Any] | None] = [None, *(rule.spec.get("subsets", []) if rule else [])]
-        for port in service.ports:
-            for subset in subsets:
-                def build(service: Service = service, port: ServicePort = port,
-                          subset: dict[str, Any] | None = subset) -> cluster_builder.OutboundCluster:
-                    built = (cluster_builder.build_cluster(push, service, port) if subset is None else
-                             cluster_builder.build_cluster(push, service, port, subset["name"],
-                                                           subset.get("labels", {}), subset.get("trafficPolicy")))
-                    if identity:
-                        mtls.secure_cluster(built.cluster, push)
-                    if source and not service.mesh_external:
-                        built.cluster.upstream_bind_config.source_address.address = source
-                        built.cluster.upstream_bind_config.source_address.port_value = 0
-                    return built
-
-                built = memo.lasting(_cluster_key(push, service, port, subset, identity, source), build)
-                clusters[built.cluster.name] = built.cluster
-                if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
-                    endpoints[built.cluster.name] = built.assignment
+        for built in _service_clusters(push, service, identity, memo, source):
+            clusters[built.cluster.name] = built.cluster
+            if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
+                endpoints[built.cluster.name] = built.assignment
     for special in (cluster_builder.blackhole_cluster(push), cluster_builder.passthrough_cluster(push),
                     *observability.clusters(push.mesh)):
         clusters[special.name] = special
     return clusters, endpoints
+
+
+def outbound_clusters_after(push: PushContext, hosts: Iterable[str], part: tuple[Part, Part], identity: bool,
+                            memo: TranslationMemo, source: str = "") -> tuple[Part, Part]:
+    """`part`, an `outbound_clusters` result of a push that differed from `push` only in the
+    endpoints of `hosts`, as `outbound_clusters` would build it for `push`: the clusters of
+    those hosts it holds are built again, every other entry is kept as it is (a cluster
+    reads its service's endpoints, never another's)."""
+    old_clusters, old_endpoints = part
+    clusters, endpoints = dict(old_clusters), dict(old_endpoints)
+    for host in hosts:
+        service = push.services.get(host)
+        if service is None:
+            continue
+        for built in _service_clusters(push, service, identity, memo, source):
+            name = built.cluster.name
+            if name not in old_clusters:
+                break  # not a service the part's proxies see
+            clusters[name] = built.cluster
+            endpoints.pop(name, None)
+            if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
+                endpoints[name] = built.assignment
+    return clusters, endpoints
+
+
+def _service_clusters(push: PushContext, service: Service, identity: bool, memo: TranslationMemo,
+                      source: str) -> Iterator[cluster_builder.OutboundCluster]:
+    """A service's outbound clusters, one per port and subset."""
+    rule = push.destination_rule(service.hostname)
+    subsets: list[dict[str, Any] | None] = [None, *(rule.spec.get("subsets", []) if rule else [])]
+    for port in service.ports:
+        for subset in subsets:
+            def build(port: ServicePort = port,
+                      subset: dict[str, Any] | None = subset) -> cluster_builder.OutboundCluster:
+                built = (cluster_builder.build_cluster(push, service, port) if subset is None else
+                         cluster_builder.build_cluster(push, service, port, subset["name"],
+                                                       subset.get("labels", {}), subset.get("trafficPolicy")))
+                if identity:
+                    mtls.secure_cluster(built.cluster, push)
+                if source and not service.mesh_external:
+                    built.cluster.upstream_bind_config.source_address.address = source
+                    built.cluster.upstream_bind_config.source_address.port_value = 0
+                return built
+
+            yield memo.lasting(_cluster_key(push, service, port, subset, identity, source), build)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 proxy with the same inputs.
 
 When only endpoints moved (the config revision, mesh config and services are the last
-push's: a registry's change to a service is a full push), a proxy's snapshot is the last
+push's: a registry's change to a service is a full push), a proxy's snapshot is its latest
 one with new load assignments, provided its own workload's service instances and its
 clusters came out the same: an endpoint change then costs a lookup per proxy, not a
-translation, and streams see every other type as the very dict they sent.
+translation, and streams see every other type as the very dict they sent.  The shared
+cluster part is rebuilt once per push, and only for the services whose endpoints changed
+since the snapshot was made (`outbound_clusters_after`).
 
 When only VirtualServices changed, each sidecar keeps its own side (inbound listeners,
 clusters and routes, security filters: see `TranslationMemo.beside_routing`) and the
@@ -23,9 +25,9 @@ from google.protobuf.message import Message
 
 from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
-from services.pilot.networking.generator import generate, outbound_cluster_parts
+from services.pilot.model.registry import Endpoints
+from services.pilot.networking.generator import generate, outbound_clusters_after, source_address
 from services.pilot.networking.memo import TranslationMemo
-from services.pilot.networking.shared_parts import SharedParts
 from services.pilot.xds.snapshot import Snapshot, drop_responses, encoded
 
 log = structlog.get_logger(__name__)
@@ -35,8 +37,9 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._push: PushContext | None = None
         self._by_class: dict[tuple[Any, ...], Snapshot] = {}
-        # The last push and its snapshots, while the current one differs only in endpoints.
-        self._before: tuple[PushContext, dict[tuple[Any, ...], Snapshot]] | None = None
+        # While the current push differs from the last only in endpoints: the latest snapshot of
+        # every proxy class since the last other push, to carry over.
+        self._before: dict[tuple[Any, ...], Snapshot] | None = None
         self.memo = TranslationMemo()
         self._shared: dict[Hashable, Any] = {}
         self.builds = 0
@@ -59,9 +62,9 @@ class SnapshotCache:
         routing_only = same_services and before is not None and before.endpoints == push.endpoints \
             and before.workloads == push.workloads and before.config.kinds_changed(push.config) <= {"VirtualService"}
         if endpoints_only and before is not None:
-            # Snapshots not asked for during the last push are still carried from the one before.
-            previous = self._before[1] if self._before is not None and self._before[0] is before else {}
-            self._before = (before, {**previous, **self._by_class})
+            # Snapshots not asked for during the last push (their streams were busy, or gone)
+            # are still carried from the ones before: each records the endpoints it reflects.
+            self._before = {**(self._before or {}), **self._by_class}
         else:
             self._before = None
         self._push = push
@@ -85,7 +88,8 @@ class SnapshotCache:
                 config = generate(proxy, self._push, self.memo)
                 for warning in config.warnings:
                     log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
-                snapshot = Snapshot.from_config(config, self.memo, shared=self._shared)
+                snapshot = Snapshot.from_config(config, self.memo, shared=self._shared, push=self._push,
+                                                address=proxy.ip)
                 self.builds += 1
             else:
                 self.carried += 1
@@ -95,25 +99,37 @@ class SnapshotCache:
     def _with_new_endpoints(self, proxy: Proxy, key: tuple[Any, ...], push: PushContext) -> Snapshot | None:
         if self._before is None or proxy.proxyless:
             return None
-        before_push, before = self._before
-        old = before.get(key)
-        if old is None or old.cluster_part is None:
+        old = self._before.get(key)
+        if old is None or old.cluster_part is None or old.endpoint_part is None or old.endpoints_source is None:
             return None
         # Its own workload's instances shape its inbound listeners and clusters.
-        if before_push.endpoints_at(proxy.ip) != push.endpoints_at(proxy.ip):
+        if old.own_endpoints != push.endpoints_at(proxy.ip):
             return None
-        old_clusters = old.cluster_part
+        old_clusters, old_endpoints, source = old.cluster_part, old.endpoint_part, old.endpoints_source
         # Proxies that shared a cluster part share its successor: what picks the part (the
         # services they see, their identity and source address) is config and the proxy's
         # own, neither of which an endpoint-only push changes.  So it is worked out for the
-        # first of them only, not by building a scope for each of a thousand proxies.
+        # first of them only, and from the part itself: only the clusters of services whose
+        # endpoints changed since it was built are built again.
         clusters, endpoints = self.memo.per_push(
-            ("carried-cluster-part", id(old_clusters)),
-            lambda: outbound_cluster_parts(proxy, SharedParts(push, self.memo)))
+            ("carried-cluster-part", id(old_clusters), id(source)),
+            lambda: outbound_clusters_after(push, self._hosts_changed(source, push), (old_clusters, old_endpoints),
+                                            proxy.identity, self.memo, source_address(proxy)))
         if not self.memo.per_push(("same-clusters", id(clusters), id(old_clusters)),
                                   lambda: self._same(clusters, old_clusters)):
             return None
-        return old.with_endpoints(push.version, endpoints, self.memo, self._shared)
+        return old.with_endpoints(push, clusters, endpoints, self.memo, self._shared)
+
+    def _hosts_changed(self, source: Endpoints, push: PushContext) -> frozenset[str]:
+        """Hostnames whose endpoints differ between `source` (an earlier push's) and `push`:
+        the registries keep an unchanged service's endpoints as the very tuple (see
+        `PushContext.build`), so this is mostly identity, and the rest is compared by value."""
+
+        def changed() -> frozenset[str]:
+            return frozenset(host for (host, port), found in push.endpoints.items()
+                             if (was := source.get((host, port))) is not found and was != found)
+
+        return self.memo.per_push(("hosts-changed", id(source)), changed)
 
     def _same(self, new: dict[str, Message], old: dict[str, Message]) -> bool:
         """Whether two cluster parts encode alike (auto-mTLS, for one, follows endpoints)."""

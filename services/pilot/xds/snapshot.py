@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, TypeVar, cast
@@ -22,6 +22,8 @@ from google.protobuf.message import Message
 
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack
 from libs.protowire import encode_varint
+from services.pilot.model.push_context import PushContext
+from services.pilot.model.services import Endpoint
 from services.pilot.networking.generator import ProxyConfig
 from services.pilot.networking.memo import TranslationMemo
 
@@ -78,9 +80,17 @@ class Snapshot:
     # What Envoy will subscribe to once it has applied this snapshot's CDS and LDS.
     eds_clusters: frozenset[str] = frozenset()
     route_names: frozenset[str] = frozenset()
-    # The first (shared) cluster part it was built from, so an endpoint-only push can tell
-    # whether its clusters are still what they were (see `SnapshotCache`).
+    # The shared outbound clusters and load assignments it was built from (the first part
+    # of each type), so an endpoint-only push can rebuild just what changed and tell whether
+    # its clusters are still what they were (see `SnapshotCache`).
     cluster_part: dict[str, Message] | None = field(default=None, compare=False, repr=False)
+    endpoint_part: dict[str, Message] | None = field(default=None, compare=False, repr=False)
+    # The push's endpoints those parts were built from, and the proxy's own instances in
+    # them (`PushContext.endpoints_at`): what the snapshot reflects, which may be a push
+    # older than the last one when its proxy was not asked for since.
+    endpoints_source: Mapping[tuple[str, int], tuple[Endpoint, ...]] | None = field(
+        default=None, compare=False, repr=False)
+    own_endpoints: Sequence[Any] = field(default=(), compare=False, repr=False)
     # One dict per push, shared by all its snapshots: what streams work out once for
     # everyone (e.g. how one shared part differs from the last).
     shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -96,8 +106,10 @@ class Snapshot:
 
     @classmethod
     def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None, *,
-                    shared: dict[Hashable, Any] | None = None) -> Snapshot:
-        """Encode `config`: each shared part once per push, each message once while it lives."""
+                    shared: dict[Hashable, Any] | None = None, push: PushContext | None = None,
+                    address: str = "") -> Snapshot:
+        """Encode `config`: each shared part once per push, each message once while it lives.
+        `push` and `address`: what it was translated from, and the proxy's address in it."""
         memo = memo or TranslationMemo()
         resources: dict[str, dict[str, EncodedResource]] = {}
         for type_url, parts in config.parts.items():
@@ -110,18 +122,29 @@ class Snapshot:
             eds_clusters=config.eds_clusters,
             route_names=config.route_names,
             cluster_part=config.parts[CLUSTER_TYPE][0] if config.parts.get(CLUSTER_TYPE) else None,
+            endpoint_part=config.parts[ENDPOINT_TYPE][0] if config.parts.get(ENDPOINT_TYPE) else None,
             shared={} if shared is None else shared,
+            endpoints_source=push.endpoints if push is not None else None,
+            own_endpoints=push.endpoints_at(address) if push is not None else (),
         )
 
-    def with_endpoints(self, version: str, endpoints: dict[str, Message], memo: TranslationMemo,
-                       shared: dict[Hashable, Any]) -> Snapshot | None:
-        """This snapshot at `version` with new load assignments and everything else as it is
-        (the same dicts, which streams recognise as already sent); None if the assignments
-        are not for the same clusters."""
-        encoded = _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo)
+    def with_endpoints(self, push: PushContext, clusters: dict[str, Message], endpoints: dict[str, Message],
+                       memo: TranslationMemo, shared: dict[Hashable, Any]) -> Snapshot | None:
+        """This snapshot for `push` with new load assignments (from the cluster part
+        `clusters`, which encodes as its own did) and everything else as it is (the same
+        dicts, which streams recognise as already sent); None if the assignments are not
+        for the same clusters."""
+        # Once per push for the thousand proxies that share the part (it lives as long as the push).
+        encoded = memo.per_push(("encoded-endpoints", id(endpoints)),
+                                lambda: _stable(ENDPOINT_TYPE, [encode_part(endpoints, memo)], memo))
         if not same_names(shared, encoded, self.resources.get(ENDPOINT_TYPE, {})):
             return None
-        return replace(self, version=version, resources={**self.resources, ENDPOINT_TYPE: encoded}, shared=shared)
+        # Built directly: dataclasses.replace reads every field's definition, a thousand
+        # times per endpoint change.
+        return Snapshot(push.version, {**self.resources, ENDPOINT_TYPE: encoded}, self.references, self.warnings,
+                        eds_clusters=self.eds_clusters, route_names=self.route_names, cluster_part=clusters,
+                        endpoint_part=endpoints, endpoints_source=push.endpoints, own_endpoints=self.own_endpoints,
+                        shared=shared)
 
     def select(self, type_url: str, names: frozenset[str] | None) -> Selection:
         """The resources of `type_url` that `names` selects (None: all), by name, and their

@@ -4,6 +4,8 @@ same answers a scan would."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
@@ -156,6 +158,45 @@ def test_an_endpoint_only_push_carries_snapshots_over_with_new_load_assignments(
     reviews = "outbound|9080||reviews.default.svc.cluster.local"
     assert after.resources[ENDPOINT_TYPE][reviews].digest != before.resources[ENDPOINT_TYPE][reviews].digest
     assert after.version != before.version
+
+
+def digests_of(snapshot: Snapshot | None) -> dict[str, dict[str, bytes]]:
+    assert snapshot is not None
+    return {t: {name: r.digest for name, r in resources.items()} for t, resources in snapshot.resources.items()}
+
+
+def test_carried_snapshots_are_what_translating_each_push_afresh_gives() -> None:
+    config = ConfigSnapshot(1, {r.key: r for _, r in parse_text(SERVICES, "test").resources})
+    cache = SnapshotCache()
+    ratings = sidecar("10.0.0.3", app="ratings")
+    reviews = sidecar("10.0.0.1", app="reviews", tier="backend")
+    idle = sidecar("10.0.0.8", app="idle")
+    moved = replace(WORKLOADS[0], ports=(("http", 9081),))
+    reviews_3 = workload("reviews-3", "10.0.0.5", app="reviews", tier="backend")
+    ratings_2 = workload("ratings-2", "10.0.0.6", app="ratings")
+    push: PushContext | None = None
+    steps = [
+        ((ratings, reviews, idle), WORKLOADS),
+        ((ratings, reviews, idle), (*WORKLOADS, reviews_3)),
+        # Only ratings is asked for (the others' streams were busy) while reviews' own
+        # workload moves port and ratings gains an endpoint...
+        ((ratings,), (moved, *WORKLOADS[1:], reviews_3, ratings_2)),
+        # ...then the others are, after a push that changed neither: their snapshots are
+        # two pushes old.
+        ((ratings, reviews, idle), (moved, *WORKLOADS[1:], ratings_2)),
+        ((ratings, reviews, idle), (moved, *WORKLOADS[1:])),
+    ]
+    for n, (asked, workloads) in enumerate(steps):
+        push = PushContext.build(config, MeshConfig(), previous=push, registries=[
+            RegistryContents("mesh-workloads", workloads=tuple(workloads), version=str(n))])
+        cache.set_push(push)
+        for proxy in asked:
+            fresh = SnapshotCache()
+            fresh.set_push(push)
+            assert digests_of(cache.get(proxy)) == digests_of(fresh.get(proxy)), f"step {n}, {proxy.ip}"
+    # Carried: all three at step 1, ratings at 2, ratings and idle (from step 1) at 3, all at 4;
+    # reviews is translated again at 3, its own workload having moved.
+    assert cache.carried == 9
 
 
 def test_streams_asking_alike_share_one_selection_per_push() -> None:
