@@ -50,6 +50,9 @@ class ProxyConfig:
     # What Envoy subscribes to once it applied this config's CDS and LDS.
     eds_clusters: frozenset[str] = frozenset()
     route_names: frozenset[str] = frozenset()
+    # Services whose endpoints its own clusters carry inline: an endpoint change to one of
+    # them changes more than load assignments.
+    inlined_hosts: frozenset[str] = frozenset()
 
     @classmethod
     def from_resources(cls, version: str, resources: dict[str, Part],
@@ -232,6 +235,8 @@ class OwnParts:
     warnings: tuple[str, ...] = ()
     # The route configurations its listeners ask for over RDS.
     route_names: frozenset[str] = frozenset()
+    # Services whose endpoints its clusters carry inline (see `_security_clusters`).
+    inlined_hosts: frozenset[str] = frozenset()
 
 
 def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
@@ -257,6 +262,7 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         warnings=(*out[3], *own.warnings),
         eds_clusters=parts.fact(shared_endpoints, "eds-set", frozenset),
         route_names=own.route_names | parts.fact(out[0], "rds-names", _rds_names),
+        inlined_hosts=own.inlined_hosts,
     )
     check_consistency(config, parts.memo)
     return config
@@ -279,10 +285,11 @@ def _sidecar_own(proxy: Proxy, scope: ProxyScope, parts: SharedParts, shared_clu
 def _guarded(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared_clusters: Part,
              side: OwnParts) -> OwnParts:
     """`side` with the clusters its security filters call and their warnings."""
-    clusters = side.clusters
+    clusters, inlined = side.clusters, side.inlined_hosts
     if guard.clusters or guard.references:
-        clusters = (*clusters, _security_clusters(proxy, push, guard, shared_clusters))
-    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings))
+        own, hosts = _security_clusters(proxy, push, guard, shared_clusters)
+        clusters, inlined = (*clusters, own), inlined | hosts
+    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings), inlined_hosts=inlined)
 
 
 def outbound_cluster_parts(proxy: Proxy, parts: SharedParts) -> tuple[Part, Part]:
@@ -325,10 +332,13 @@ def _gateway_parts(proxy: Proxy, push: PushContext, guard: security.ProxySecurit
             references, tuple(out.warnings))
 
 
-def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared: Part) -> Part:
+def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySecurity,
+                       shared: Part) -> tuple[Part, frozenset[str]]:
     """The clusters the security filters call that the shared outbound clusters lack: JWKS
-    hosts outside the registry, and an external authorizer a Sidecar resource hides."""
+    hosts outside the registry, and an external authorizer a Sidecar resource hides; and the
+    services among them whose endpoints are inline, which an endpoint change must reach."""
     own: Part = {c.name: c for c in guard.clusters}
+    inlined: set[str] = set()
     for name in sorted(guard.references - shared.keys() - own.keys()):
         parsed = names.parse_outbound_cluster(name)
         service = push.services.get(parsed[2]) if parsed else None
@@ -343,8 +353,9 @@ def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySec
             built.cluster.type = cluster_pb2.Cluster.STATIC
             built.cluster.ClearField("eds_cluster_config")
             built.cluster.load_assignment.CopyFrom(built.assignment)
+            inlined.add(service.hostname)
         own[name] = built.cluster
-    return own
+    return own, frozenset(inlined)
 
 
 def _outbound_parts(scope: ProxyScope, memo: TranslationMemo) -> GeneratedParts:

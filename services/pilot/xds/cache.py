@@ -106,6 +106,9 @@ class SnapshotCache:
         if old.own_endpoints != push.endpoints_at(proxy.ip):
             return None
         old_clusters, old_endpoints, source = old.cluster_part, old.endpoint_part, old.endpoints_source
+        # Nor may the endpoints its own clusters carry inline have changed.
+        if old.inlined_hosts and old.inlined_hosts & self._hosts_changed(source, push):
+            return None
         # Proxies that shared a cluster part share its successor: what picks the part (the
         # services they see, their identity and source address) is config and the proxy's
         # own, neither of which an endpoint-only push changes.  So it is worked out for the

@@ -14,7 +14,7 @@ from libs.config import parse_text
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.instances import service_instances
-from services.pilot.model.mesh import MeshConfig
+from services.pilot.model.mesh import MeshConfig, mesh_from_config
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.registry import RegistryContents
@@ -24,6 +24,7 @@ from services.pilot.networking.memo import TranslationMemo
 from services.pilot.xds.cache import SnapshotCache
 from services.pilot.xds.connection import Connection
 from services.pilot.xds.snapshot import EncodedResource, Snapshot
+from tests.unit.config.test_mesh_config import configmap
 
 SERVICES = """\
 apiVersion: networking.istio.io/v1
@@ -334,3 +335,54 @@ def test_what_pushes_keep_across_changes_is_what_a_fresh_translation_gives() -> 
         for proxy in proxies:
             fresh = Snapshot.from_config(generator.generate(proxy, push, TranslationMemo()), TranslationMemo())
             assert digests(cache.get(proxy)) == digests(fresh), (revision, proxy.ip)
+
+
+HIDDEN_AUTHORIZER = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext-authz, namespace: default}
+spec:
+  hosts: [ext-authz.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9000, name: grpc, protocol: GRPC}]
+  workloadSelector: {labels: {app: ext-authz}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress: [{hosts: [./ratings.default.svc.cluster.local]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: default}
+spec: {action: CUSTOM, provider: {name: authz-grpc}, rules: [{to: [{operation: {paths: [/x]}}]}]}
+"""
+
+
+def test_an_endpoint_change_reaches_the_authorizer_a_sidecar_calls_but_does_not_see() -> None:
+    result = parse_text("---\n".join([SERVICES, HIDDEN_AUTHORIZER, configmap(
+        "extensionProviders:\n- {name: authz-grpc, envoyExtAuthzGrpc: "
+        "{service: ext-authz.default.svc.cluster.local, port: 9000}}\n")]), "test")
+    assert result.ok, result.errors()
+    config = ConfigSnapshot(1, {r.key: r for _, r in result.resources})
+    mesh = mesh_from_config(config.of_kind("MeshConfig"), MeshConfig(), "istio-system")
+    cache = SnapshotCache()
+    ratings = sidecar("10.0.0.3", app="ratings")
+    authorizer = "outbound|9000||ext-authz.default.svc.cluster.local"
+    push: PushContext | None = None
+    for n, authorizers in enumerate((["10.0.9.1"], ["10.0.9.1", "10.0.9.2"])):
+        workloads = (*WORKLOADS, *(workload(f"authz-{a}", a, app="ext-authz") for a in authorizers))
+        push = PushContext.build(config, mesh, previous=push, registries=[
+            RegistryContents("mesh-workloads", workloads=workloads, version=str(n))])
+        cache.set_push(push)
+        snapshot = cache.get(ratings)
+        assert snapshot is not None
+        # Hidden by the Sidecar, the authorizer's cluster is the sidecar's own, endpoints inline.
+        cluster = cluster_pb2.Cluster()
+        response = discovery_pb2.DiscoveryResponse.FromString(snapshot.resources[CLUSTER_TYPE][authorizer].field_bytes)
+        response.resources[0].Unpack(cluster)
+        addresses = [e.endpoint.address.socket_address.address
+                     for group in cluster.load_assignment.endpoints for e in group.lb_endpoints]
+        assert addresses == authorizers, f"push {n}"
