@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -50,9 +50,9 @@ class ProxyConfig:
     # What Envoy subscribes to once it applied this config's CDS and LDS.
     eds_clusters: frozenset[str] = frozenset()
     route_names: frozenset[str] = frozenset()
-    # Services whose endpoints its own clusters carry inline: an endpoint change to one of
-    # them changes more than load assignments.
-    inlined_hosts: frozenset[str] = frozenset()
+    # Services whose endpoints its own clusters were built from: an endpoint change to one
+    # of them changes more than load assignments.
+    endpoint_hosts: frozenset[str] = frozenset()
 
     @classmethod
     def from_resources(cls, version: str, resources: dict[str, Part],
@@ -235,8 +235,20 @@ class OwnParts:
     warnings: tuple[str, ...] = ()
     # The route configurations its listeners ask for over RDS.
     route_names: frozenset[str] = frozenset()
-    # Services whose endpoints its clusters carry inline (see `_security_clusters`).
-    inlined_hosts: frozenset[str] = frozenset()
+    # What it read of endpoints: its workload's own instances (`PushContext.endpoints_at`),
+    # and the endpoints of each (service, port) its security clusters were built from.
+    own_endpoints: Sequence[Any] = ()
+    host_endpoints: tuple[tuple[tuple[str, int], Any], ...] = ()
+
+    @property
+    def endpoint_hosts(self) -> frozenset[str]:
+        """The services whose endpoints its clusters were built from (see `_security_clusters`)."""
+        return frozenset(host for (host, _), _ in self.host_endpoints)
+
+    def reads_the_same(self, proxy: Proxy, push: PushContext) -> bool:
+        """Whether `push` has the endpoints this side was built from."""
+        return self.own_endpoints == push.endpoints_at(proxy.ip) and all(
+            push.endpoints.get(key) == found for key, found in self.host_endpoints)
 
 
 def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
@@ -252,7 +264,8 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         out = parts.gateway(proxy, lambda: _gateway_parts(proxy, push, guard, scope.telemetry))
         own = _guarded(proxy, push, guard, shared_clusters, OwnParts())
     else:
-        own = parts.sidecar_own(proxy, lambda: _sidecar_own(proxy, scope, parts, shared_clusters))
+        own = parts.sidecar_own(proxy, lambda: _sidecar_own(proxy, scope, parts, shared_clusters),
+                                lambda kept: kept.reads_the_same(proxy, push))
         out = parts.sidecar_outbound(proxy, scope, lambda: _outbound_parts(scope, parts.memo))
     config = ProxyConfig(
         version=push.version,
@@ -262,7 +275,7 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         warnings=(*out[3], *own.warnings),
         eds_clusters=parts.fact(shared_endpoints, "eds-set", frozenset),
         route_names=own.route_names | parts.fact(out[0], "rds-names", _rds_names),
-        inlined_hosts=own.inlined_hosts,
+        endpoint_hosts=own.endpoint_hosts,
     )
     check_consistency(config, parts.memo)
     return config
@@ -276,7 +289,8 @@ def _sidecar_own(proxy: Proxy, scope: ProxyScope, parts: SharedParts, shared_clu
     references = [{route.name: frozenset({route.name}) for route in inbound.routes}]
     if guard.references:
         references.append({name: guard.references for name in listeners})
-    side = OwnParts(clusters=({c.name: c for c in inbound.clusters},), listeners=(listeners,),
+    side = OwnParts(own_endpoints=parts.push.endpoints_at(proxy.ip),
+                    clusters=({c.name: c for c in inbound.clusters},), listeners=(listeners,),
                     routes=(routes,) if routes else (), references=tuple(references),
                     route_names=_rds_names(listeners))
     return _guarded(proxy, parts.push, guard, shared_clusters, side)
@@ -285,11 +299,11 @@ def _sidecar_own(proxy: Proxy, scope: ProxyScope, parts: SharedParts, shared_clu
 def _guarded(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared_clusters: Part,
              side: OwnParts) -> OwnParts:
     """`side` with the clusters its security filters call and their warnings."""
-    clusters, inlined = side.clusters, side.inlined_hosts
+    clusters, read = side.clusters, side.host_endpoints
     if guard.clusters or guard.references:
-        own, hosts = _security_clusters(proxy, push, guard, shared_clusters)
-        clusters, inlined = (*clusters, own), inlined | hosts
-    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings), inlined_hosts=inlined)
+        own, keys = _security_clusters(proxy, push, guard, shared_clusters)
+        clusters, read = (*clusters, own), (*read, *((key, push.endpoints.get(key, ())) for key in keys))
+    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings), host_endpoints=read)
 
 
 def outbound_cluster_parts(proxy: Proxy, parts: SharedParts) -> tuple[Part, Part]:
@@ -333,12 +347,13 @@ def _gateway_parts(proxy: Proxy, push: PushContext, guard: security.ProxySecurit
 
 
 def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySecurity,
-                       shared: Part) -> tuple[Part, frozenset[str]]:
+                       shared: Part) -> tuple[Part, list[tuple[str, int]]]:
     """The clusters the security filters call that the shared outbound clusters lack: JWKS
     hosts outside the registry, and an external authorizer a Sidecar resource hides; and the
-    services among them whose endpoints are inline, which an endpoint change must reach."""
+    (service, port)s whose endpoints they were built from (inline, and in their mTLS names),
+    which an endpoint change must reach."""
     own: Part = {c.name: c for c in guard.clusters}
-    inlined: set[str] = set()
+    read: list[tuple[str, int]] = []
     for name in sorted(guard.references - shared.keys() - own.keys()):
         parsed = names.parse_outbound_cluster(name)
         service = push.services.get(parsed[2]) if parsed else None
@@ -346,6 +361,7 @@ def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySec
         if service is None or port is None:
             continue
         built = cluster_builder.build_cluster(push, service, port)
+        read.append((service.hostname, port.number))
         if proxy.identity:
             mtls.secure_cluster(built.cluster, push)
         if built.cluster.type == cluster_pb2.Cluster.EDS and built.assignment is not None:
@@ -353,9 +369,8 @@ def _security_clusters(proxy: Proxy, push: PushContext, guard: security.ProxySec
             built.cluster.type = cluster_pb2.Cluster.STATIC
             built.cluster.ClearField("eds_cluster_config")
             built.cluster.load_assignment.CopyFrom(built.assignment)
-            inlined.add(service.hostname)
         own[name] = built.cluster
-    return own, frozenset(inlined)
+    return own, read
 
 
 def _outbound_parts(scope: ProxyScope, memo: TranslationMemo) -> GeneratedParts:

@@ -7,12 +7,19 @@ Three lifetimes:
   subset, DestinationRule, endpoints, mesh settings), reused across pushes, so a config
   change rebuilds only what it touched.  Entries unused for a whole push are dropped;
 - `beside_routing`: results no VirtualService can change (a sidecar's inbound side and
-  security filters), kept across pushes that changed only VirtualServices and dropped by
-  any other push (the caller of `new_push` says which it is).  A routing change then
-  costs the routes it touched, not a thousand proxies' whole translation.
+  security filters), kept across pushes that changed only VirtualServices, and across pushes
+  that changed only endpoints unless they read endpoints beyond what their `valid` check
+  covers; dropped by any other push (the caller of `new_push` says which it is).  A routing
+  change then costs the routes it touched, not a thousand proxies' whole translation, even
+  when endpoints moved since the last one.
+
+A push that changed only endpoints translates almost nothing (snapshots are carried over:
+see xds/cache.py), so it does not age what the last translating push used: that push's
+entries stay until a push that translates again, beside whatever the latest push used.
 
 Keys are plain hashable tuples; values are never mutated after they are cached.
 """
+
 
 from __future__ import annotations
 
@@ -21,26 +28,43 @@ from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
+# What a push changed, as `new_push` is told.
+FULL = "full"
+ROUTING = "routing"  # only VirtualServices
+ENDPOINTS = "endpoints"  # only endpoints
+
 
 class TranslationMemo:
     def __init__(self) -> None:
         self.generation = 0
+        # The generation of the last push that was not of endpoints only.
+        self._translated = 0
         self._lasting: dict[Hashable, tuple[int, Any]] = {}
         self._push: dict[Hashable, Any] = {}
         self._beside_routing: dict[Hashable, tuple[int, Any]] = {}
+        # `beside_routing` results that read endpoints: dropped by an endpoint change too.
+        self._beside_routing_endpoints: dict[Hashable, tuple[int, Any]] = {}
         self.hits = 0
         self.misses = 0
 
-    def new_push(self, *, routing_only: bool = False) -> None:
-        """Start a push: forget per-push results and lasting ones unused by the last push;
-        unless the push changed nothing but VirtualServices (`routing_only`), forget the
-        `beside_routing` ones too."""
+    def new_push(self, kind: str = FULL) -> None:
+        """Start a push that changed `kind` (FULL, ROUTING or ENDPOINTS): forget per-push
+        results, and kept ones used neither by the push just finished nor by the last push
+        that translated; unless the push changed only VirtualServices or only endpoints,
+        forget the `beside_routing` ones too, and those that read endpoints unless it
+        changed only VirtualServices."""
+        finished, translated = self.generation, self._translated
         self.generation += 1
         self._push = {}
-        cutoff = self.generation - 1
-        self._lasting = {k: v for k, v in self._lasting.items() if v[0] >= cutoff}
-        self._beside_routing = {k: v for k, v in self._beside_routing.items() if v[0] >= cutoff} \
-            if routing_only else {}
+
+        def aged(store: dict[Hashable, tuple[int, Any]]) -> dict[Hashable, tuple[int, Any]]:
+            return {k: v for k, v in store.items() if v[0] >= finished or v[0] == translated}
+
+        self._lasting = aged(self._lasting)
+        self._beside_routing = aged(self._beside_routing) if kind in (ROUTING, ENDPOINTS) else {}
+        self._beside_routing_endpoints = aged(self._beside_routing_endpoints) if kind == ROUTING else {}
+        if kind != ENDPOINTS:
+            self._translated = self.generation
 
     def per_push(self, key: Hashable, build: Callable[[], T]) -> T:
         if key in self._push:
@@ -53,14 +77,19 @@ class TranslationMemo:
     def lasting(self, key: Hashable, build: Callable[[], T]) -> T:
         return self._kept(self._lasting, key, build)
 
-    def beside_routing(self, key: Hashable, build: Callable[[], T]) -> T:
-        """`build()` for `key`, kept until a push changes more than VirtualServices."""
-        return self._kept(self._beside_routing, key, build)
+    def beside_routing(self, key: Hashable, build: Callable[[], T], *, reads_endpoints: bool = False,
+                       valid: Callable[[T], bool] | None = None) -> T:
+        """`build()` for `key`, kept until a push changes more than VirtualServices, or, if
+        it `reads_endpoints`, more than endpoints.  `valid`: whether a kept result still
+        holds for this push (what it read of endpoints unchanged); if not, built again."""
+        store = self._beside_routing_endpoints if reads_endpoints else self._beside_routing
+        return self._kept(store, key, build, valid)
 
-    def _kept(self, store: dict[Hashable, tuple[int, Any]], key: Hashable, build: Callable[[], T]) -> T:
+    def _kept(self, store: dict[Hashable, tuple[int, Any]], key: Hashable, build: Callable[[], T],
+              valid: Callable[[T], bool] | None = None) -> T:
         """A result kept across pushes, stamped with the last push that used it."""
         entry = store.get(key)
-        if entry is not None:
+        if entry is not None and (valid is None or valid(entry[1])):
             self.hits += 1
             if entry[0] != self.generation:
                 store[key] = (self.generation, entry[1])

@@ -9,9 +9,9 @@ never share it.  The lifetimes are TranslationMemo's (memo.py):
 - scope (visible services, Sidecar): type, namespace, labels; per push.
 - security filters: type, namespace, labels, policy-check variant; per push.
 - outbound clusters and load assignments: the visible hostnames, mTLS identity, source
-  address; beside routing.
+  address; beside routing, and dropped by an endpoint change.
 - a sidecar's own side (inbound, its security clusters): the proxy's class key; beside
-  routing.
+  routing, and used after an endpoint change while the endpoints it read are the same.
 - a sidecar's outbound listeners and routes: namespace, Sidecar, `sourceLabels` matches,
   identity, interception, bind address, telemetry view; per push.
 - a gateway's listeners and routes: namespace, labels, bind address, identity; per push.
@@ -65,11 +65,14 @@ class SharedParts:
             ("services-named", tuple(s.hostname for s in services)), object))
         # No VirtualService reaches a cluster or its endpoints (services, DestinationRules and
         # the registry do), so a routing-only push keeps the very part the last one built.
-        return self.memo.beside_routing(("outbound-clusters", token, proxy.identity, source), lambda: build(services))
+        return self.memo.beside_routing(("outbound-clusters", token, proxy.identity, source), lambda: build(services),
+                                        reads_endpoints=True)
 
-    def sidecar_own(self, proxy: Proxy, build: Callable[[], T]) -> T:
-        """No VirtualService reaches a sidecar's own side: kept until a push changes more."""
-        return self.memo.beside_routing(("sidecar-own", proxy.class_key), build)
+    def sidecar_own(self, proxy: Proxy, build: Callable[[], T], valid: Callable[[T], bool]) -> T:
+        """No VirtualService reaches a sidecar's own side: kept until a push changes more
+        than VirtualServices and endpoints, and used while `valid` (what it read of
+        endpoints unchanged)."""
+        return self.memo.beside_routing(("sidecar-own", proxy.class_key), build, valid=valid)
 
     def sidecar_outbound(self, proxy: Proxy, scope: ProxyScope, build: Callable[[], T]) -> T:
         """Captured sidecars of one namespace share it; in proxy mode the HTTP proxy listener

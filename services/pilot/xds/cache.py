@@ -27,7 +27,7 @@ from services.pilot.model.proxy import Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.registry import Endpoints
 from services.pilot.networking.generator import generate, outbound_clusters_after, source_address
-from services.pilot.networking.memo import TranslationMemo
+from services.pilot.networking.memo import ENDPOINTS, FULL, ROUTING, TranslationMemo
 from services.pilot.xds.snapshot import Snapshot, drop_responses, encoded
 
 log = structlog.get_logger(__name__)
@@ -71,7 +71,7 @@ class SnapshotCache:
         self._by_class = {}
         drop_responses(self._shared)
         self._shared = {}
-        self.memo.new_push(routing_only=routing_only)
+        self.memo.new_push(ENDPOINTS if endpoints_only else ROUTING if routing_only else FULL)
 
     def get(self, proxy: Proxy) -> Snapshot | None:
         """The proxy's snapshot for the current push (None before the first push).
@@ -106,8 +106,8 @@ class SnapshotCache:
         if old.own_endpoints != push.endpoints_at(proxy.ip):
             return None
         old_clusters, old_endpoints, source = old.cluster_part, old.endpoint_part, old.endpoints_source
-        # Nor may the endpoints its own clusters carry inline have changed.
-        if old.inlined_hosts and old.inlined_hosts & self._hosts_changed(source, push):
+        # Nor may the endpoints its own clusters were built from have changed.
+        if old.endpoint_hosts and old.endpoint_hosts & self._hosts_changed(source, push):
             return None
         # Proxies that shared a cluster part share its successor: what picks the part (the
         # services they see, their identity and source address) is config and the proxy's

@@ -91,8 +91,8 @@ class Snapshot:
     endpoints_source: Mapping[tuple[str, int], tuple[Endpoint, ...]] | None = field(
         default=None, compare=False, repr=False)
     own_endpoints: Sequence[Any] = field(default=(), compare=False, repr=False)
-    # Services whose endpoints its own clusters carry inline (`ProxyConfig.inlined_hosts`).
-    inlined_hosts: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # Services whose endpoints its own clusters were built from (`ProxyConfig.endpoint_hosts`).
+    endpoint_hosts: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # One dict per push, shared by all its snapshots: what streams work out once for
     # everyone (e.g. how one shared part differs from the last).
     shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -128,7 +128,7 @@ class Snapshot:
             shared={} if shared is None else shared,
             endpoints_source=push.endpoints if push is not None else None,
             own_endpoints=push.endpoints_at(address) if push is not None else (),
-            inlined_hosts=config.inlined_hosts,
+            endpoint_hosts=config.endpoint_hosts,
         )
 
     def with_endpoints(self, push: PushContext, clusters: dict[str, Message], endpoints: dict[str, Message],
@@ -147,7 +147,7 @@ class Snapshot:
         return Snapshot(push.version, {**self.resources, ENDPOINT_TYPE: encoded}, self.references, self.warnings,
                         eds_clusters=self.eds_clusters, route_names=self.route_names, cluster_part=clusters,
                         endpoint_part=endpoints, endpoints_source=push.endpoints, own_endpoints=self.own_endpoints,
-                        inlined_hosts=self.inlined_hosts, shared=shared)
+                        endpoint_hosts=self.endpoint_hosts, shared=shared)
 
     def select(self, type_url: str, names: frozenset[str] | None) -> Selection:
         """The resources of `type_url` that `names` selects (None: all), by name, and their

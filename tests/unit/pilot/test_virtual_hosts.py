@@ -13,7 +13,7 @@ from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
-from services.pilot.networking.memo import TranslationMemo
+from services.pilot.networking.memo import ROUTING, TranslationMemo
 from services.pilot.networking.routes import MESH_GATEWAY, RouteContext
 from services.pilot.networking.virtual_hosts import virtual_hosts
 
@@ -118,7 +118,7 @@ def test_a_virtual_service_with_no_routes_for_the_port_leaves_the_host_to_the_ne
 def test_a_routing_change_rebuilds_only_the_hosts_it_routes() -> None:
     memo = TranslationMemo()
     first = by_name(hosts_of([virtual_service("r", ["b.default.svc.cluster.local"], to("b", 418))], memo))
-    memo.new_push(routing_only=True)
+    memo.new_push(ROUTING)
     second = by_name(hosts_of([virtual_service("r", ["b.default.svc.cluster.local"], to("b", 503))], memo,
                               revision=2))
     assert abort_status(second["b"]) == 503
