@@ -23,6 +23,7 @@ Keys are plain hashable tuples; values are never mutated after they are cached.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar, cast
 
@@ -44,6 +45,8 @@ class TranslationMemo:
         self._beside_routing: dict[Hashable, tuple[int, Any]] = {}
         # `beside_routing` results that read endpoints: dropped by an endpoint change too.
         self._beside_routing_endpoints: dict[Hashable, tuple[int, Any]] = {}
+        # How many entries of `_lasting` and `_beside_routing` the last translating push left.
+        self._marks = (0, 0)
         self.hits = 0
         self.misses = 0
 
@@ -56,15 +59,23 @@ class TranslationMemo:
         finished, translated = self.generation, self._translated
         self.generation += 1
         self._push = {}
+        if kind == ENDPOINTS:
+            self._beside_routing_endpoints = {}
+            if finished == translated:
+                # What the translating push left is kept whole until the next one: mark where
+                # the entries endpoint pushes add begin.
+                self._marks = (len(self._lasting), len(self._beside_routing))
+            for store, mark in zip((self._lasting, self._beside_routing), self._marks, strict=True):
+                _drop_unused_since(store, mark, finished)
+            return
 
         def aged(store: dict[Hashable, tuple[int, Any]]) -> dict[Hashable, tuple[int, Any]]:
             return {k: v for k, v in store.items() if v[0] >= finished or v[0] == translated}
 
         self._lasting = aged(self._lasting)
-        self._beside_routing = aged(self._beside_routing) if kind in (ROUTING, ENDPOINTS) else {}
+        self._beside_routing = aged(self._beside_routing) if kind == ROUTING else {}
         self._beside_routing_endpoints = aged(self._beside_routing_endpoints) if kind == ROUTING else {}
-        if kind != ENDPOINTS:
-            self._translated = self.generation
+        self._translated = self.generation
 
     def per_push(self, key: Hashable, build: Callable[[], T]) -> T:
         if key in self._push:
@@ -124,3 +135,13 @@ class TranslationMemo:
     @property
     def size(self) -> int:
         return len(self._lasting)
+
+
+def _drop_unused_since(store: dict[Hashable, tuple[int, Any]], mark: int, finished: int) -> None:
+    """Drop the entries after the first `mark` (dicts keep insertion order: those are the
+    ones endpoint pushes added) that the push just finished did not use.  An endpoint push
+    then costs what it added, not a walk over the tens of thousands the last translation
+    keeps."""
+    stale = [key for key, entry in itertools.islice(store.items(), mark, None) if entry[0] < finished]
+    for key in stale:
+        del store[key]

@@ -334,6 +334,25 @@ def test_a_routing_change_after_endpoint_changes_still_keeps_each_sidecars_own_s
     assert has_fault_in(snapshots[3], "ratings") and not has_fault_in(snapshots[0], "ratings")
 
 
+def test_endpoint_pushes_keep_what_the_last_translation_made_and_no_more_than_they_need() -> None:
+    config = ConfigSnapshot(1, {r.key: r for _, r in parse_text(SERVICES, "test").resources})
+    cache = SnapshotCache()
+    proxies = [sidecar("10.0.0.1", app="reviews", tier="backend"), sidecar("10.0.0.3", app="ratings")]
+    push: PushContext | None = None
+    sizes = []
+    for n in range(40):
+        # Every push a different endpoint set: each leaves load assignments the next does not use.
+        extra = (workload(f"reviews-{n}", f"10.0.2.{n}", app="reviews", tier="backend"),) if n else ()
+        push = PushContext.build(config, MeshConfig(), previous=push, registries=[
+            RegistryContents("mesh-workloads", workloads=(*WORKLOADS, *extra), version=str(n))])
+        cache.set_push(push)
+        for proxy in proxies:
+            cache.get(proxy)
+        sizes.append(cache.memo.size)
+    assert cache.carried == 78
+    assert max(sizes[5:]) <= sizes[5] + 4, sizes
+
+
 def has_fault_in(snapshot: Snapshot, host: str) -> bool:
     """Whether the snapshot's port-9080 routes, as they would be sent, fault `host`."""
     entry = discovery_pb2.DiscoveryResponse.FromString(snapshot.resources[ROUTE_TYPE]["9080"].field_bytes)
