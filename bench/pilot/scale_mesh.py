@@ -177,10 +177,21 @@ class MeshWriter:
             for tick in range(ticks):
                 started = asyncio.get_running_loop().time()
                 chunk = keys[tick::ticks]
-                await _bounded([lambda k=k: self.registry.put(k, self._registered[k])  # type: ignore[misc]
-                                for k in chunk if k in self._registered])
-                self.refreshes += len(chunk)
+                await self.rewrite(chunk)
                 await asyncio.sleep(max(0.0, period_s / ticks - (asyncio.get_running_loop().time() - started)))
+
+    async def rewrite(self, keys: list[str]) -> None:
+        """Write these registrations again, as a refresh does."""
+
+        async def one(key: str) -> None:
+            # Looked up when its turn comes: an endpoint change may have unregistered it
+            # since the keys were taken, and a refresh must not bring it back.
+            value = self._registered.get(key)
+            if value is not None:
+                await self.registry.put(key, value)
+
+        await _bounded([lambda k=k: one(k) for k in keys])  # type: ignore[misc]
+        self.refreshes += len(keys)
 
     async def close(self) -> None:
         if self._refresher is not None:
