@@ -150,15 +150,18 @@ async def run(setup: ScaleSetup) -> dict[str, Any]:
         print(group.logs()[-5000:])
         raise
     finally:
-        if writer is not None:
-            await writer.close()
-        if setup.profile is not None and pilot is not None:
-            # py-spy writes its profile on SIGINT; the group's SIGTERM would lose it.
-            os.kill(pilot.process.pid, signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                pilot.process.popen.wait(timeout=60)
-        group.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            if writer is not None:
+                await writer.close()
+        finally:
+            # Whatever the writer's close raised, nothing this run started outlives it.
+            if setup.profile is not None and pilot is not None:
+                # py-spy writes its profile on SIGINT; the group's SIGTERM would lose it.
+                os.kill(pilot.process.pid, signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    pilot.process.popen.wait(timeout=60)
+            group.stop_all()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -62,13 +62,14 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         this push carried them byte for byte (an ACK repeats every name the proxy subscribes
         to, and a thousand proxies subscribe to the same thousand clusters: see
         services/pilot/xds/requests.py)."""
-        if read.names is None:
+        if read.span is None:
             return self.handle_request(read.message, snapshot)
         type_url = read.message.type_url
         last = self._last_names.get(type_url)
-        if last is not None and read.names == last[0]:
+        if last is not None and read.names_are(last[0]):
             return self._answer(read.message, last[1], snapshot)
-        key = ("request-names", type_url, read.names)
+        raw_names = read.raw[slice(*read.span)]  # new names: a copy, kept while they hold
+        key = ("request-names", type_url, raw_names)
         if snapshot is not None and (found := snapshot.shared.get(key)) is not None:
             raw, decoded = found
             held = snapshot.known_names(decoded)
@@ -77,7 +78,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         whole = read.whole()
         names = self._requested(whole, snapshot)
         if read.names_stand_alone(whole):
-            entry = (read.names, names)
+            entry = (raw_names, names)
             if snapshot is not None and names:
                 # What a non-empty subscription comes to depends on its names and type alone
                 # (`_names`), so the streams of this push that send the same bytes share one

@@ -177,6 +177,10 @@ class AdsServer:
                         while responses:
                             yield responses.pop(0)
                 stream.connection.note_sync()
+                # Dropped before waiting: an idle stream would otherwise hold its last request
+                # (an EDS ACK names every cluster: ~50 KB, twice over with its names cut out;
+                # ~100 MB across 1,000 streams after an endpoint change).
+                event = None
                 event = await stream.events.get()
         finally:
             reader.cancel()
@@ -201,6 +205,7 @@ class AdsServer:
         try:
             async for request in requests:
                 stream.events.put_nowait(request)
+                del request  # not held while the next one is awaited (see `_stream`)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
         except Exception:
