@@ -20,7 +20,6 @@ entries stay until a push that translates again, beside whatever the latest push
 Keys are plain hashable tuples; values are never mutated after they are cached.
 """
 
-
 from __future__ import annotations
 
 import itertools

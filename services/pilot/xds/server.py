@@ -178,8 +178,8 @@ class AdsServer:
                             yield responses.pop(0)
                 stream.connection.note_sync()
                 # Dropped before waiting: an idle stream would otherwise hold its last request
-                # (an EDS ACK names every cluster: ~50 KB, twice over with its names cut out;
-                # ~100 MB across 1,000 streams after an endpoint change).
+                # (an EDS ACK names every cluster: ~50 KB, ~50 MB across 1,000 streams after
+                # an endpoint change).
                 event = None
                 event = await stream.events.get()
         finally:
