@@ -68,7 +68,8 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
         last = self._last_names.get(type_url)
         if last is not None and read.names_are(last[0]):
             return self._answer(read.message, last[1], snapshot)
-        raw_names = read.raw[slice(*read.span)]  # new names: a copy, kept while they hold
+        raw_names = read.names  # new names: cut out now, kept while they hold
+        assert raw_names is not None  # `span` was checked above
         key = ("request-names", type_url, raw_names)
         if snapshot is not None and (found := snapshot.shared.get(key)) is not None:
             raw, decoded = found
