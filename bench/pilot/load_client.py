@@ -182,7 +182,8 @@ class ParseCache:
     def facts(self, type_url: str, value: bytes | memoryview, unpack: bool = False) -> Facts:
         """The facts of one resource: its Any's `value`, or (`unpack`) the whole Any."""
         if len(value) >= LARGE_RESOURCE:
-            return self._large_facts(type_url, bytes(value), unpack)
+            content = bytes(value)
+            return self._large_facts(type_url, content, 0, len(content), unpack)
         key = (type_url, len(value), hash(value), unpack)
         found = self._entries.get(key)
         if found is None:
@@ -192,12 +193,20 @@ class ParseCache:
             self._entries[key] = found
         return found
 
-    def _large_facts(self, type_url: str, content: bytes, unpack: bool) -> Facts:
-        key = (type_url, len(content), unpack, content[:ENDS], content[-ENDS:])
-        seen = self._large.get(key, [])
-        for held, found in seen:
-            if held == content:
+    def facts_at(self, type_url: str, raw: bytes, start: int, end: int, unpack: bool = False) -> Facts:
+        """`facts` of the resource at `raw[start:end]`.  A large one is compared where it
+        lies, not copied out first: the copy cost as much as the comparison."""
+        if end - start >= LARGE_RESOURCE:
+            return self._large_facts(type_url, raw, start, end, unpack)
+        return self.facts(type_url, memoryview(raw)[start:end], unpack)
+
+    def _large_facts(self, type_url: str, raw: bytes, start: int, end: int, unpack: bool) -> Facts:
+        key = (type_url, end - start, unpack, raw[start:start + ENDS], raw[end - ENDS:end])
+        for held, found in self._large.get(key, ()):
+            # The key holds the length: a match at `start` is the whole resource.
+            if raw.startswith(held, start):
                 return found
+        content = raw[start:end]
         found = self._parse(type_url, content, unpack)
         if self._large_held + len(content) > self._large_limit:
             self._large.clear()
@@ -266,9 +275,9 @@ class Received:
         """What the proxy learns from the resources; raises BadResponse as Envoy would NACK."""
         if self.message is not None:
             return parse_response(self.message, cache)
-        view = memoryview(self.raw)
         try:
-            return _unique([cache.facts(self.type_url, view[start:end], unpack=True) for start, end in self.spans])
+            return _unique([cache.facts_at(self.type_url, self.raw, start, end, unpack=True)
+                            for start, end in self.spans])
         except DecodeError as exc:
             raise BadResponse(f"cannot parse a {short_type(self.type_url)} resource: {exc}") from exc
 
@@ -417,7 +426,10 @@ class AdsClient:
             await self._subscribe(call, ENDPOINT_TYPE, eds)
             if not eds:
                 await self._request_listeners(call)
-        elif type_url == ENDPOINT_TYPE:
+        elif type_url == ENDPOINT_TYPE and not self.types[LISTENER_TYPE].requested:
+            # Once listeners are asked for (Envoy asks once, when its cluster manager has
+            # initialised), later load assignments change nothing here; checking a thousand
+            # names on each was a tenth of the load tool's CPU over endpoint changes.
             state = self.types[ENDPOINT_TYPE]
             state.received.update(f.name for f in received)
             if state.names is not None and state.names <= state.received:
