@@ -131,6 +131,19 @@ class TranslationMemo:
             self._push[key] = (obj, value)
         return value
 
+    def note_serialized(self, message: Any, value: bytes) -> None:
+        """`message` was parsed from `value` (see `sidecar_outbound`'s route configurations):
+        encoding it for Envoy takes these bytes rather than serialising it again."""
+        self.of(message, "serialized", lambda: value, lasting=True)
+
+    def serialized(self, message: Any) -> bytes | None:
+        """What `note_serialized` recorded for `message`, if anything."""
+        entry = self._lasting.get(("serialized", id(message)))
+        if entry is None:
+            return None
+        held, value = entry[1]
+        return cast(bytes, value) if held is message else None
+
     @property
     def size(self) -> int:
         return len(self._lasting)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import Literal
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
 from libs.config import Resource
+from libs.protowire import encode_varint
 from services.pilot.model.mesh import MeshConfig, resolve_host
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope, host_matches
@@ -79,6 +80,11 @@ class _Host:
         """Its virtual host with a VirtualService's routes: the default's name and domains."""
         return rc.VirtualHost(name=self.default.name, domains=self.domains, include_request_attempt_count=True,
                               routes=routes)
+
+    @cached_property
+    def default_entry(self) -> bytes:
+        """`default` serialised (`vhost_entry`), once while the plan holding it lives."""
+        return vhost_entry(self.default)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,32 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
     """Virtual hosts for `services`.  With `memo`, the plan of hosts (`_HostPlan`) is kept
     for as long as the services, their names and the client's namespace stay the same, by
     every push: a routing change then rebuilds only the hosts it routes."""
+    return [host.default if routes is None else host.routed(routes)
+            for host, routes in _planned(services, scope, ctx, ports, memo)]
+
+
+def virtual_host_entries(services: Iterable[tuple[Service, ServicePort]], scope: ProxyScope, ctx: RouteContext,
+                         *, ports: PortForms, memo: TranslationMemo | None = None) -> list[bytes]:
+    """`virtual_hosts`, serialised (`vhost_entry`): a host no VirtualService routes is
+    serialised once while its plan lives, not once per route configuration and push."""
+    return [host.default_entry if routes is None else vhost_entry(host.routed(routes))
+            for host, routes in _planned(services, scope, ctx, ports, memo)]
+
+
+def vhost_entry(vhost: rc.VirtualHost) -> bytes:
+    """`vhost` as an entry of `RouteConfiguration.virtual_hosts` (field 2) in a serialised
+    route configuration."""
+    value = vhost.SerializeToString()
+    return b"".join((_VIRTUAL_HOSTS_TAG, encode_varint(len(value)), value))
+
+
+_VIRTUAL_HOSTS_TAG = b"\x12"
+
+
+def _planned(services: Iterable[tuple[Service, ServicePort]], scope: ProxyScope, ctx: RouteContext,
+             ports: PortForms, memo: TranslationMemo | None) -> list[tuple[_Host, list[rc.Route] | None]]:
+    """Each host of the plan for `services`, with the routes a VirtualService gives it
+    (None: its default, whose cluster is noted as used)."""
     services = list(services)
     client, mesh = scope.proxy.namespace, scope.push.mesh
     # Everything the plan reads: each service's names and port, the client's namespace.
@@ -174,14 +206,12 @@ def virtual_hosts(services: Iterable[tuple[Service, ServicePort]], scope: ProxyS
     build = partial(_HostPlan.build, services, client, mesh, ports, memo)
     plan = memo.lasting(key, build) if memo is not None else build()
     routed = _routed(plan, scope, ctx)
-    out: list[rc.VirtualHost] = []
+    out: list[tuple[_Host, list[rc.Route] | None]] = []
     for index, host in enumerate(plan.hosts):
         routes = routed.get(index)
         if routes is None:
             ctx.clusters.add(host.cluster)
-            out.append(host.default)
-        else:
-            out.append(host.routed(routes))
+        out.append((host, routes))
     return out
 
 

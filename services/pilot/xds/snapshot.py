@@ -30,6 +30,9 @@ from services.pilot.networking.memo import TranslationMemo
 # Tag bytes of length-delimited fields: `DeltaDiscoveryResponse.resources` (2) and
 # `Resource.resource` (2) share the tag of `DiscoveryResponse.resources` (2).
 _RESOURCES_TAG = b"\x12"
+# `Any.type_url` (1) and `Any.value` (2), and the prefix `Any.Pack` gives type URLs.
+_ANY_TYPE_URL_TAG, _ANY_VALUE_TAG = b"\x0a", b"\x12"
+TYPE_URL_PREFIX = "type.googleapis.com/"
 T = TypeVar("T")
 
 
@@ -64,8 +67,16 @@ class EncodedResource:
         return [head, self.field_bytes]
 
 
-def encode(name: str, resource: Message) -> EncodedResource:
-    field_bytes = discovery_pb2.DiscoveryResponse(resources=[pack(resource)]).SerializeToString(deterministic=True)
+def encode(name: str, resource: Message, value: bytes | None = None) -> EncodedResource:
+    """`resource` as a `DiscoveryResponse.resources` entry.  `value`: its serialisation, if
+    already made, wrapped as `Any.Pack` and the response's encoder would lay it out."""
+    if value is None:
+        field_bytes = discovery_pb2.DiscoveryResponse(resources=[pack(resource)]).SerializeToString(deterministic=True)
+    else:
+        type_url = f"{TYPE_URL_PREFIX}{resource.DESCRIPTOR.full_name}".encode()
+        head = b"".join((_ANY_TYPE_URL_TAG, encode_varint(len(type_url)), type_url,
+                         _ANY_VALUE_TAG, encode_varint(len(value))))
+        field_bytes = b"".join((_RESOURCES_TAG, encode_varint(len(head) + len(value)), head, value))
     return EncodedResource(name, field_bytes, hashlib.blake2b(field_bytes, digest_size=16).digest())
 
 
@@ -184,7 +195,7 @@ _DIGEST = attrgetter("digest")
 
 def encoded(name: str, resource: Message, memo: TranslationMemo) -> EncodedResource:
     """`resource` encoded once while the message lives (lasting memo, keyed by identity)."""
-    return memo.of(resource, "encoded", partial(encode, name, resource), lasting=True)
+    return memo.of(resource, "encoded", lambda: encode(name, resource, memo.serialized(resource)), lasting=True)
 
 
 def encode_part(part: dict[str, Message], memo: TranslationMemo) -> dict[str, EncodedResource]:

@@ -8,14 +8,17 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 
 from libs.config import parse_text
+from libs.envoy import ROUTE_TYPE
 from services.pilot.model.config import ConfigSnapshot
 from services.pilot.model.mesh import MeshConfig
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.scope import ProxyScope
+from services.pilot.networking.generator import generate
 from services.pilot.networking.memo import ROUTING, TranslationMemo
 from services.pilot.networking.routes import MESH_GATEWAY, RouteContext
 from services.pilot.networking.virtual_hosts import virtual_hosts
+from services.pilot.xds.snapshot import encode
 
 PROXY = Proxy(id="sidecar~10.0.0.9~client.default~default.svc.cluster.local", type=NodeType.SIDECAR,
               ip="10.0.0.9", pod="client", namespace="default", dns_domain="default.svc.cluster.local")
@@ -57,12 +60,16 @@ def to(host: str, status: int) -> str:
 """
 
 
+def push_of(documents: list[str], revision: int = 1, services: tuple[str, ...] = SERVICES) -> PushContext:
+    result = parse_text("---\n".join([*services, *documents]), "test")
+    assert result.ok, result.errors()
+    return PushContext.build(ConfigSnapshot(revision, {r.key: r for _, r in result.resources}), MeshConfig())
+
+
 def hosts_of(documents: list[str], memo: TranslationMemo | None = None, revision: int = 1,
              services: tuple[str, ...] = SERVICES, proxy: Proxy = PROXY) -> list[rc.VirtualHost]:
     """Port 80's virtual hosts, as `proxy` (by default a sidecar in `default`) gets them."""
-    result = parse_text("---\n".join([*services, *documents]), "test")
-    assert result.ok, result.errors()
-    push = PushContext.build(ConfigSnapshot(revision, {r.key: r for _, r in result.resources}), MeshConfig())
+    push = push_of(documents, revision, services)
     scope = ProxyScope.build(proxy, push)
     ctx = RouteContext(push=push, proxy=proxy, port=80, gateways=frozenset({MESH_GATEWAY}))
     entries = [(s, p) for s in scope.services() for p in s.ports if p.number == 80]
@@ -140,3 +147,17 @@ def test_namespaces_that_name_a_service_alike_share_its_host() -> None:
     assert there["d"] is here["d"]
     # `a` lives in `default`, whose clients also call it plain `a`: its hosts differ.
     assert "a" in here["a"].domains and "a" not in there["a"].domains
+
+
+def test_a_sidecars_route_configuration_is_joined_from_its_hosts_bytes_and_encodes_as_its_message() -> None:
+    memo = TranslationMemo()
+    push = push_of([virtual_service("r", ["b.default.svc.cluster.local"], to("b", 418))])
+    routes = generate(PROXY, push, memo).resources[ROUTE_TYPE]["80"]
+    # The message is what its bytes say: the routed host, the default ones, the fallback.
+    hosts = by_name(list(routes.virtual_hosts))
+    assert abort_status(hosts["b"]) == 418 and hosts["a"].routes[0].name == "default"
+    assert routes.virtual_hosts[-1].domains == ["*"] and routes.ignore_port_in_host_matching
+    # Its encoding for Envoy takes the bytes it was parsed from, and they are the message's own.
+    joined = memo.serialized(routes)
+    assert joined is not None and joined == routes.SerializeToString()
+    assert encode("80", routes, joined) == encode("80", routes)
