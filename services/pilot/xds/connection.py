@@ -279,7 +279,7 @@ class Connection(BaseConnection[discovery_pb2.DiscoveryRequest]):
             # Only listeners and routes name clusters (make before break).
             for r in selected:
                 refs[r.name] = used = snapshot.references.get(r.name, frozenset())
-                watch.refs_in_flight.update(used)
+                watch.note_in_flight(used)
         watch.refs_sent = refs
         shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, selected, digest=selection.digest)
         if shared is None or shared.nonce == watch.nonce:

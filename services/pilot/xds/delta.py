@@ -308,7 +308,7 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         for resource in updates:
             refs = snapshot.references.get(resource.name, frozenset())
             watch.refs_pending[resource.name] = refs
-            watch.refs_in_flight.update(refs)
+            watch.note_in_flight(refs)
         for name in removed:
             watch.refs_pending[name] = None
 

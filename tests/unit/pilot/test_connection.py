@@ -182,6 +182,21 @@ def test_clusters_named_by_routes_in_flight_outlive_them() -> None:
             assert {cluster_pb2.Cluster.FromString(r.value).name for r in cleanup[0].resources} == {"c"}
 
 
+def test_routes_pushed_again_and_again_without_an_ack_keep_every_cluster_they_named() -> None:
+    """A proxy that stops ACKing while routes keep changing may be using any route
+    configuration sent since its last ACK: every cluster one of them named stays, while
+    what the stream holds of them stays a few sets."""
+    conn = Connection("1", PROXY)
+    subscribe_all(conn, snapshot("1", ["a"], "a"), ("a",))
+    targets = [f"c{n}" for n in range(12)]
+    for n, target in enumerate(targets):
+        assert ROUTE_TYPE in {r.type_url for r in decode(conn.push(snapshot(str(n + 2), [target], target)))}
+    cds = decode(conn.push(snapshot("20", ["z"], "z")))[0]
+    assert cds.type_url == CLUSTER_TYPE
+    assert {cluster_pb2.Cluster.FromString(r.value).name for r in cds.resources} == {"a", *targets, "z"}
+    assert len(conn.watches[ROUTE_TYPE].refs_in_flight) <= 8
+
+
 def test_an_endpoint_push_carries_only_the_load_assignments_that_changed() -> None:
     conn = Connection("1", PROXY)
     clusters = ("a", "b", "c")
