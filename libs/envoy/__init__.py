@@ -22,9 +22,11 @@ from libs.envoy._types import (
     ROUTE_TYPE,
     SECRET_TYPE,
     TYPE_NAMES,
+    TYPE_URL_PREFIX,
     duration,
     pack,
     short_type,
+    type_url_of,
 )
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
     "TLS_INSPECTOR",
     "TLS_SOCKET",
     "TYPE_NAMES",
+    "TYPE_URL_PREFIX",
     "duration",
     "pack",
     "short_type",
+    "type_url_of",
 ]

@@ -28,10 +28,19 @@ def short_type(type_url: str) -> str:
     return TYPE_NAMES.get(type_url, type_url.rsplit("/", 1)[-1])
 
 
+# The prefix `Any.Pack` (and so `pack`) gives every type URL.
+TYPE_URL_PREFIX = "type.googleapis.com/"
+
+
 def pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
+
+
+def type_url_of(message: Message) -> str:
+    """The type URL `pack` gives `message`."""
+    return f"{TYPE_URL_PREFIX}{message.DESCRIPTOR.full_name}"
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

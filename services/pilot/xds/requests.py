@@ -23,6 +23,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import DecodeError
 
+from libs.envoy import TYPE_URL_PREFIX
 from libs.protowire import read_varint
 
 __all__ = ["ReadRequest", "read_request"]
@@ -30,7 +31,7 @@ __all__ = ["ReadRequest", "read_request"]
 _VERSION_TAG = 0x0A  # field 1, length-delimited
 _NAMES_TAG = 0x1A  # field 3
 _TYPE_URL_TAG = 0x22  # field 4
-_TYPE_URL_PREFIX = b"type.googleapis.com/"
+_TYPE_URL_PREFIX = TYPE_URL_PREFIX.encode()
 
 
 @dataclass(frozen=True, slots=True)

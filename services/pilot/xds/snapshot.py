@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
-from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack, type_url_of
 from libs.protowire import encode_varint
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.services import Endpoint
@@ -30,9 +30,8 @@ from services.pilot.networking.memo import TranslationMemo
 # Tag bytes of length-delimited fields: `DeltaDiscoveryResponse.resources` (2) and
 # `Resource.resource` (2) share the tag of `DiscoveryResponse.resources` (2).
 _RESOURCES_TAG = b"\x12"
-# `Any.type_url` (1) and `Any.value` (2), and the prefix `Any.Pack` gives type URLs.
+# `Any.type_url` (1) and `Any.value` (2).
 _ANY_TYPE_URL_TAG, _ANY_VALUE_TAG = b"\x0a", b"\x12"
-TYPE_URL_PREFIX = "type.googleapis.com/"
 T = TypeVar("T")
 
 
@@ -73,8 +72,8 @@ def encode(name: str, resource: Message, value: bytes | None = None) -> EncodedR
     if value is None:
         field_bytes = discovery_pb2.DiscoveryResponse(resources=[pack(resource)]).SerializeToString(deterministic=True)
     else:
-        type_url = f"{TYPE_URL_PREFIX}{resource.DESCRIPTOR.full_name}".encode()
-        head = b"".join((_ANY_TYPE_URL_TAG, encode_varint(len(type_url)), type_url,
+        url = type_url_of(resource).encode()
+        head = b"".join((_ANY_TYPE_URL_TAG, encode_varint(len(url)), url,
                          _ANY_VALUE_TAG, encode_varint(len(value))))
         field_bytes = b"".join((_RESOURCES_TAG, encode_varint(len(head) + len(value)), head, value))
     return EncodedResource(name, field_bytes, hashlib.blake2b(field_bytes, digest_size=16).digest())
