@@ -79,8 +79,12 @@ def convergence_s(record: PushRecord | None, connected_at: float, synced_at: flo
     return max(0.0, synced_at - record.changed_at)
 
 
-def wall(monotonic_s: float, *, now: float | None = None, now_monotonic: float | None = None) -> float:
-    """A `time.monotonic()` reading as a Unix timestamp."""
-    now = time.time() if now is None else now
-    now_monotonic = time.monotonic() if now_monotonic is None else now_monotonic
-    return now - (now_monotonic - monotonic_s)
+# The two clocks' offset, read once: reading both at every call rendered one reading 1 ms
+# apart on two calls now and then, and further apart while the system clock was slewed, so
+# /debug/push_status changed between two looks with no push in between.
+_WALL_OFFSET = time.time() - time.monotonic()
+
+
+def wall(monotonic_s: float) -> float:
+    """A `time.monotonic()` reading as a Unix timestamp: always the same for one reading."""
+    return monotonic_s + _WALL_OFFSET

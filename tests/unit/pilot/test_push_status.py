@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -14,7 +17,7 @@ from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from services.pilot.metrics import PilotMetrics
 from services.pilot.model.proxy import NodeType, Proxy
 from services.pilot.networking.generator import ProxyConfig
-from services.pilot.push_status import PushHistory, PushRecord, convergence_s
+from services.pilot.push_status import PushHistory, PushRecord, convergence_s, wall
 from services.pilot.xds.connection import Connection, Observer
 from services.pilot.xds.snapshot import Snapshot
 
@@ -170,3 +173,13 @@ def test_sends_and_acks_count_by_type_and_trigger() -> None:
     assert value("pilot_xds_ack_latency_seconds_count", type="EDS") == 2
     assert value("pilot_xds_ack_latency_seconds_bucket", type="EDS", le="0.005") == 1
     assert value("pilot_xds_ack_latency_seconds_sum", type="RDS") == 0.02
+
+
+def test_a_reading_shows_as_the_same_wall_time_however_the_system_clock_moves_since(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """/debug/push_status must not change between two looks with no push in between."""
+    reading = time.monotonic()
+    shown = wall(reading)
+    assert abs(shown - time.time()) < 1.0
+    monkeypatch.setattr(time, "time", lambda: shown + 0.5)  # the system clock slewed or stepped
+    assert wall(reading) == shown
