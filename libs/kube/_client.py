@@ -16,21 +16,19 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import urllib3
 import yaml
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.incluster_config import (
-    SERVICE_CERT_FILENAME,
-    SERVICE_TOKEN_FILENAME,
-    InClusterConfigLoader,
-)
 
 from libs.kube._discovery import ApiGroup, parse_group_list
 from libs.kube._errors import NOT_FOUND, KubeApiError, KubeConfigError, KubeError, KubeUnavailable, from_api_exception
 from libs.kube._resources import MERGE_PATCH, ResourceRef, list_method, object_method
+
+# The `kubernetes` package takes ~0.4 s to import.  This package imports it where a client is
+# built or called, so a service that never talks to an API server (every one in the local
+# mesh) starts without it.
+if TYPE_CHECKING:
+    from kubernetes import client
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +42,9 @@ class ObjectList:
 @contextlib.contextmanager
 def translated(action: str) -> Iterator[None]:
     """Turn the client's and urllib3's exceptions into `KubeError`s."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
     try:
         yield
     except ApiException as exc:
@@ -88,6 +89,8 @@ class KubeClient:
     @classmethod
     def from_kubeconfig(cls, path: Path, *, context: str | None = None,
                         request_timeout_s: float = 30.0) -> KubeClient:
+        from kubernetes import client, config
+
         configuration = client.Configuration()
         try:
             # persist_config=False: never write refreshed credentials back into the user's file.
@@ -98,12 +101,21 @@ class KubeClient:
         return cls(client.ApiClient(configuration), request_timeout_s=request_timeout_s)
 
     @classmethod
-    def in_cluster(cls, *, environ: Mapping[str, str], token_path: Path = Path(SERVICE_TOKEN_FILENAME),
-                   ca_path: Path = Path(SERVICE_CERT_FILENAME), request_timeout_s: float = 30.0) -> KubeClient:
+    def in_cluster(cls, *, environ: Mapping[str, str], token_path: Path | None = None,
+                   ca_path: Path | None = None, request_timeout_s: float = 30.0) -> KubeClient:
+        """From the pod's service account: its token and CA at their usual paths unless given."""
+        from kubernetes import client, config
+        from kubernetes.config.incluster_config import (
+            SERVICE_CERT_FILENAME,
+            SERVICE_TOKEN_FILENAME,
+            InClusterConfigLoader,
+        )
+
         configuration = client.Configuration()
         try:
             # The loader re-reads the (projected, rotating) token file before it expires.
-            InClusterConfigLoader(token_filename=str(token_path), cert_filename=str(ca_path),
+            InClusterConfigLoader(token_filename=str(token_path or SERVICE_TOKEN_FILENAME),
+                                  cert_filename=str(ca_path or SERVICE_CERT_FILENAME),
                                   environ=environ).load_and_set(configuration)
         except (config.ConfigException, OSError) as exc:
             raise KubeConfigError(f"in-cluster configuration: {exc}") from exc
@@ -181,5 +193,7 @@ class KubeClient:
 
     async def api_groups(self) -> dict[str, ApiGroup]:
         """Discovery: every named API group, its served versions and its preferred one."""
+        from kubernetes import client
+
         return parse_group_list(await self.call("discover API groups", client.ApisApi(self.api_client)
                                                 .get_api_versions))

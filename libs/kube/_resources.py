@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
+if TYPE_CHECKING:  # imported where a method is looked up: see _client.py
+    from kubernetes import client
 
 # The core group has no generic method; its methods are named after the singular, in snake case.
 _CORE_SINGULAR = {
@@ -51,6 +52,8 @@ class ResourceRef:
 def list_method(api: client.ApiClient, ref: ResourceRef, namespace: str | None) -> Callable[..., Any]:
     """The generated method that lists (or, with `watch=True`, watches) `ref`, its path
     parameters bound; `namespace=None` means every namespace."""
+    from kubernetes import client
+
     if ref.group:
         custom = client.CustomObjectsApi(api)
         if namespace is None or not ref.namespaced:
@@ -72,6 +75,8 @@ def list_method(api: client.ApiClient, ref: ResourceRef, namespace: str | None) 
 def object_method(api: client.ApiClient, ref: ResourceRef, verb: str, namespace: str) -> Callable[..., Any]:
     """The generated method that reads (`verb="read"`), creates (`verb="create"`) or patches
     (`verb="patch"`) one object of `ref` in `namespace` (ignored for cluster-scoped types)."""
+    from kubernetes import client
+
     if verb not in ("read", "create", "patch"):
         raise ValueError(f"verb {verb!r} is not read, create or patch")
     if ref.group:

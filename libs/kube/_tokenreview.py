@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from kubernetes import client
-
 from libs.kube._client import KubeClient
 from libs.kube._errors import TokenRejected
 
@@ -38,6 +36,8 @@ async def review_token(kube: KubeClient, token: str, audiences: Sequence[str] = 
 
     Raises `TokenRejected` if the server does not authenticate it, if it is not valid for any
     of `audiences`, or if it is some other user's; `KubeError` if the review itself failed."""
+    from kubernetes import client  # where it is used: see _client.py
+
     wanted = tuple(audiences)
     review = client.V1TokenReview(
         api_version="authentication.k8s.io/v1", kind="TokenReview",

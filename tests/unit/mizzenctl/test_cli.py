@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 import pytest
 
+from tests.harness.imports import modules_loaded_by
 from tools.mizzenctl.cli import COMMAND_MODULES, EXPERIMENTAL_NAMES, build_parser, command_of
 
 
@@ -45,12 +44,8 @@ def test_the_command_is_the_first_word_not_the_roots_option(argv: list[str], com
 
 
 def test_apply_does_not_import_the_other_commands_libraries() -> None:
-    probe = ("import sys\n"
-             "from tools.mizzenctl.cli import build_parser\n"
-             "build_parser('apply').parse_args(['apply', '-f', 'x.yaml'])\n"
-             "print(' '.join(sorted(sys.modules)))\n")
-    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                                timeout=60).stdout.split())
+    loaded = modules_loaded_by("from tools.mizzenctl.cli import build_parser\n"
+                               "build_parser('apply').parse_args(['apply', '-f', 'x.yaml'])")
     assert "tools.mizzenctl.resources" in loaded
     for heavy in ("tools.mizzenctl.mesh_commands", "libs.runtime", "libs.analysis", "cryptography",
                   "tools.mizzenctl.proxy_config", "libs.inject"):
