@@ -19,6 +19,8 @@ from typing import Protocol
 
 import httpx
 
+from tests.harness.http import HTTP
+
 TASKS = Path(__file__).resolve().parents[2] / "samples" / "bookinfo" / "networking"
 JASON = {"end-user": "jason"}
 
@@ -34,7 +36,7 @@ class BookinfoMesh(Protocol):
 
 def productpage(mesh: BookinfoMesh, client: httpx.Client | None = None, **headers: str) -> tuple[int, str]:
     url = f"{mesh.ingress_url}/productpage"
-    response = client.get(url, headers=headers) if client else httpx.get(url, headers=headers, timeout=30)
+    response = client.get(url, headers=headers) if client else HTTP.get(url, headers=headers, timeout=30)
     return response.status_code, response.text
 
 

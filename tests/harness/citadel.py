@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from services.citadel.cli import mint_bootstrap_token
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh, PilotService, Proxy
 from tests.harness.ports import free_port
 from tests.harness.processes import Process, ProcessGroup
@@ -37,11 +36,11 @@ class Citadel:
         return self.root_file.read_bytes()
 
     def ready(self) -> bool:
-        return httpx.get(f"http://127.0.0.1:{self.monitoring_port}/readyz", timeout=1.0).status_code == 200
+        return HTTP.get(f"http://127.0.0.1:{self.monitoring_port}/readyz", timeout=1.0).status_code == 200
 
     def metric(self, name: str) -> float:
         """A sample from /metrics by its exact name (with labels, if any), 0 if absent."""
-        text = httpx.get(f"http://127.0.0.1:{self.monitoring_port}/metrics", timeout=5.0).text
+        text = HTTP.get(f"http://127.0.0.1:{self.monitoring_port}/metrics", timeout=5.0).text
         for line in text.splitlines():
             sample, _, value = line.rpartition(" ")
             if sample == name:

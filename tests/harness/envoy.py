@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from libs.envoy import CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.harness.http import HTTP
 
 
 class EnvoyAdmin:
@@ -14,20 +13,20 @@ class EnvoyAdmin:
         self.base = f"http://{host}:{port}"
 
     def ready(self) -> bool:
-        response = httpx.get(f"{self.base}/ready", timeout=1.0)
+        response = HTTP.get(f"{self.base}/ready", timeout=1.0)
         return response.status_code == 200 and response.text.strip() == "LIVE"
 
     def config_dump(self, resource: str | None = None) -> dict[str, Any]:
         params = {"include_eds": "true"}
         if resource:
             params["resource"] = resource
-        response = httpx.get(f"{self.base}/config_dump", params=params, timeout=5.0)
+        response = HTTP.get(f"{self.base}/config_dump", params=params, timeout=5.0)
         response.raise_for_status()
         return response.json()
 
     def stats(self, filter_regex: str = "") -> dict[str, int]:
-        response = httpx.get(f"{self.base}/stats", params={"filter": filter_regex} if filter_regex else None,
-                             timeout=5.0)
+        response = HTTP.get(f"{self.base}/stats", params={"filter": filter_regex} if filter_regex else None,
+                            timeout=5.0)
         response.raise_for_status()
         stats: dict[str, int] = {}
         for line in response.text.splitlines():

@@ -8,9 +8,9 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
-import httpx
 
 from libs.envoy import grpc_bootstrap
+from tests.harness.http import HTTP
 from tests.harness.mesh import PilotService
 from tests.harness.ports import free_port
 from tests.harness.processes import Process, ProcessGroup
@@ -52,13 +52,13 @@ class XdsClient:
         params: list[tuple[str, str | int | float | bool | None]] = [
             ("target", target), ("n", n), ("timeout", timeout_s)]
         params.extend(("md", f"{k}:{v}") for k, v in (metadata or {}).items())
-        response = httpx.get(f"http://127.0.0.1:{self.port}/call", params=params, timeout=n * timeout_s + 10)
+        response = HTTP.get(f"http://127.0.0.1:{self.port}/call", params=params, timeout=n * timeout_s + 10)
         response.raise_for_status()
         self.targets.add(target)
         return Counter(response.json()["answers"])
 
     def close(self, target: str) -> None:
-        httpx.get(f"http://127.0.0.1:{self.port}/close", params={"target": target}, timeout=10).raise_for_status()
+        HTTP.get(f"http://127.0.0.1:{self.port}/close", params={"target": target}, timeout=10).raise_for_status()
         self.targets.discard(target)
 
 
@@ -68,6 +68,6 @@ def start_client(group: ProcessGroup, pilot: PilotService, *, pod: str, namespac
     port = free_port()
     process = group.python(pod, "tests.harness.grpc_xds_client", "--port", str(port),
                            env=grpc_bootstrap.environment(document))
-    wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
+    wait_until(lambda: HTTP.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
                timeout=20, what=f"{pod} to serve its control port")
     return XdsClient(process, port, document["node"]["id"])

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 from cryptography import x509
 
 from libs.pki import SpiffeId, cert_pem, key_pem, parse_key_type
 from libs.proto_gen.istio.v1.auth import ca_pb2, ca_pb2_grpc
 from services.agent.identity import new_key_and_csr
 from services.citadel.ca import CertificateAuthority, IssuancePolicy, check_csr, self_signed_root
+from tests.harness.http import HTTP
 
 
 def _sds_source() -> dict[str, Any]:
@@ -144,7 +144,7 @@ def envoy_certs(admin_base: str) -> dict[str, list[int]]:
     each once: Envoy lists a certificate under every TLS context that uses it (a sidecar's
     port chains and its passthrough chain share `default` and `ROOTCA`)."""
     found: dict[str, list[int]] = {"cert_chain": [], "ca_cert": []}
-    for entry in httpx.get(f"{admin_base}/certs", timeout=2.0).json().get("certificates", []):
+    for entry in HTTP.get(f"{admin_base}/certs", timeout=2.0).json().get("certificates", []):
         for kind, serials in found.items():
             # Envoy prints serials as zero-padded hex; compare them as numbers.
             serials.extend(n for n in (int(c["serial_number"], 16) for c in entry.get(kind, []))

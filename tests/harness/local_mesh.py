@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from tests.harness.http import HTTP
 from tests.harness.kv import config_revision
 from tests.harness.waiting import wait_until
 from tools.localmesh.state import MeshState
@@ -91,7 +92,7 @@ class LocalMesh:
         revision = config_revision(state.nats)
 
         def converged() -> bool:
-            syncz = httpx.get(f"{state.pilot}/debug/syncz", timeout=3).json()
+            syncz = HTTP.get(f"{state.pilot}/debug/syncz", timeout=3).json()
             version = syncz.get("version") or "0"
             if int(version.split(".")[0]) < revision:
                 return False
@@ -103,7 +104,7 @@ class LocalMesh:
         wait_until(converged, timeout=timeout, what=f"every proxy to ACK revision {revision}")
 
         def policy_current() -> bool:
-            metrics = httpx.get(f"{state.policy}/metrics", timeout=3).text
+            metrics = HTTP.get(f"{state.policy}/metrics", timeout=3).text
             found = re.search(r"^policy_config_revision (\S+)$", metrics, re.MULTILINE)
             return found is not None and float(found.group(1)) >= revision
 
@@ -117,15 +118,15 @@ class LocalMesh:
         admins += [f"http://127.{self.subnet}.1.1:15000", f"http://127.{self.subnet}.2.2:15000"]
 
         def draining(admin: str) -> int:
-            stats = httpx.get(f"{admin}/stats", params={"filter": "total_(listeners|filter_chains)_draining$"},
-                              timeout=3).text
+            stats = HTTP.get(f"{admin}/stats", params={"filter": "total_(listeners|filter_chains)_draining$"},
+                             timeout=3).text
             return sum(int(line.rpartition(" ")[2]) for line in stats.splitlines() if line.strip())
 
         wait_until(lambda: all(draining(admin) == 0 for admin in admins), timeout=15,
                    what="replaced listeners to drain")
 
     def productpage(self, **headers: str) -> tuple[int, str]:
-        response = httpx.get(f"{self.ingress}/productpage", headers=headers, timeout=30)
+        response = HTTP.get(f"{self.ingress}/productpage", headers=headers, timeout=30)
         return response.status_code, response.text
 
 

@@ -11,6 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.envoy import EnvoyAdmin
+from tests.harness.http import HTTP
 from tests.harness.nats import NatsServer
 from tests.harness.ports import free_port
 from tests.harness.processes import Process, ProcessGroup
@@ -30,13 +31,7 @@ def xds_api_under_test(environ: Mapping[str, str]) -> str:
 
 
 def _ready(port: int) -> bool:
-    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200
-
-
-# One client for every monitoring call: creating an httpx client builds an SSL context
-# (~25 ms of CPU), which made each poll of /debug/syncz cost more than the push it waits for.
-# No keep-alive, so a restarted service never meets a stale pooled connection.
-_MONITORING = httpx.Client(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0))
+    return HTTP.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200
 
 
 @dataclass
@@ -49,7 +44,7 @@ class Service:
         return f"http://127.0.0.1:{self.monitoring_port}"
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        return _MONITORING.get(f"{self.monitoring}{path}", params=params or None)
+        return HTTP.get(f"{self.monitoring}{path}", params=params or None)
 
     def wait_ready(self) -> None:
         wait_until(lambda: _ready(self.monitoring_port), timeout=30, what=f"{self.process.name} /readyz")
@@ -99,7 +94,7 @@ class TelemetryService(Service):
         return f"http://127.0.0.1:{self.zipkin_port}"
 
     def metrics(self) -> str:
-        return _MONITORING.get(f"{self.prometheus}/metrics").text
+        return HTTP.get(f"{self.prometheus}/metrics").text
 
 
 POLICY_HOST = "istio-policy.istio-system.svc.cluster.local"

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tests.harness.http import HTTP
+
 
 def gateway_yaml(name: str, ports: list[int], *, namespace: str = "default", selector: str = "ingressgateway") -> str:
     servers = "\n".join(f"  - port: {{number: {p}, name: http-{p}, protocol: HTTP}}\n    hosts: [\"*\"]" for p in ports)
@@ -60,18 +62,16 @@ def documents(*parts: str) -> str:
     return "---\n".join(parts)
 
 
-# A connection per request (no keep-alive), but one client: building an httpx client costs
-# an SSL context (~25 ms of CPU) each time.
-_ONE_SHOT = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
-
-
 def ask(port: int, host: str, path: str = "/", *, method: str = "GET", client: httpx.Client | None = None,
         **headers: str) -> httpx.Response:
     """One request to the gateway on `port` for virtual host `host`, on a new connection
     unless `client` keeps one; header names may use underscores for dashes
     (`x_echo_status="503"`)."""
     sent = {"host": host, **{k.replace("_", "-"): v for k, v in headers.items()}}
-    return (client or _ONE_SHOT).request(method, f"http://127.0.0.1:{port}{path}", headers=sent)
+    url = f"http://127.0.0.1:{port}{path}"
+    if client is None:
+        return HTTP.request(method, url, headers=sent, timeout=10)
+    return client.request(method, url, headers=sent)
 
 
 def answered_by(response: httpx.Response) -> str:

@@ -20,6 +20,7 @@ import jsonpatch
 from cryptography import x509
 
 from tests.harness.citadel import Citadel
+from tests.harness.http import HTTP
 from tests.harness.ports import free_port
 from tests.harness.processes import Process, ProcessGroup
 from tests.harness.waiting import wait_until
@@ -65,7 +66,7 @@ class Injector:
         return ssl.create_default_context(cafile=str(self.root_file))
 
     def ready(self) -> bool:
-        return httpx.get(f"http://127.0.0.1:{self.monitoring_port}/readyz", timeout=1.0).status_code == 200
+        return HTTP.get(f"http://127.0.0.1:{self.monitoring_port}/readyz", timeout=1.0).status_code == 200
 
     def post(self, body: Any) -> httpx.Response:
         with httpx.Client(verify=self.tls(), timeout=10.0) as client:
@@ -86,7 +87,7 @@ class Injector:
         return x509.load_der_x509_certificate(der)
 
     def metric(self, name: str) -> float:
-        text = httpx.get(f"http://127.0.0.1:{self.monitoring_port}/metrics", timeout=5.0).text
+        text = HTTP.get(f"http://127.0.0.1:{self.monitoring_port}/metrics", timeout=5.0).text
         return next((float(line.rpartition(" ")[2]) for line in text.splitlines()
                      if line.rpartition(" ")[0] == name), 0.0)
 

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings
 from libs.envoy import CLUSTER_TYPE, ROUTE_TYPE
 from samples.echo import EchoServer
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh
 from tests.harness.ports import free_port
 from tests.harness.waiting import wait_until
@@ -93,7 +93,7 @@ def _kv_revision(nats_url: str) -> int:
 
 
 def _answer(port: int) -> str | None:
-    response = httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2.0)
+    response = HTTP.get(f"http://127.0.0.1:{port}/hello", timeout=2.0)
     return response.headers.get("x-upstream") if response.status_code == 200 else None
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh
 from tests.harness.nats import start_nats
 from tests.harness.ports import free_port
@@ -40,11 +40,11 @@ def test_unready_until_nats_comes_then_ready(processes: ProcessGroup, tmp_path: 
                              "--monitoring-address", "127.0.0.1", "--monitoring-port", str(monitoring),
                              "--xds-port", str(free_port()), "--log-json")
     readyz = f"http://127.0.0.1:{monitoring}/readyz"
-    body = wait_until(lambda: httpx.get(readyz, timeout=1).json(), what="pilot's /readyz")
+    body = wait_until(lambda: HTTP.get(readyz, timeout=1).json(), what="pilot's /readyz")
     assert body == {"ready": False, "pending": ["config-synced", "nats-connected", "registries-synced"]}
     wait_until(lambda: "nats error" in pilot.log(), what="pilot to log the failed NATS connection")
     start_nats(processes, tmp_path / "nats", port=nats_port)
-    wait_until(lambda: httpx.get(readyz, timeout=1).status_code == 200, what="pilot to become ready")
+    wait_until(lambda: HTTP.get(readyz, timeout=1).status_code == 200, what="pilot to become ready")
     assert pilot.alive()
 
 

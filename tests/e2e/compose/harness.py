@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from libs.config import parse_text
+from tests.harness.http import HTTP
 from tests.harness.waiting import wait_until
 from tools.containers.compose import ComposeMesh, expected_proxies, pending_proxies
 
@@ -82,7 +83,7 @@ class BookinfoOnCompose:
         self.sync(present=resources_in(files))
 
     def configz(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{self.mesh.pilot_url}/debug/configz", timeout=5).json()
+        body: dict[str, Any] = HTTP.get(f"{self.mesh.pilot_url}/debug/configz", timeout=5).json()
         return body
 
     def sync(self, present: Sequence[dict[str, Any]] = (), absent: Sequence[Key] = (), timeout: float = 60) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.e2e import bookinfo_tasks
 from tests.e2e.bookinfo_tasks import TASKS
 from tests.e2e.compose.harness import BookinfoOnCompose, Traffic
+from tests.harness.http import HTTP
 from tests.harness.waiting import wait_until
 from tools.containers.compose import expected_proxies
 
@@ -62,7 +63,7 @@ def test_every_sidecar_holds_a_citadel_identity_and_refuses_plain_text(bookinfo:
     address = mesh.engine("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                           pod).stdout.strip()
     with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://{address}:9080/productpage", timeout=10)
+        HTTP.get(f"http://{address}:9080/productpage", timeout=10)
 
 
 @pytest.mark.parametrize("check", bookinfo_tasks.CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))

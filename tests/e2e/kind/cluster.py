@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
+from tests.harness.http import HTTP
 from tests.harness.ports import free_port
 from tests.harness.waiting import wait_until
 
@@ -153,7 +153,7 @@ class BookinfoOnKind:
         return f"http://127.0.0.1:{self.cluster.ingress_port}"
 
     def syncz(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{self.pilot_url}/debug/syncz", timeout=5).json()
+        body: dict[str, Any] = HTTP.get(f"{self.pilot_url}/debug/syncz", timeout=5).json()
         return body
 
     def apply(self, *files: Path) -> None:
@@ -194,7 +194,7 @@ def port_forward(cluster: KindCluster, target: str, port: int, namespace: str = 
                                env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{local}"
     try:
-        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, timeout=60,
+        wait_until(lambda: HTTP.get(f"{url}/healthz", timeout=2).status_code == 200, timeout=60,
                    what=f"kubectl port-forward to {target}")
         yield url
     finally:

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.local.conftest import SAMPLES
+from tests.harness.http import HTTP
 from tests.harness.kv import config_revision
 from tests.harness.local_mesh import LocalMesh
 
@@ -38,7 +38,7 @@ def untouched(mesh: LocalMesh) -> dict[str, Any]:
     """What a dry run must leave as it is: the stored config, pilot's version and what it
     sent each proxy."""
     state = mesh.state()
-    syncz = httpx.get(f"{state.pilot}/debug/syncz", timeout=5).json()
+    syncz = HTTP.get(f"{state.pilot}/debug/syncz", timeout=5).json()
     return {"revision": config_revision(state.nats), "version": syncz["version"],
             "sent": {p["name"]: {t: (s["sent"], s["nonce"]) for t, s in p["types"].items()} for p in syncz["proxies"]}}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.http import HTTP
 from tests.harness.local_mesh import LocalMesh
 
 pytestmark = pytest.mark.e2e
@@ -78,8 +79,8 @@ spec:
         statuses = list(pool.map(call, range(60)))
     assert statuses.count(200) > 0
     assert statuses.count(503) > 0, statuses
-    stats = httpx.get(f"http://{bookinfo.address_of('productpage-v1')}:15000/stats",
-                      params={"filter": "details.*pending_overflow"}, timeout=5).text
+    stats = HTTP.get(f"http://{bookinfo.address_of('productpage-v1')}:15000/stats",
+                     params={"filter": "details.*pending_overflow"}, timeout=5).text
     assert any(line.endswith(tuple(f": {n}" for n in range(1, 1000))) for line in stats.splitlines()), stats
 
 

@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,6 +18,7 @@ from samples.bookinfo.reviews import RATINGS_UNAVAILABLE
 from services.telemetry.traces import Span, span_tree
 from tests.e2e.local.conftest import SAMPLES
 from tests.harness.debian import debian_tool
+from tests.harness.http import HTTP
 from tests.harness.local_mesh import LocalMesh, reviews_version
 from tests.harness.ports import free_port
 from tests.harness.processes import ProcessGroup
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 
 def requests_to(mesh: LocalMesh, **labels: str) -> float:
-    text = httpx.get(f"{mesh.state().telemetry}/metrics", timeout=5).text
+    text = HTTP.get(f"{mesh.state().telemetry}/metrics", timeout=5).text
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == "istio_requests_total" and all(sample.labels.get(k) == v for k, v in labels.items()))
 
@@ -60,7 +60,7 @@ def test_one_page_one_trace_every_hop_nested(bookinfo: LocalMesh) -> None:
     seen: set[str | None] = set()
 
     def spans() -> list[Span] | None:
-        answer = httpx.get(f"{zipkin}/api/v2/trace/{trace_id}", timeout=5)
+        answer = HTTP.get(f"{zipkin}/api/v2/trace/{trace_id}", timeout=5)
         if answer.status_code != 200:
             return None
         found = [Span.from_json(span) for span in answer.json()]
@@ -100,7 +100,7 @@ scrape_configs:
                                f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"])
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, timeout=60,
+        wait_until(lambda: HTTP.get(f"{url}/-/ready", timeout=2).status_code == 200, timeout=60,
                    what="prometheus ready")
         yield url
     finally:
@@ -109,7 +109,7 @@ scrape_configs:
 
 def test_prometheus_answers_promql_for_bookinfos_request_rate(bookinfo: LocalMesh, prometheus: str) -> None:
     def query(promql: str) -> float | None:
-        answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5).json()
+        answer = HTTP.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5).json()
         results = answer.get("data", {}).get("result", [])
         return float(results[0]["value"][1]) if results else None
 

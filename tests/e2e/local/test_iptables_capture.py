@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.http import HTTP
 from tests.harness.local_mesh import LocalMesh, reviews_version
 from tests.harness.waiting import wait_until
 from tools.localmesh.netns import available
@@ -60,7 +61,7 @@ def test_bookinfo_under_iptables_capture(captured: LocalMesh) -> None:
     assert reviews_version(captured.productpage()[1]) == "v1"
     # The app resolved `details` by name and connected to its virtual IP; the capture rules
     # took the connection into productpage's sidecar, which counted it.
-    stats = httpx.get(f"http://10.222.{SUBNET}.11:15090/stats/prometheus", timeout=5).text
+    stats = HTTP.get(f"http://10.222.{SUBNET}.11:15090/stats/prometheus", timeout=5).text
     # Envoy's Prometheus names cut `.default.svc.cluster.local` out of the cluster name into the metric name.
     counts = [float(line.rsplit(" ", 1)[1]) for line in stats.splitlines()
               if "upstream_rq_total{" in line and 'envoy_cluster_name="outbound|9080||details"' in line]
@@ -94,27 +95,27 @@ def stopped(mesh: LocalMesh, process: str) -> Iterator[None]:
 def test_app_probes_through_the_agent_pass_a_strict_sidecar(captured: LocalMesh, tmp_path: Path) -> None:
     app = f"http://{DETAILS}:9080/health"
     ready, live = (f"http://{DETAILS}:15020/app-health/details/{kind}" for kind in ("readyz", "livez"))
-    assert httpx.get(app, headers=KUBE_PROBE, timeout=5).status_code == 200, "PERMISSIVE: plaintext accepted"
+    assert HTTP.get(app, headers=KUBE_PROBE, timeout=5).status_code == 200, "PERMISSIVE: plaintext accepted"
     policy = tmp_path / "strict.yaml"
     policy.write_text(STRICT)
     captured.apply(policy)
     try:
         # The kubelet's own probe would fail: the sidecar captures it and wants mTLS...
         with pytest.raises(httpx.HTTPError):
-            httpx.get(app, headers=KUBE_PROBE, timeout=5)
+            HTTP.get(app, headers=KUBE_PROBE, timeout=5)
         # ...while the rewritten probe, on the agent's port, is answered by probing the app.
-        answer = httpx.get(ready, headers=KUBE_PROBE, timeout=5)
+        answer = HTTP.get(ready, headers=KUBE_PROBE, timeout=5)
         assert (answer.status_code, answer.json()) == (200, {"status": "Details is healthy"})
-        assert httpx.get(live, headers=KUBE_PROBE, timeout=5).status_code == 200
-        assert httpx.get(f"http://{DETAILS}:15020/app-health/reviews/readyz", timeout=5).status_code == 404
+        assert HTTP.get(live, headers=KUBE_PROBE, timeout=5).status_code == 200
+        assert HTTP.get(f"http://{DETAILS}:15020/app-health/reviews/readyz", timeout=5).status_code == 404
         with stopped(captured, "details-v1-app"):
-            hung = httpx.get(ready, headers=KUBE_PROBE, timeout=10)
+            hung = HTTP.get(ready, headers=KUBE_PROBE, timeout=10)
             assert hung.status_code == 500
             assert hung.text == "app probe failed: no answer within 1s\n"
             # The liveness probe is the injector's TCP rewrite: it only connects, so a hung app
             # still holding its port passes it, as it would pass the kubelet's own TCP probe.
-            assert httpx.get(live, headers=KUBE_PROBE, timeout=10).status_code == 200
-        wait_until(lambda: httpx.get(ready, headers=KUBE_PROBE, timeout=5).status_code == 200, timeout=10,
+            assert HTTP.get(live, headers=KUBE_PROBE, timeout=10).status_code == 200
+        wait_until(lambda: HTTP.get(ready, headers=KUBE_PROBE, timeout=5).status_code == 200, timeout=10,
                    what="the readiness probe to pass again once details runs")
     finally:
         captured.delete(policy)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from samples.echo import EchoServer
+from tests.harness.http import HTTP
 from tests.harness.local_mesh import LocalMesh
 from tests.harness.waiting import wait_until
 
@@ -25,19 +26,19 @@ spec:
 
 def test_strict_mtls_mesh_wide(bookinfo: LocalMesh, tmp_path: Path) -> None:
     details = f"http://{bookinfo.address_of('details-v1')}:9080/details/0"
-    assert httpx.get(details, timeout=5).status_code == 200, "PERMISSIVE by default: plaintext accepted"
+    assert HTTP.get(details, timeout=5).status_code == 200, "PERMISSIVE by default: plaintext accepted"
     policy = tmp_path / "strict.yaml"
     policy.write_text(STRICT)
     bookinfo.apply(policy)
     # Plaintext to a workload's inbound port is refused...
     with pytest.raises(httpx.HTTPError):
-        httpx.get(details, timeout=5)
+        HTTP.get(details, timeout=5)
     # ...while the mesh keeps working: every hop between sidecars is mTLS.
     status, html = bookinfo.productpage()
     assert status == 200
     assert "ISBN-10" in html, "details answered productpage over mTLS"
-    stats = httpx.get(f"http://{bookinfo.address_of('details-v1')}:15000/stats",
-                      params={"filter": r"^listener\..*_9080\.ssl\.handshake$"}, timeout=5).text
+    stats = HTTP.get(f"http://{bookinfo.address_of('details-v1')}:15000/stats",
+                     params={"filter": r"^listener\..*_9080\.ssl\.handshake$"}, timeout=5).text
     assert any(int(line.rsplit(": ", 1)[1]) > 0 for line in stats.splitlines() if ": " in line), stats
 
 
@@ -93,8 +94,8 @@ spec:
     egress_admin = f"http://127.{bookinfo.subnet}.2.2:15000/stats"
 
     def egress_requests() -> int:
-        text = httpx.get(egress_admin, params={"filter": r"outbound\|80\|\|api\.external\.test\.upstream_rq_total"},
-                         timeout=5).text
+        text = HTTP.get(egress_admin, params={"filter": r"outbound\|80\|\|api\.external\.test\.upstream_rq_total"},
+                        timeout=5).text
         return sum(int(line.rsplit(": ", 1)[1]) for line in text.splitlines() if ": " in line)
 
     assert wait_until(egress_requests, timeout=5, what="the egress gateway's request count") >= 1

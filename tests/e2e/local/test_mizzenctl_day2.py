@@ -8,10 +8,10 @@ import json
 import tarfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.local.conftest import SAMPLES, SECURITY_SAMPLES
+from tests.harness.http import HTTP
 from tests.harness.local_mesh import LocalMesh
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def test_proxy_config_secret_shows_the_certificates_envoy_holds(local_mesh: Loca
     items = json.loads(local_mesh.mizzenctl("proxy-config", "secret", "productpage-v1.default", "-o", "json").stdout)
     assert [(i["resource_name"], i["cert_valid"]) for i in items] == [("default", True), ("ROOTCA", True)]
     # The serial is the one Envoy's own /certs reports for the certificate it serves.
-    certs = httpx.get(f"http://{local_mesh.address_of('productpage-v1')}:15000/certs", timeout=5).json()
+    certs = HTTP.get(f"http://{local_mesh.address_of('productpage-v1')}:15000/certs", timeout=5).json()
     served = {c["serial_number"] for entry in certs["certificates"] for c in entry.get("cert_chain", [])}
     assert items[0]["serial_number"] in served
 
@@ -60,7 +60,7 @@ def test_proxy_config_log_reads_and_sets_envoys_levels(local_mesh: LocalMesh) ->
         changed = local_mesh.mizzenctl("proxy-config", "log", "details-v1.default", "--level", "http:debug,router:info")
         assert changed.stdout.startswith("details-v1.default:\nactive loggers:\n")
         assert "  http: debug\n" in changed.stdout and "  router: info\n" in changed.stdout
-        assert "  http: debug\n" in httpx.post(admin, timeout=5).text, "Envoy itself runs the new level"
+        assert "  http: debug\n" in HTTP.post(admin, timeout=5).text, "Envoy itself runs the new level"
         refused = local_mesh.mizzenctl("proxy-config", "log", "details-v1.default", "--level", "htp:debug",
                                        check=False)
         assert refused.returncode == 2 and "unrecognized logger name 'htp'" in refused.stderr

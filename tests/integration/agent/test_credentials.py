@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.kube_apiserver import FakeKubeApiServer
 from tests.harness.mesh import Mesh, Proxy
 from tests.harness.nats import start_nats
@@ -193,7 +193,7 @@ def refused(port: int, sni: str, context: ssl.SSLContext) -> bool:
 
 
 def agent_metric(proxy: Proxy, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{proxy.monitoring_port}/metrics", timeout=2).text
+    text = HTTP.get(f"http://127.0.0.1:{proxy.monitoring_port}/metrics", timeout=2).text
     return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
                if line.startswith(name) and not line.startswith("#") and line.split("{")[0].split(" ")[0] == name)
 

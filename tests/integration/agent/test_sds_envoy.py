@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.bus import MESH_TRUST, Bus, BusSettings
 from libs.pki import SpiffeId
 from tests.harness.citadel import Citadel, identity_args, start_citadel
+from tests.harness.http import HTTP
 from tests.harness.identity import (
     ClientCert,
     ThrowawayCa,
@@ -86,7 +86,7 @@ def world(mesh: Mesh, tmp_path: Path, short_dir: Path) -> World:
 
 
 def _metric(proxy: Proxy, name: str) -> float:
-    for line in httpx.get(f"http://127.0.0.1:{proxy.monitoring_port}/metrics", timeout=2).text.splitlines():
+    for line in HTTP.get(f"http://127.0.0.1:{proxy.monitoring_port}/metrics", timeout=2).text.splitlines():
         sample, _, value = line.rpartition(" ")
         if sample == name:
             return float(value)
@@ -205,7 +205,7 @@ def test_the_agent_waits_for_citadel_and_a_valid_token(world: World) -> None:
                what="the agent to report the refused token")
     assert not proxy.admin.ready(), "Envoy must not go live without its certificate"
     assert proxy.process.alive()
-    readyz = httpx.get(f"http://127.0.0.1:{proxy.monitoring_port}/readyz", timeout=2).json()
+    readyz = HTTP.get(f"http://127.0.0.1:{proxy.monitoring_port}/readyz", timeout=2).json()
     assert "workload-cert" in readyz["pending"]
 
     # A fresh token in the file is picked up on the next attempt.

@@ -26,6 +26,7 @@ from libs.pki import SpiffeId, fingerprint, load_certs
 from samples.echo import EchoServer
 from tests.harness.citadel import Citadel, identity_args, start_citadel
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.identity import client_from_citadel, envoy_certs, mtls_get, spiffe_uris
 from tests.harness.mesh import Mesh, PilotService, Proxy
 from tests.harness.ports import free_port
@@ -113,7 +114,7 @@ class World:
                                extra=args, **kwargs)
 
     def rotation(self) -> dict[str, Any]:
-        return dict(httpx.get(f"http://127.0.0.1:{self.citadel.monitoring_port}/ca/rotation", timeout=5).json())
+        return dict(HTTP.get(f"http://127.0.0.1:{self.citadel.monitoring_port}/ca/rotation", timeout=5).json())
 
 
 def _get(client: httpx.Client) -> str | None:
@@ -187,8 +188,8 @@ class RootsSeen:
 
 def _default_chain(proxy: Proxy) -> list[x509.Certificate]:
     """The certificate chain of the `default` secret Envoy holds (from its config dump)."""
-    dump = httpx.get(f"{proxy.admin.base}/config_dump", params={"resource": "dynamic_active_secrets"},
-                     timeout=5).json()
+    dump = HTTP.get(f"{proxy.admin.base}/config_dump", params={"resource": "dynamic_active_secrets"},
+                    timeout=5).json()
     for entry in dump.get("configs", []):
         secret = entry.get("secret", {})
         if secret.get("name") == "default":

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from libs.pki import fingerprint, load_certs
 from tests.harness.citadel import Citadel, start_citadel
+from tests.harness.http import HTTP
 from tests.harness.kube_apiserver import FakeKubeApiServer
 from tests.harness.kube_resources import cluster_types
 from tests.harness.nats import NatsServer
@@ -72,7 +72,7 @@ def _secret(api: FakeKubeApiServer) -> dict[str, bytes]:
 
 
 def _rotation(citadel: Citadel) -> dict[str, Any]:
-    return dict(httpx.get(f"http://127.0.0.1:{citadel.monitoring_port}/ca/rotation", timeout=5).json())
+    return dict(HTTP.get(f"http://127.0.0.1:{citadel.monitoring_port}/ca/rotation", timeout=5).json())
 
 
 def test_a_rotation_is_kept_in_the_secret_and_reaches_every_configmap(
@@ -82,7 +82,7 @@ def test_a_rotation_is_kept_in_the_secret_and_reaches_every_configmap(
     old = fingerprint(load_certs(_secret(kube_api)["ca-cert.pem"])[0])
     wait_until(lambda: _everywhere(kube_api, (old,)), what="the root in every ConfigMap and the caBundle")
 
-    response = httpx.post(f"http://127.0.0.1:{first.monitoring_port}/ca/rotation", timeout=5)
+    response = HTTP.post(f"http://127.0.0.1:{first.monitoring_port}/ca/rotation", timeout=5)
     assert response.status_code == 202, response.text
     wait_until(lambda: _rotation(first)["phase"] == "published", what="the new root published")
     new = _rotation(first)["roots"][1]["fingerprint"]
@@ -92,7 +92,7 @@ def test_a_rotation_is_kept_in_the_secret_and_reaches_every_configmap(
     assert [fingerprint(c) for c in load_certs(stored["root-cert.pem"])] == [old, new]
     # Nobody reports, so only the phase's minimum holds it: 600 s, longer than this test.
     assert "lasts at least 600s" in _rotation(first)["step"]["reason"]
-    again = httpx.post(f"http://127.0.0.1:{first.monitoring_port}/ca/rotation", timeout=5)
+    again = HTTP.post(f"http://127.0.0.1:{first.monitoring_port}/ca/rotation", timeout=5)
     assert again.status_code == 202 and again.json()["phase"] == "published", "a second request changes nothing"
     first.process.stop()
 

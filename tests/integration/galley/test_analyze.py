@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.bus import MESH_WORKLOADS, Bus, BusSettings
 from libs.config.workloads import WorkloadRegistration
+from tests.harness.http import HTTP
 from tests.harness.mesh import GalleyService, Mesh, PilotService
 from tests.harness.nats import start_nats
 from tests.harness.processes import ProcessGroup
@@ -166,8 +166,8 @@ def test_apply_answers_with_the_analyzers_warnings_and_stores_anyway(
     assert broken_applied.stdout.strip() == "VirtualService default/reviews created"
     assert f"warning: {HOST_NOT_FOUND}" in broken_applied.stderr.splitlines()
     # A dry run says the same, in the body and as the API server's `Warning` headers.
-    response = httpx.post(f"{env.galley.api}/apis/v1/apply", params={"dryRun": "true"}, content=BROKEN,
-                          headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/yaml"})
+    response = HTTP.post(f"{env.galley.api}/apis/v1/apply", params={"dryRun": "true"}, content=BROKEN,
+                         headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/yaml"})
     assert response.status_code == 200
     assert response.json()["warnings"] == [HOST_NOT_FOUND]
     assert response.headers.get_list("warning") == ['299 - "' + HOST_NOT_FOUND.replace('"', '\\"') + '"']

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings
+from tests.harness.http import HTTP
 from tests.harness.mesh import GalleyService, Mesh
 from tests.harness.nats import start_nats
 from tests.harness.waiting import wait_until
@@ -88,9 +88,9 @@ def test_apply_get_delete(galley: GalleyService, mesh: Mesh, tmp_path: Path) -> 
     assert "subset: v1" in as_yaml.stdout and "apiVersion: networking.istio.io/v1beta1" in as_yaml.stdout
 
     # A dry run deletes nothing and says what a delete would.
-    dry = httpx.post(f"{galley.api}/apis/v1/delete", params={"dryRun": "true"},
-                     headers={"authorization": "Bearer s3cret"},
-                     content=REVIEWS + "---\n" + REVIEWS.replace("name: reviews", "name: gone"), timeout=10)
+    dry = HTTP.post(f"{galley.api}/apis/v1/delete", params={"dryRun": "true"},
+                    headers={"authorization": "Bearer s3cret"},
+                    content=REVIEWS + "---\n" + REVIEWS.replace("name: reviews", "name: gone"), timeout=10)
     assert dry.status_code == 404
     assert dry.json() == {"deleted": ["VirtualService default/reviews"], "notFound": ["VirtualService default/gone"],
                           "errors": []}

@@ -6,11 +6,11 @@ import asyncio
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.bus import MESH_CONFIG, Bus, BusSettings
 from services.galley.leader import Lease
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh
 from tests.harness.nats import NatsServer
 from tests.harness.waiting import wait_until
@@ -40,7 +40,7 @@ def _config(nats_url: str) -> dict[str, bytes]:
 
 
 def _leader(url: str) -> bool:
-    return "galley_leader 1.0" in httpx.get(f"{url}/metrics", timeout=2).text
+    return "galley_leader 1.0" in HTTP.get(f"{url}/metrics", timeout=2).text
 
 
 def test_leader_failover_loses_nothing(mesh: Mesh, tmp_path: Path) -> None:

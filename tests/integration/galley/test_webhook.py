@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh
 from tests.harness.ports import free_port
 from tests.harness.waiting import wait_until
@@ -95,4 +96,4 @@ def test_webhook_denies_with_the_cli_message_and_allows_valid(mesh: Mesh, tmp_pa
     assert client.post(url, content=b"not json").status_code == 400
     # Plain HTTP is not served.
     with pytest.raises(httpx.HTTPError):
-        httpx.post(f"http://127.0.0.1:{port}/validate", json=_review(VS), timeout=2)
+        HTTP.post(f"http://127.0.0.1:{port}/validate", json=_review(VS), timeout=2)

@@ -21,6 +21,7 @@ import yaml
 from cryptography import x509
 
 from tests.harness.citadel import Citadel, start_citadel
+from tests.harness.http import HTTP
 from tests.harness.kube_apiserver import FakeKubeApiServer
 from tests.harness.kube_resources import cluster_types
 from tests.harness.mesh import GalleyService, Mesh
@@ -209,7 +210,7 @@ def test_the_certificate_is_citadels_for_galleys_identity_and_service_name(plane
             context.wrap_socket(raw, server_hostname="istio-pilot.istio-system.svc").close()
     # Plain HTTP is not served on the webhook port.
     with pytest.raises(httpx.HTTPError):
-        httpx.post(f"http://127.0.0.1:{plane.webhook_port}/validate", json={}, timeout=2)
+        HTTP.post(f"http://127.0.0.1:{plane.webhook_port}/validate", json={}, timeout=2)
     assert plane.galley.metric("galley_serving_certs_total") >= 1
 
 

@@ -26,6 +26,7 @@ from samples.echo import EchoServer
 from tests.harness.citadel import Citadel, identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.ext_authz import DENIED_BODY, ExtAuthzServer, HttpExtAuthzServer
+from tests.harness.http import HTTP
 from tests.harness.identity import ClientCert, client_from_citadel
 from tests.harness.jwt_issuer import JwksServer, JwtIssuer, b64url_decode
 from tests.harness.mesh import Mesh, Proxy
@@ -217,7 +218,7 @@ def plaintext(path: str = "/", method: str = "GET", source: str = OUTSIDE_IP, **
 
 
 def via_gateway(path: str = "/", **headers: str) -> httpx.Response:
-    return httpx.get(f"http://{GATEWAY_IP}:{GATEWAY_PORT}{path}", headers=headers, timeout=10)
+    return HTTP.get(f"http://{GATEWAY_IP}:{GATEWAY_PORT}{path}", headers=headers, timeout=10)
 
 
 def tcp_exchange(source: str = OUTSIDE_IP) -> bytes:

@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from libs.envoy import CLUSTER_TYPE
 from samples.echo import EchoServer, echo_handler
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
 from tests.harness.upstreams import gateway as gateway_yaml
@@ -340,7 +341,7 @@ trafficPolicy:
     before = stat(gateway, POOL_CLUSTER, "upstream_rq_pending_overflow")
 
     def slow(_: int) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{port}/", headers={"x-echo-delay-ms": "400"}, timeout=10)
+        return HTTP.get(f"http://127.0.0.1:{port}/", headers={"x-echo-delay-ms": "400"}, timeout=10)
 
     with ThreadPoolExecutor(max_workers=10) as pool_threads:
         responses = list(pool_threads.map(slow, range(10)))
@@ -528,7 +529,7 @@ def test_simple_tls_origination_verifies_the_server(secure: tuple[ConfigEnv, int
     assert context["sni"] == "secure.example.com"
     combined = context["common_tls_context"]["combined_validation_context"]
     assert combined["validation_context_sds_secret_config"]["name"] == f"file-root:{pki.ca}"
-    response = httpx.get(f"http://127.0.0.1:{port}/hello", timeout=10)
+    response = HTTP.get(f"http://127.0.0.1:{port}/hello", timeout=10)
     assert response.status_code == 200
     assert response.json()["path"] == "/hello"
     assert stat(gateway, SECURE_CLUSTER, "ssl.handshake") >= 1
@@ -540,7 +541,7 @@ def test_simple_tls_with_a_wrong_subject_alt_name_fails(secure: tuple[ConfigEnv,
     config, port = secure
     config.apply("dr", tls_rule(pki, "mode: SIMPLE, sni: secure.example.com, subjectAltNames: [other.example.com]"))
     wait_cluster(config, gateway, SECURE_CLUSTER, lambda c: "transport_socket" in c)
-    response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    response = HTTP.get(f"http://127.0.0.1:{port}/", timeout=10)
     assert response.status_code == 503
     assert stat(gateway, SECURE_CLUSTER, "ssl.fail_verify_san") >= 1
     assert config.nacks() == []
@@ -553,7 +554,7 @@ def test_mutual_tls_origination_presents_the_client_certificate(secure: tuple[Co
     # Without a client certificate the upstream refuses the handshake...
     config.apply("dr", tls_rule(pki, "mode: SIMPLE, sni: secure.example.com"))
     wait_cluster(config, gateway, SECURE_CLUSTER, lambda c: "transport_socket" in c)
-    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 503
+    assert HTTP.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 503
     # ...with one it answers.
     config.apply("dr", tls_rule(pki, f"mode: MUTUAL, sni: secure.example.com, subjectAltNames: [secure.example.com], "
                                      f"clientCertificate: {pki.client_cert}, privateKey: {pki.client_key}"))
@@ -561,7 +562,7 @@ def test_mutual_tls_origination_presents_the_client_certificate(secure: tuple[Co
                            tls_context(c).get("common_tls_context", {}))
     [certificate] = tls_context(cluster)["common_tls_context"]["tls_certificate_sds_secret_configs"]
     assert certificate["name"] == f"file-cert:{pki.client_cert}~{pki.client_key}"
-    response = wait_until(lambda: (r := httpx.get(f"http://127.0.0.1:{port}/", timeout=10)).status_code == 200 and r,
+    response = wait_until(lambda: (r := HTTP.get(f"http://127.0.0.1:{port}/", timeout=10)).status_code == 200 and r,
                           timeout=10, what="the mTLS request to succeed")
     assert response.headers["x-upstream"] == "secure"
     assert config.nacks() == []
@@ -574,7 +575,7 @@ def test_credential_name_names_istio_secrets_and_fails_closed(pool: tuple[Config
     (initial_fetch_timeout, 15 s) it refuses to talk to the plain-text upstream at all."""
     config, port = pool
     config.apply("vs", virtual_service("pool", retries=False))
-    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    assert HTTP.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
     config.apply("dr", destination_rule("pool", "trafficPolicy: {tls: {mode: MUTUAL, credentialName: egress-cred}}"))
     # Warming waits for the secret up to Envoy's 15 s initial_fetch_timeout.
     cluster = wait_cluster(config, gateway, POOL_CLUSTER, lambda c: "transport_socket" in c, timeout=60)
@@ -586,6 +587,6 @@ def test_credential_name_names_istio_secrets_and_fails_closed(pool: tuple[Config
     ca = common["combined_validation_context"]["validation_context_sds_secret_config"]
     assert ca["name"] == "kubernetes://egress-cred-cacert"
     hits_before = sum(len(server.hits) for server in echoes)
-    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 503
+    assert HTTP.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 503
     assert sum(len(server.hits) for server in echoes) == hits_before
     assert config.nacks() == []

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from libs.envoy import CLUSTER_TYPE
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.kv import config_entries
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
@@ -111,8 +111,8 @@ def served(mesh: dict[str, Any], config: ConfigEnv) -> tuple[ConfigEnv, dict[str
 
 
 def dry_run(env: ConfigEnv, text: str, **params: str) -> dict[str, Any]:
-    response = httpx.post(f"{env.pilot.monitoring}/debug/dryrun", content=text, params=params,
-                          headers={"content-type": "application/yaml"}, timeout=60)
+    response = HTTP.post(f"{env.pilot.monitoring}/debug/dryrun", content=text, params=params,
+                         headers={"content-type": "application/yaml"}, timeout=60)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -176,7 +176,7 @@ def envoy_cluster(proxy: Proxy, name: str) -> dict[str, Any] | None:
 
 
 def upstream(port: int) -> str:
-    return str(httpx.get(f"http://127.0.0.1:{port}/", timeout=10).headers["x-upstream"])
+    return str(HTTP.get(f"http://127.0.0.1:{port}/", timeout=10).headers["x-upstream"])
 
 
 def test_a_virtual_service_change_is_a_route_diff_for_exactly_the_proxies_it_reaches(
@@ -255,16 +255,16 @@ def test_one_proxy_invalid_config_and_unknown_proxies(served: tuple[ConfigEnv, d
     one = dry_run(env, version_subsets("reviews", "v1", "v2", "v3"), proxyID=PRODUCTPAGE)
     assert list(changes(one)) == [PRODUCTPAGE] and one["unchanged"] == []
 
-    invalid = httpx.post(f"{env.pilot.monitoring}/debug/dryrun", content=front("v2").replace("subset: v2", "subset: 7"),
-                         timeout=30)
+    invalid = HTTP.post(f"{env.pilot.monitoring}/debug/dryrun", content=front("v2").replace("subset: v2", "subset: 7"),
+                        timeout=30)
     assert invalid.status_code == 422
     detail = invalid.json()["detail"]
     assert detail["message"] == "the proposed config is not valid; nothing was compared"
     assert any("VirtualService default/front" in e and "spec.http[0].route[0].destination.subset" in e
                for e in detail["errors"]), detail
 
-    unknown = httpx.post(f"{env.pilot.monitoring}/debug/dryrun", params={"proxyID": "nobody.nowhere"},
-                         content=front("v2"), timeout=30)
+    unknown = HTTP.post(f"{env.pilot.monitoring}/debug/dryrun", params={"proxyID": "nobody.nowhere"},
+                        content=front("v2"), timeout=30)
     assert unknown.status_code == 404
     assert "not connected to this Pilot instance" in unknown.json()["detail"]
 
@@ -327,8 +327,8 @@ def test_a_delete_dry_run_names_what_it_would_delete_and_each_proxys_diff(
 
     assert observed(env, proxies) == before
     assert upstream(port) == "reviews-v1"
-    bad = httpx.post(f"{env.pilot.monitoring}/debug/dryrun", params={"action": "replace"}, content=front("v1"),
-                     timeout=30)
+    bad = HTTP.post(f"{env.pilot.monitoring}/debug/dryrun", params={"action": "replace"}, content=front("v1"),
+                    timeout=30)
     assert bad.status_code == 400
     assert bad.json()["detail"] == "action 'replace' is not one of apply, delete"
 

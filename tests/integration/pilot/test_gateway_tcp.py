@@ -8,11 +8,11 @@ import socket
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
 from tests.harness.stream_servers import StreamEchoServer, exchange
@@ -181,6 +181,6 @@ spec:
   gateways: [b-db]
   tcp: [{route: [{destination: {host: db-a}}]}]
 """)
-    assert httpx.get(f"http://127.0.0.1:{http_port}/", timeout=10).headers["x-upstream"] == "web"
+    assert HTTP.get(f"http://127.0.0.1:{http_port}/", timeout=10).headers["x-upstream"] == "web"
     assert reached(tcp_port) == "db-a"
     assert services.nacks() == []

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
 from tests.harness.stream_servers import StreamEchoServer, exchange
@@ -227,7 +227,7 @@ def test_https_redirect_answers_301_to_https(backends: ConfigEnv, pki: Pki) -> N
     tls: {{httpsRedirect: true}}
 {https_server(https_port, "https-a", "a.example.com", pki.cert_a)}"""))
     for host in ("a.example.com", "unrouted.example.com"):
-        response = httpx.get(f"http://127.0.0.1:{http_port}/some/path?q=1", headers={"host": host}, timeout=10)
+        response = HTTP.get(f"http://127.0.0.1:{http_port}/some/path?q=1", headers={"host": host}, timeout=10)
         assert response.status_code == 301
         assert response.headers["location"] == f"https://{host}/some/path?q=1"
     assert https_get(https_port, "a.example.com", pki.gateway_ca.client_context()).status == 200

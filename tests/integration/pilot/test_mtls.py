@@ -16,6 +16,7 @@ from libs.pki import SpiffeId
 from samples.echo import EchoServer
 from tests.harness.citadel import Citadel, identity_args, identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.identity import ThrowawayCa, client_from_citadel, mtls_get, spiffe_uris
 from tests.harness.mesh import Mesh, Proxy
 from tests.harness.nats import start_nats
@@ -130,13 +131,13 @@ def test_strict_refuses_plaintext_permissive_serves_both(
         env: tuple[ConfigEnv, Citadel, Path], mesh_up: dict[str, object]) -> None:
     config = env[0]
     direct = f"http://{SERVER_IP}:9080/"
-    assert httpx.get(direct, timeout=5).status_code == 200, "PERMISSIVE (the default) serves plaintext"
+    assert HTTP.get(direct, timeout=5).status_code == 200, "PERMISSIVE (the default) serves plaintext"
     config.apply("peer-authn", mesh_policy("STRICT"))
     with pytest.raises(httpx.HTTPError):
-        httpx.get(direct, timeout=5)
+        HTTP.get(direct, timeout=5)
     assert via_client("http://reviews:9080/").status_code == 200
     config.apply("peer-authn", mesh_policy("PERMISSIVE"))
-    assert httpx.get(direct, timeout=5).status_code == 200
+    assert HTTP.get(direct, timeout=5).status_code == 200
     assert via_client("http://reviews:9080/").status_code == 200
     config.remove("peer-authn")
 

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from envoy.admin.v3 import config_dump_pb2
 from google.protobuf import json_format
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import services.pilot.networking.generator  # noqa: F401  (registers every Envoy type pilot sends)
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
 from tests.harness.routing import version_subsets
@@ -132,7 +132,7 @@ def test_proxy_status_is_synced_after_convergence(served: tuple[ConfigEnv, int],
     assert [row[t] for t in ("CDS", "LDS", "EDS", "RDS")] == ["SYNCED"] * 4
     assert row["CLUSTER"] == "Kubernetes"
     assert row["ISTIOD"] == env.pilot.get("/debug/syncz").json()["pilot"]
-    envoy_version = httpx.get(f"{gateway.admin.base}/server_info", timeout=5).json()["version"]
+    envoy_version = HTTP.get(f"{gateway.admin.base}/server_info", timeout=5).json()["version"]
     assert row["VERSION"] and f"/{row['VERSION']}/" in envoy_version
     # The VirtualService arrived after the gateway connected: its convergence was measured.
     assert re.fullmatch(r"\d+\.\d{3}s", row["LAST CONVERGENCE"])
@@ -217,7 +217,7 @@ def test_convergence_metrics_and_push_status_move(served: tuple[ConfigEnv, int])
     pushes = metric(env, "pilot_xds_pushes_total", type="RDS", trigger="config")
 
     env.apply("canary-vs", CANARY)
-    wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/", headers={"host": "canary.example.com"}, timeout=5)
+    wait_until(lambda: HTTP.get(f"http://127.0.0.1:{port}/", headers={"host": "canary.example.com"}, timeout=5)
                .headers.get("x-upstream") == "reviews-v2", timeout=10, what="the canary host to reach v2")
 
     assert metric(env, "pilot_proxy_convergence_time_count") >= converged + 1

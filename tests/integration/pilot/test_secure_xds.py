@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.harness.citadel import Citadel, identity_args, start_citadel
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh, PilotService, Proxy
 from tests.harness.nats import start_nats
 from tests.harness.ports import free_port
@@ -89,7 +89,7 @@ def test_envoy_takes_config_only_from_pilots_certificate(world: World) -> None:
         assert stats.get("cluster.xds-grpc.ssl.handshake", 0) >= 1
         assert stats.get("cluster.xds-grpc.ssl.fail_verify_error", 0) == 0
         # The config came through: the ServiceEntry's route is in Envoy.
-        routes = httpx.get(f"{proxy.admin.base}/config_dump", timeout=5).text
+        routes = HTTP.get(f"{proxy.admin.base}/config_dump", timeout=5).text
         assert "web.example.com" in routes
         # Pilot's certificate is citadel's, for pilot's names.
         certificate = ssl.get_server_certificate(("127.0.0.1", world.tls_port))

@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.bus import MESH_WORKLOADS, Bus, BusSettings
 from libs.config.workloads import WorkloadRegistration
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.mesh import Mesh, Proxy
 from tests.harness.nats import start_nats
 from tests.harness.ports import free_port
@@ -95,7 +95,7 @@ def test_registered_workloads_become_endpoints_and_expire(env: ConfigEnv, tmp_pa
     env.apply("ratings", SERVICE)
     with EchoServer("ratings-1") as first, EchoServer("ratings-2") as second:
         def answer() -> str | None:
-            response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+            response = HTTP.get(f"http://127.0.0.1:{port}/", timeout=5)
             return response.headers.get("x-upstream") if response.status_code == 200 else None
 
         def answers(*refreshed: WorkloadRegistration) -> set[str | None]:
@@ -124,6 +124,6 @@ def test_registered_workloads_become_endpoints_and_expire(env: ConfigEnv, tmp_pa
         # ...the first leaves explicitly, the second stops refreshing and expires.
         register(env.mesh.nats.url, workload, delete=True)
         wait_until(lambda: answers(joining) == {"ratings-2"}, what="ratings-1 to leave")
-        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 503,
+        wait_until(lambda: HTTP.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 503,
                    timeout=TTL_S * 5, what="the unrefreshed workload to expire")
     assert proxy.process.alive()

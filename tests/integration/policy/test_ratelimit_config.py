@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from libs.envoy.binaries import envoy_binary
 from samples.echo import EchoServer
 from tests.harness.envoy import EnvoyAdmin
+from tests.harness.http import HTTP
 from tests.harness.kv import config_revision
 from tests.harness.mesh import GalleyService, Mesh, PolicyService
 from tests.harness.nats import start_nats
@@ -133,7 +133,7 @@ class Edge:
     port: int
 
     def get(self, path: str, *, port_offset: int = 0, **headers: str) -> int:
-        return httpx.get(f"http://{EDGE_IP}:{self.port + port_offset}{path}", headers=headers, timeout=10).status_code
+        return HTTP.get(f"http://{EDGE_IP}:{self.port + port_offset}{path}", headers=headers, timeout=10).status_code
 
     def apply(self, text: str) -> None:
         """Write the ConfigMap into galley's directory; wait until the policy service runs it."""

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from samples.echo import EchoServer
 from tests.harness.citadel import identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import HTTP
 from tests.harness.kv import config_revision
 from tests.harness.mesh import Mesh, Proxy, TelemetryService
 from tests.harness.nats import start_nats
@@ -304,7 +305,7 @@ def test_span_batches_never_race_the_collectors_keep_alive(world: World) -> None
                what="both proxies to post their spans and then close the idle collector connection")
     assert {proxy.node_id: _span_reports(proxy)[1] for proxy in proxies} == \
         {proxy.node_id: before[proxy.node_id][1] for proxy in proxies}
-    spans = httpx.get(f"{world.telemetry.zipkin}/api/v2/trace/{trace_id}", timeout=5).json()
+    spans = HTTP.get(f"{world.telemetry.zipkin}/api/v2/trace/{trace_id}", timeout=5).json()
     assert {span["kind"] for span in spans} == {"CLIENT", "SERVER"}
 
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
 
 from tests.harness.ext_authz import DENIED_BODY, RESULT_HEADER, Check, ExtAuthzServer, HttpExtAuthzServer
+from tests.harness.http import HTTP
 
 
 @pytest.fixture
@@ -77,17 +77,17 @@ def test_grpc_rule_can_be_swapped_and_restored(grpc_authz: tuple[ExtAuthzServer,
 def test_http_allows_denies_and_records_without_the_prefix() -> None:
     with HttpExtAuthzServer(path_prefix="/check") as server:
         base = f"http://{server.address}/check"
-        allowed = httpx.get(f"{base}/ok?x=1", headers={"x-ext-authz": "allow"}, timeout=5)
+        allowed = HTTP.get(f"{base}/ok?x=1", headers={"x-ext-authz": "allow"}, timeout=5)
         assert allowed.status_code == 200
         assert allowed.headers[RESULT_HEADER] == "allowed"
         assert allowed.content == b""
 
-        denied = httpx.post(f"{base}/no", headers={"x-ext-authz": "deny"}, content=b"payload", timeout=5)
+        denied = HTTP.post(f"{base}/no", headers={"x-ext-authz": "deny"}, content=b"payload", timeout=5)
         assert denied.status_code == 403
         assert denied.headers[RESULT_HEADER] == "denied"
         assert denied.text == DENIED_BODY
 
-        assert httpx.head(f"{base}/head", timeout=5).status_code == 403
+        assert HTTP.head(f"{base}/head", timeout=5).status_code == 403
 
         checks = server.checks
         assert [(c.path, c.method) for c in checks] == [("/ok?x=1", "GET"), ("/no", "POST"), ("/head", "HEAD")]
@@ -95,4 +95,4 @@ def test_http_allows_denies_and_records_without_the_prefix() -> None:
         assert checks[1].headers["content-length"] == "7"
 
         server.set_rule(lambda check: True)
-        assert httpx.delete(f"{base}/any", timeout=5).status_code == 200
+        assert HTTP.delete(f"{base}/any", timeout=5).status_code == 200

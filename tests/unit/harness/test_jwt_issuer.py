@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.harness.http import HTTP
 from tests.harness.jwt_issuer import JwksServer, JwtIssuer, b64url_decode
 
 
@@ -87,11 +88,11 @@ def test_jwks_server_serves_the_set_and_counts_fetches(issuer: JwtIssuer) -> Non
     with JwksServer(issuer, path="/keys") as server:
         assert server.url == f"http://127.0.0.1:{server.port}/keys"
         assert server.requests == 0
-        response = httpx.get(server.url, timeout=5)
+        response = HTTP.get(server.url, timeout=5)
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         assert response.json() == issuer.jwks()
-        assert httpx.get(f"http://127.0.0.1:{server.port}/other", timeout=5).status_code == 404
+        assert HTTP.get(f"http://127.0.0.1:{server.port}/other", timeout=5).status_code == 404
         assert server.requests == 1
     with pytest.raises(httpx.ConnectError):
-        httpx.get(server.url, timeout=5)
+        HTTP.get(server.url, timeout=5)
