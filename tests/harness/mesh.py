@@ -219,9 +219,12 @@ class Mesh:
         extra: tuple[str, ...] = (),
         wait_live: bool = True,
         xds_api: str | None = None,
+        cwd: Path | None = None,
     ) -> Proxy:
         """An agent and its Envoy; `xds_api` None: the protocol MIZZEN_TEST_XDS_API names.
-        With `wait_live` false, start several and `wait_live()` each: they start together."""
+        With `wait_live` false, start several and `wait_live()` each: they start together.
+        `cwd`: where relative file paths in config (certificates) resolve; the test's own by
+        default."""
         admin_port, monitoring_port = free_port(), free_port()
         label_arg = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
         process = self.group.python(
@@ -234,7 +237,7 @@ class Mesh:
             "--admin-port", str(admin_port), "--stats-port", "0", "--health-port", "0",
             "--monitoring-port", str(monitoring_port), "--state-dir", str(self.work_dir / name),
             "--envoy-log-level", "info", "--envoy-concurrency", "1",
-            "--xds-api", xds_api or xds_api_under_test(os.environ), *extra,
+            "--xds-api", xds_api or xds_api_under_test(os.environ), *extra, cwd=cwd,
         )
         node_id = f"{node_type}~{bind_address}~{name}.{namespace}~{namespace}.svc.cluster.local"
         proxy = Proxy(process, EnvoyAdmin("127.0.0.1", admin_port), node_id, monitoring_port, bind_address)

@@ -12,6 +12,7 @@ checked, so sidecar LDS/RDS are covered as soon as pilot serves them.
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 
 from tests.harness.config_env import ConfigEnv
 from tests.harness.conformance import load
+from tests.harness.tls_certs import TestCA
 
 pytestmark = pytest.mark.integration
 
@@ -45,22 +47,39 @@ def _can_bind_privileged_ports() -> bool:
     return True
 
 
+def relative_certificates(root: Path) -> Path:
+    """`root` holding the certificate files the corpus names by relative path (Istio's test
+    tree, tests/testdata/certs/default): se-example.yaml's MUTUAL DestinationRule.  Proxies
+    started in `root` then get those secrets, and its cluster warms at once instead of after
+    Envoy's 15 s fetch timeout.  The absolute /etc/certs paths other files name stay missing."""
+    ca = TestCA(root / "ca")
+    client = ca.issue("client", dns=("service.mongodb.somedomain",), client=True)
+    default = root / "tests" / "testdata" / "certs" / "default"
+    default.mkdir(parents=True)
+    shutil.copyfile(client.cert_path, default / "cert-chain.pem")
+    shutil.copyfile(client.key_path, default / "key.pem")
+    shutil.copyfile(ca.ca_path, default / "root-cert.pem")
+    return root
+
+
 @pytest.fixture(scope="module")
-def plane(env: ConfigEnv) -> ConfigEnv:
+def plane(env: ConfigEnv, tmp_path_factory: pytest.TempPathFactory) -> ConfigEnv:
     if not _can_bind_privileged_ports():
         pytest.skip("the corpus's Gateways listen on ports 80 and 443; binding them needs root or "
                     "CAP_NET_BIND_SERVICE")
     mesh = env.mesh
+    cwd = relative_certificates(tmp_path_factory.mktemp("proxy-cwd"))
     env.add_proxies(
         mesh.proxy(env.pilot, name="ingressgateway", node_type="router", namespace="istio-system",
                    labels={"istio": "ingressgateway", "app": "my-gateway-controller"}, bind_address="127.0.40.1",
-                   wait_live=False),
+                   wait_live=False, cwd=cwd),
         mesh.proxy(env.pilot, name="egressgateway", node_type="router", namespace="istio-system",
-                   labels={"istio": "egressgateway"}, bind_address="127.0.40.2", wait_live=False),
+                   labels={"istio": "egressgateway"}, bind_address="127.0.40.2", wait_live=False, cwd=cwd),
         mesh.proxy(env.pilot, name="productpage", namespace="default",
-                   labels={"app": "productpage", "version": "v1"}, bind_address="127.0.40.3", wait_live=False),
+                   labels={"app": "productpage", "version": "v1"}, bind_address="127.0.40.3", wait_live=False,
+                   cwd=cwd),
         mesh.proxy(env.pilot, name="fortio", namespace="none", labels={"app": "fortio", "version": "v1"},
-                   bind_address="127.0.40.4", interception="NONE", wait_live=False),
+                   bind_address="127.0.40.4", interception="NONE", wait_live=False, cwd=cwd),
     )
     return env
 
