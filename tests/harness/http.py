@@ -11,6 +11,17 @@ stale pooled connection.  Calls that need TLS options make their own clients.
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 
-HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+_NO_KEEP_ALIVE = httpx.Limits(max_keepalive_connections=0)
+HTTP = httpx.Client(limits=_NO_KEEP_ALIVE)
+
+
+@functools.cache
+def via_http_proxy(address: str) -> httpx.Client:
+    """A client sending every request through the HTTP proxy at `address` (a sidecar's
+    outbound port in HTTP-proxy mode, `<ip>:15001`), one per address; no keep-alive, as
+    `HTTP`, so each request is a new connection to the sidecar."""
+    return httpx.Client(proxy=f"http://{address}", timeout=10, limits=_NO_KEEP_ALIVE)

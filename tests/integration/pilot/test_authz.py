@@ -26,7 +26,7 @@ from samples.echo import EchoServer
 from tests.harness.citadel import Citadel, identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
 from tests.harness.ext_authz import DENIED_BODY, ExtAuthzServer, HttpExtAuthzServer
-from tests.harness.http import HTTP
+from tests.harness.http import HTTP, via_http_proxy
 from tests.harness.identity import ClientCert, client_from_citadel
 from tests.harness.jwt_issuer import JwksServer, JwtIssuer, b64url_decode
 from tests.harness.mesh import Mesh, Proxy
@@ -192,8 +192,7 @@ def world_config(world: World) -> Iterator[World]:
 
 def via_productpage(path: str = "/", **headers: str) -> httpx.Response:
     """From the productpage workload through its sidecar: mTLS as bookinfo-productpage."""
-    with httpx.Client(proxy=f"http://{CLIENT_IP}:15001", timeout=10) as client:
-        return client.get(f"http://reviews:9080{path}", headers=headers)
+    return via_http_proxy(f"{CLIENT_IP}:15001").get(f"http://reviews:9080{path}", headers=headers)
 
 
 def peer(world: World, account: str, namespace: str = "default") -> ClientCert:

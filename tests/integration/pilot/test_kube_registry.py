@@ -16,6 +16,7 @@ import pytest
 from samples.echo import EchoServer
 from tests.harness.citadel import identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import via_http_proxy
 from tests.harness.kube_apiserver import FakeKubeApiServer
 from tests.harness.kube_store import StoreError
 from tests.harness.mesh import Mesh, Proxy
@@ -106,8 +107,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def get(world: World, url: str = "http://reviews.default.svc.cluster.local:9080/") -> httpx.Response:
-    with httpx.Client(proxy=f"http://{CLIENT_IP}:15001", timeout=10) as http:
-        return http.get(url)
+    return via_http_proxy(f"{CLIENT_IP}:15001").get(url)
 
 
 def backends(world: World, requests: int = 8) -> set[str]:

@@ -16,7 +16,7 @@ from libs.pki import SpiffeId
 from samples.echo import EchoServer
 from tests.harness.citadel import Citadel, identity_args, identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
-from tests.harness.http import HTTP
+from tests.harness.http import HTTP, via_http_proxy
 from tests.harness.identity import ThrowawayCa, client_from_citadel, mtls_get, spiffe_uris
 from tests.harness.mesh import Mesh, Proxy
 from tests.harness.nats import start_nats
@@ -98,8 +98,7 @@ def mesh_up(env: tuple[ConfigEnv, Citadel, Path]) -> Iterator[dict[str, object]]
 
 
 def via_client(url: str) -> httpx.Response:
-    with httpx.Client(proxy=f"http://{CLIENT_IP}:15001", timeout=10) as client:
-        return client.get(url)
+    return via_http_proxy(f"{CLIENT_IP}:15001").get(url)
 
 
 def mesh_policy(mode: str) -> str:

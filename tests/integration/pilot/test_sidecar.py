@@ -10,6 +10,7 @@ import pytest
 
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import via_http_proxy
 from tests.harness.mesh import Proxy
 from tests.harness.ports import free_port
 
@@ -82,8 +83,7 @@ def sidecars(env: ConfigEnv, apps: dict[str, EchoServer]) -> dict[str, Proxy]:
 
 
 def via_sidecar(url: str, **headers: str) -> httpx.Response:
-    with httpx.Client(proxy=f"http://{CLIENT_IP}:15001", timeout=10) as client:
-        return client.get(url, headers=headers)
+    return via_http_proxy(f"{CLIENT_IP}:15001").get(url, headers=headers)
 
 
 def test_every_host_form_reaches_the_service_through_both_sidecars(

@@ -26,6 +26,7 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from samples.echo import EchoServer
 from tests.harness.config_env import ConfigEnv
+from tests.harness.http import via_http_proxy
 from tests.harness.kv import config_revision
 from tests.harness.mesh import POLICY_HOST, Mesh, PolicyService, Proxy
 from tests.harness.nats import start_nats
@@ -229,8 +230,7 @@ def rules(world: World) -> Iterator[World]:
 
 def call(client: Proxy, path: str = "/", *, host: str = "ratings", port: int = 9080, **headers: str
          ) -> httpx.Response:
-    with httpx.Client(proxy=f"http://{client.bind_address}:15001", timeout=10) as http:
-        return http.get(f"http://{host}:{port}{path}", headers=headers)
+    return via_http_proxy(f"{client.bind_address}:15001").get(f"http://{host}:{port}{path}", headers=headers)
 
 
 def check_transport(proxy: Proxy) -> set[str]:

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from samples.echo import EchoServer
 from tests.harness.citadel import identity_sidecar, start_citadel
 from tests.harness.config_env import ConfigEnv
-from tests.harness.http import HTTP
+from tests.harness.http import HTTP, via_http_proxy
 from tests.harness.kv import config_revision
 from tests.harness.mesh import Mesh, Proxy, TelemetryService
 from tests.harness.nats import start_nats
@@ -157,8 +157,7 @@ def settle(world: World, metric: str, expected: float, **labels: str) -> None:
 
 
 def via_client(path: str, **headers: str) -> httpx.Response:
-    with httpx.Client(proxy=f"http://{CLIENT_IP}:15001", timeout=10) as client:
-        return client.get(f"http://reviews:9080{path}", headers=headers)
+    return via_http_proxy(f"{CLIENT_IP}:15001").get(f"http://reviews:9080{path}", headers=headers)
 
 
 def test_http_requests_counted_exactly_on_both_sides_with_istios_labels(world: World) -> None:
