@@ -180,8 +180,8 @@ class LocalMesh:
             for process in started:
                 self.supervisor.start(f"supervise-{process.spec.name}", process.supervise)
         deadline = time.monotonic() + 60
-        # One client for the whole wait: building one per poll cost ~25 ms of CPU (its SSL
-        # context) ten times a second, taken from the services being waited for.
+        # One client for the whole wait: building one per poll cost 34 - 60 ms of CPU (its
+        # SSL context) ten times a second, taken from the services being waited for.
         async with httpx.AsyncClient(timeout=2.0) as client:
             while waiting := await proxies_not_synced(client, self.options.pilot_url, self.plan):
                 if time.monotonic() > deadline:

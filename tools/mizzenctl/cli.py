@@ -31,6 +31,9 @@ COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # `mizzenctl x <command>` (istioctl x): these modules add theirs under "x".
 EXPERIMENTAL_MODULES = ("authz_check", "ca", "describe")
 EXPERIMENTAL_NAMES = ("x", "experimental")
+# Every word that names a root command.
+ROOT_NAMES = frozenset({"demo", "completion", *EXPERIMENTAL_NAMES,
+                        *(name for _, _, names in COMMAND_MODULES for name in names)})
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -80,8 +83,7 @@ def command_of(argv: Sequence[str]) -> str | None:
         if word == "--log-level":
             next(words, None)
         elif not word.startswith("-"):
-            known = {"demo", *EXPERIMENTAL_NAMES, *(name for _, _, names in COMMAND_MODULES for name in names)}
-            return word if word in known else None
+            return word if word in ROOT_NAMES and word != "completion" else None
     return None
 
 
