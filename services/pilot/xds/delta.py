@@ -41,6 +41,7 @@ from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, R
 from services.pilot.model.proxy import Proxy
 from services.pilot.xds.snapshot import (
     EncodedResource,
+    Selection,
     Snapshot,
     delta_response_bytes,
     part_changes,
@@ -228,8 +229,14 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
                 # Envoy's subscription gets them again: Envoy drops resources no watch wants
                 # (a rejected cluster has none), and pilot cannot tell.
                 ahead = [available[n] for n in refresh - watch.resource_names if n in available]
+        selection: Selection | None = None
         if watch.held_as is not None and watch.sends:
             updates, removed = self._changes_since_held(watch, watch.held_as, available, snapshot, refresh)
+        elif not held:
+            # A fresh stream gets all it subscribes to: the push's selection, which every
+            # other fresh stream subscribing alike shares (sorted and hashed once).
+            selection = snapshot.select(watch.type_url, None if watch.wildcard else watch.resource_names)
+            updates, removed = list(selection.resources), []
         else:
             updates, removed = self._changes_by_name(watch, snapshot, available, refresh)
         gone = len(removed)
@@ -240,10 +247,15 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
         if not updates and not removed and not ahead and watch.sends:
             watch.held_as = settled
             return []
-        updates.sort(key=_NAME)
-        ahead.sort(key=_NAME)
+        # Sending exactly a selection: in name order already, and its digest made (in a sync,
+        # a thousand streams each take a thousand clusters and load assignments).
+        whole = selection if selection is not None and not ahead else None
+        if whole is None:
+            updates.sort(key=_NAME)
+            ahead.sort(key=_NAME)
         sending = [*updates, *ahead]
-        shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, sending, removed)
+        shared = shared_response(snapshot.shared, snapshot.version, watch.type_url, sending, removed,
+                                 digest=whole.digest if whole is not None else None)
         if shared is not None and shared.nonce == watch.nonce:
             # This stream's last response was this very one: a second send needs its own nonce.
             shared = None
@@ -266,15 +278,11 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
 
     def _changes_by_name(self, watch: DeltaWatch, snapshot: Snapshot, available: dict[str, EncodedResource],
                          refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
-        """What differs from what the proxy holds, name by name: the first send, a
-        reconnect, a changed subscription."""
+        """What differs from what the proxy holds (something), name by name: a reconnect,
+        a changed subscription."""
         held = watch.held
-        if not held:
-            # A fresh stream gets all it subscribes to: the push's selection, which every
-            # other fresh stream subscribing alike shares (sorted once, not per stream).
-            return list(snapshot.select(watch.type_url, None if watch.wildcard else watch.resource_names).resources), []
         names: Iterable[str] = available if watch.wildcard else watch.resource_names & available.keys()
-        if not watch.sends and held:
+        if not watch.sends:
             # A reconnect: what the proxy holds in the current version is known content.
             watch.sent.update({n: available[n] for n in names if held.get(n) == available[n].digest})
         updates = [available[n] for n in names if held.get(n) != available[n].digest or n in refresh]

@@ -229,6 +229,23 @@ def test_streams_sending_the_same_change_share_one_response_under_one_nonce() ->
     assert again is None or again.nonce != Response.FromString(second).nonce
 
 
+def test_fresh_streams_share_a_first_response_only_when_they_subscribe_alike() -> None:
+    snap = snapshot("1", ["a", "b", "c"], {"r": "a"})
+    alike = [DeltaConnection(str(n), PROXY) for n in (1, 2, 3)]
+    other = DeltaConnection("4", PROXY)
+    bodies = [conn.handle_request(request(ENDPOINT_TYPE, subscribe=("a", "b")), snap)[0] for conn in alike]
+    (own,) = other.handle_request(request(ENDPOINT_TYPE, subscribe=("b", "c")), snap)
+    assert bodies[1] is bodies[2], "joined once for the streams after the first"
+    assert names(Response.FromString(bodies[0])) == names(Response.FromString(bodies[1])) == ["a", "b"]
+    assert names(Response.FromString(own)) == ["b", "c"]
+    # What each holds is what it was sent, its own dict, not the one the others hold.
+    for conn, held in ((alike[0], {"a", "b"}), (alike[2], {"a", "b"}), (other, {"b", "c"})):
+        assert set(conn.watches[ENDPOINT_TYPE].held) == set(conn.watches[ENDPOINT_TYPE].sent) == held
+    alike[2].handle_request(request(ENDPOINT_TYPE, unsubscribe=("a",)), snap)
+    assert set(alike[1].watches[ENDPOINT_TYPE].held) == {"a", "b"}
+    assert set(alike[2].watches[ENDPOINT_TYPE].held) == {"b"}
+
+
 def test_streams_subscribed_to_what_the_snapshot_names_keep_its_set_not_their_own() -> None:
     snap = snapshot("1", ["a", "b"], {"r": "a"})
     one, two = DeltaConnection("1", PROXY), DeltaConnection("2", PROXY)
