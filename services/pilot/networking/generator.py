@@ -38,6 +38,22 @@ Part = dict[str, Message]
 
 
 @dataclass(frozen=True)
+class EndpointReads:
+    """What a proxy's own side read of endpoints, so a later push can tell whether it would
+    read the same: its workload's instances (`PushContext.endpoints_at`; None where nothing
+    reads them, as on a gateway), and the endpoints of each (service, port) its security
+    clusters were built from.  A routing-only push keeps a sidecar's own side by it, and an
+    endpoint-only push carries a snapshot over by it (`SnapshotCache`)."""
+
+    own: Sequence[Any] | None = None
+    hosts: tuple[tuple[tuple[str, int], Any], ...] = ()
+
+    def same_in(self, push: PushContext, address: str) -> bool:
+        return (self.own is None or self.own == push.endpoints_at(address)) and all(
+            push.endpoints.get(key, ()) == found for key, found in self.hosts)
+
+
+@dataclass(frozen=True)
 class ProxyConfig:
     """A proxy's resources, per type as a tuple of parts: shared parts (the same dict
     objects for every proxy with the same inputs) and the proxy's own."""
@@ -50,9 +66,9 @@ class ProxyConfig:
     # What Envoy subscribes to once it applied this config's CDS and LDS.
     eds_clusters: frozenset[str] = frozenset()
     route_names: frozenset[str] = frozenset()
-    # Services whose endpoints its own clusters were built from: an endpoint change to one
-    # of them changes more than load assignments.
-    endpoint_hosts: frozenset[str] = frozenset()
+    # What its own side read of endpoints: an endpoint change to any of it changes more
+    # than load assignments.
+    reads: EndpointReads = EndpointReads()
 
     @classmethod
     def from_resources(cls, version: str, resources: dict[str, Part],
@@ -235,20 +251,7 @@ class OwnParts:
     warnings: tuple[str, ...] = ()
     # The route configurations its listeners ask for over RDS.
     route_names: frozenset[str] = frozenset()
-    # What it read of endpoints: its workload's own instances (`PushContext.endpoints_at`),
-    # and the endpoints of each (service, port) its security clusters were built from.
-    own_endpoints: Sequence[Any] = ()
-    host_endpoints: tuple[tuple[tuple[str, int], Any], ...] = ()
-
-    @property
-    def endpoint_hosts(self) -> frozenset[str]:
-        """The services whose endpoints its clusters were built from (see `_security_clusters`)."""
-        return frozenset(host for (host, _), _ in self.host_endpoints)
-
-    def reads_the_same(self, proxy: Proxy, push: PushContext) -> bool:
-        """Whether `push` has the endpoints this side was built from."""
-        return self.own_endpoints == push.endpoints_at(proxy.ip) and all(
-            push.endpoints.get(key) == found for key, found in self.host_endpoints)
+    reads: EndpointReads = EndpointReads()
 
 
 def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = None) -> ProxyConfig:
@@ -265,7 +268,7 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         own = _guarded(proxy, push, guard, shared_clusters, OwnParts())
     else:
         own = parts.sidecar_own(proxy, lambda: _sidecar_own(proxy, scope, parts, shared_clusters),
-                                lambda kept: kept.reads_the_same(proxy, push))
+                                lambda kept: kept.reads.same_in(push, proxy.ip))
         out = parts.sidecar_outbound(proxy, scope, lambda: _outbound_parts(scope, parts.memo))
     config = ProxyConfig(
         version=push.version,
@@ -275,7 +278,7 @@ def generate(proxy: Proxy, push: PushContext, memo: TranslationMemo | None = Non
         warnings=(*out[3], *own.warnings),
         eds_clusters=parts.fact(shared_endpoints, "eds-set", frozenset),
         route_names=own.route_names | parts.fact(out[0], "rds-names", _rds_names),
-        endpoint_hosts=own.endpoint_hosts,
+        reads=own.reads,
     )
     check_consistency(config, parts.memo)
     return config
@@ -289,7 +292,7 @@ def _sidecar_own(proxy: Proxy, scope: ProxyScope, parts: SharedParts, shared_clu
     references = [{route.name: frozenset({route.name}) for route in inbound.routes}]
     if guard.references:
         references.append({name: guard.references for name in listeners})
-    side = OwnParts(own_endpoints=parts.push.endpoints_at(proxy.ip),
+    side = OwnParts(reads=EndpointReads(own=parts.push.endpoints_at(proxy.ip)),
                     clusters=({c.name: c for c in inbound.clusters},), listeners=(listeners,),
                     routes=(routes,) if routes else (), references=tuple(references),
                     route_names=_rds_names(listeners))
@@ -299,11 +302,12 @@ def _sidecar_own(proxy: Proxy, scope: ProxyScope, parts: SharedParts, shared_clu
 def _guarded(proxy: Proxy, push: PushContext, guard: security.ProxySecurity, shared_clusters: Part,
              side: OwnParts) -> OwnParts:
     """`side` with the clusters its security filters call and their warnings."""
-    clusters, read = side.clusters, side.host_endpoints
+    clusters, reads = side.clusters, side.reads
     if guard.clusters or guard.references:
         own, keys = _security_clusters(proxy, push, guard, shared_clusters)
-        clusters, read = (*clusters, own), (*read, *((key, push.endpoints.get(key, ())) for key in keys))
-    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings), host_endpoints=read)
+        clusters = (*clusters, own)
+        reads = replace(reads, hosts=(*reads.hosts, *((key, push.endpoints.get(key, ())) for key in keys)))
+    return replace(side, clusters=clusters, warnings=(*side.warnings, *guard.warnings), reads=reads)
 
 
 def outbound_cluster_parts(proxy: Proxy, parts: SharedParts) -> tuple[Part, Part]:

@@ -88,8 +88,7 @@ class SnapshotCache:
                 config = generate(proxy, self._push, self.memo)
                 for warning in config.warnings:
                     log.warning("config warning", proxy=proxy.id, version=config.version, warning=warning)
-                snapshot = Snapshot.from_config(config, self.memo, shared=self._shared, push=self._push,
-                                                address=proxy.ip)
+                snapshot = Snapshot.from_config(config, self.memo, shared=self._shared, push=self._push)
                 self.builds += 1
             else:
                 self.carried += 1
@@ -102,13 +101,11 @@ class SnapshotCache:
         old = self._before.get(key)
         if old is None or old.cluster_part is None or old.endpoint_part is None or old.endpoints_source is None:
             return None
-        # Its own workload's instances shape its inbound listeners and clusters.
-        if old.own_endpoints != push.endpoints_at(proxy.ip):
+        # What its own side read (its workload's instances shape its inbound listeners and
+        # clusters) must read the same.
+        if not old.reads.same_in(push, proxy.ip):
             return None
         old_clusters, old_endpoints, source = old.cluster_part, old.endpoint_part, old.endpoints_source
-        # Nor may the endpoints its own clusters were built from have changed.
-        if old.endpoint_hosts and old.endpoint_hosts & self._hosts_changed(source, push):
-            return None
         # Proxies that shared a cluster part share its successor: what picks the part (the
         # services they see, their identity and source address) is config and the proxy's
         # own, neither of which an endpoint-only push changes.  So it is worked out for the

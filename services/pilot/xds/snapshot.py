@@ -24,7 +24,7 @@ from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, pack, type_url_of
 from libs.protowire import encode_varint
 from services.pilot.model.push_context import PushContext
 from services.pilot.model.services import Endpoint
-from services.pilot.networking.generator import ProxyConfig
+from services.pilot.networking.generator import EndpointReads, ProxyConfig
 from services.pilot.networking.memo import TranslationMemo
 
 # Tag bytes of length-delimited fields: `DeltaDiscoveryResponse.resources` (2) and
@@ -95,14 +95,12 @@ class Snapshot:
     # its clusters are still what they were (see `SnapshotCache`).
     cluster_part: dict[str, Message] | None = field(default=None, compare=False, repr=False)
     endpoint_part: dict[str, Message] | None = field(default=None, compare=False, repr=False)
-    # The push's endpoints those parts were built from, and the proxy's own instances in
-    # them (`PushContext.endpoints_at`): what the snapshot reflects, which may be a push
-    # older than the last one when its proxy was not asked for since.
+    # The push's endpoints those parts were built from: what the snapshot reflects, which
+    # may be a push older than the last one when its proxy was not asked for since.
     endpoints_source: Mapping[tuple[str, int], tuple[Endpoint, ...]] | None = field(
         default=None, compare=False, repr=False)
-    own_endpoints: Sequence[Any] = field(default=(), compare=False, repr=False)
-    # Services whose endpoints its own clusters were built from (`ProxyConfig.endpoint_hosts`).
-    endpoint_hosts: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # What its own side read of endpoints (`ProxyConfig.reads`).
+    reads: EndpointReads = field(default=EndpointReads(), compare=False, repr=False)
     # One dict per push, shared by all its snapshots: what streams work out once for
     # everyone (e.g. how one shared part differs from the last).
     shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -118,10 +116,9 @@ class Snapshot:
 
     @classmethod
     def from_config(cls, config: ProxyConfig, memo: TranslationMemo | None = None, *,
-                    shared: dict[Hashable, Any] | None = None, push: PushContext | None = None,
-                    address: str = "") -> Snapshot:
+                    shared: dict[Hashable, Any] | None = None, push: PushContext | None = None) -> Snapshot:
         """Encode `config`: each shared part once per push, each message once while it lives.
-        `push` and `address`: what it was translated from, and the proxy's address in it."""
+        `push`: what it was translated from."""
         memo = memo or TranslationMemo()
         resources: dict[str, dict[str, EncodedResource]] = {}
         for type_url, parts in config.parts.items():
@@ -137,8 +134,7 @@ class Snapshot:
             endpoint_part=config.parts[ENDPOINT_TYPE][0] if config.parts.get(ENDPOINT_TYPE) else None,
             shared={} if shared is None else shared,
             endpoints_source=push.endpoints if push is not None else None,
-            own_endpoints=push.endpoints_at(address) if push is not None else (),
-            endpoint_hosts=config.endpoint_hosts,
+            reads=config.reads,
         )
 
     def with_endpoints(self, push: PushContext, clusters: dict[str, Message], endpoints: dict[str, Message],
@@ -156,8 +152,7 @@ class Snapshot:
         # times per endpoint change.
         return Snapshot(push.version, {**self.resources, ENDPOINT_TYPE: encoded}, self.references, self.warnings,
                         eds_clusters=self.eds_clusters, route_names=self.route_names, cluster_part=clusters,
-                        endpoint_part=endpoints, endpoints_source=push.endpoints, own_endpoints=self.own_endpoints,
-                        endpoint_hosts=self.endpoint_hosts, shared=shared)
+                        endpoint_part=endpoints, endpoints_source=push.endpoints, reads=self.reads, shared=shared)
 
     def select(self, type_url: str, names: frozenset[str] | None) -> Selection:
         """The resources of `type_url` that `names` selects (None: all), by name, and their

@@ -247,6 +247,26 @@ def test_a_proxy_whose_own_instances_changed_or_a_config_change_is_translated_ag
     assert (cache.builds, cache.carried) == (3, 0)
 
 
+def test_a_gateway_is_carried_over_when_a_workload_comes_to_its_own_address() -> None:
+    # A gateway has no inbound side: nothing it is built from reads the instances at its
+    # address, so they do not stop an endpoint-only push carrying it over.
+    cache = SnapshotCache()
+    gateway = Proxy(id="router~10.0.0.7~gw.default~default.svc.cluster.local", type=NodeType.ROUTER, ip="10.0.0.7",
+                    pod="gw", namespace="default", dns_domain="default.svc.cluster.local",
+                    labels=(("istio", "ingressgateway"),))
+    sidecar_there = sidecar("10.0.0.7", app="reviews", tier="backend")
+    cache.set_push(push_with(WORKLOADS))
+    before = cache.get(gateway)
+    cache.get(sidecar_there)
+    cache.set_push(push_with((*WORKLOADS, workload("gw", "10.0.0.7", app="reviews", tier="backend"))))
+    after = cache.get(gateway)
+    assert before is not None and after is not None and (cache.builds, cache.carried) == (2, 1)
+    assert after.resources[LISTENER_TYPE] is before.resources[LISTENER_TYPE]
+    # A sidecar at that address now serves reviews: its own side is built again.
+    cache.get(sidecar_there)
+    assert (cache.builds, cache.carried) == (3, 1)
+
+
 def test_a_config_change_keeps_unchanged_types_as_the_dicts_streams_were_sent() -> None:
     cache = SnapshotCache()
     proxy = sidecar("10.0.0.3", app="ratings")
