@@ -136,13 +136,19 @@ class TranslationMemo:
         encoding it for Envoy takes these bytes rather than serialising it again."""
         self.of(message, "serialized", lambda: value, lasting=True)
 
-    def serialized(self, message: Any) -> bytes | None:
-        """What `note_serialized` recorded for `message`, if anything."""
-        entry = self._lasting.get(("serialized", id(message)))
+    def take_serialized(self, message: Any) -> bytes | None:
+        """What `note_serialized` recorded for `message`, if anything, let go of: it is
+        encoded once (the encoding is kept), and a namespace's route configuration is ~435 KB
+        that would otherwise stay until a push leaves it unused."""
+        key = ("serialized", id(message))
+        entry = self._lasting.get(key)
         if entry is None:
             return None
         held, value = entry[1]
-        return cast(bytes, value) if held is message else None
+        if held is not message:
+            return None
+        del self._lasting[key]
+        return cast(bytes, value)
 
     @property
     def size(self) -> int:

@@ -189,7 +189,7 @@ _DIGEST = attrgetter("digest")
 
 def encoded(name: str, resource: Message, memo: TranslationMemo) -> EncodedResource:
     """`resource` encoded once while the message lives (lasting memo, keyed by identity)."""
-    return memo.of(resource, "encoded", lambda: encode(name, resource, memo.serialized(resource)), lasting=True)
+    return memo.of(resource, "encoded", lambda: encode(name, resource, memo.take_serialized(resource)), lasting=True)
 
 
 def encode_part(part: dict[str, Message], memo: TranslationMemo) -> dict[str, EncodedResource]:

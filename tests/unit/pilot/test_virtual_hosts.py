@@ -158,6 +158,8 @@ def test_a_sidecars_route_configuration_is_joined_from_its_hosts_bytes_and_encod
     assert abort_status(hosts["b"]) == 418 and hosts["a"].routes[0].name == "default"
     assert routes.virtual_hosts[-1].domains == ["*"] and routes.ignore_port_in_host_matching
     # Its encoding for Envoy takes the bytes it was parsed from, and they are the message's own.
-    joined = memo.serialized(routes)
+    joined = memo.take_serialized(routes)
     assert joined is not None and joined == routes.SerializeToString()
     assert encode("80", routes, joined) == encode("80", routes)
+    # Taken once: the memo keeps the encoding, not the bytes as well.
+    assert memo.take_serialized(routes) is None
