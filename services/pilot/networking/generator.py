@@ -49,6 +49,7 @@ class EndpointReads:
     hosts: tuple[tuple[tuple[str, int], Any], ...] = ()
 
     def same_in(self, push: PushContext, address: str) -> bool:
+        """Whether `push` has what this side read, for a proxy at `address`."""
         return (self.own is None or self.own == push.endpoints_at(address)) and all(
             push.endpoints.get(key, ()) == found for key, found in self.hosts)
 
