@@ -278,8 +278,8 @@ class DeltaConnection(BaseConnection[discovery_pb2.DeltaDiscoveryRequest]):
 
     def _changes_by_name(self, watch: DeltaWatch, snapshot: Snapshot, available: dict[str, EncodedResource],
                          refresh: set[str]) -> tuple[list[EncodedResource], list[str]]:
-        """What differs from what the proxy holds (something), name by name: a reconnect,
-        a changed subscription."""
+        """What differs from what the proxy holds, name by name, once it holds something: a
+        reconnect, a changed subscription (a fresh stream is sent its selection whole)."""
         held = watch.held
         names: Iterable[str] = available if watch.wildcard else watch.resource_names & available.keys()
         if not watch.sends:
