@@ -14,8 +14,10 @@ galley's file source.  Pilot and galley run with their default settings (pilot d
 (/proc/<pid>/stat, without the benchmark's own debug polling) and its memory
 (/proc/<pid>/status).  Then the floor under the scale part's two latencies
 (`transport_floor`): Python gRPC alone, with no translation, carrying each change's
-response and ACK over 1,000 streams on the same two cores.  Writes bench/results/pilot.json;
-prints each figure beside its goal.
+response and ACK over 1,000 streams on the same two cores; and the floor under the
+VirtualService goal with the load tool itself (`replay_floor`): a server that translates
+nothing replaying pilot's responses to the same simulated sidecars.  Writes
+bench/results/pilot.json; prints each figure beside its goal.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ import httpx
 from bench.pilot.config import GATEWAY_LABELS, ConfigWriter, service_entries
 from bench.pilot.measure import sample
 from bench.pilot.phases import Target, run_series
+from bench.pilot.replay_floor import floor as replay_floor
 from bench.pilot.scale_run import ScaleSetup
 from bench.pilot.scale_run import run as run_scale
 from bench.pilot.transport_floor import floors
+from libs.runtime import configure_logging
 from samples.echo import EchoServer
 from tests.harness.mesh import Mesh, PilotService
 from tests.harness.nats import start_nats
@@ -163,10 +167,13 @@ def _scale(replicas: int = 1, api: str = "GRPC") -> dict[str, Any]:
 
 
 def goals(envoys: dict[str, Any], scale: dict[str, Any], replicated: dict[str, Any] | None = None,
-          floor: dict[str, Any] | None = None, delta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+          floor: dict[str, Any] | None = None, delta: dict[str, Any] | None = None,
+          replayed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Issue 7's table: each figure beside its goal (None: report only); with `replicated`,
     the scale figures again on several pilots sharing the port; with `delta`, again with the
-    sidecars on delta xDS; with `floor`, what Python gRPC alone takes to carry each change."""
+    sidecars on delta xDS; with `floor`, what Python gRPC alone takes to carry each change;
+    with `replayed`, what a VirtualService change takes the load tool from a server that
+    translates nothing."""
 
     def row(figure: str, result: float, goal: float | None, unit: str) -> dict[str, Any]:
         return {"figure": figure, "result": result, "goal": goal, "unit": unit,
@@ -203,6 +210,9 @@ def goals(envoys: dict[str, Any], scale: dict[str, Any], replicated: dict[str, A
                             ("endpoint_change", "an endpoint change")):
             rows.append(row(f"floor: Python gRPC alone carrying {label} to 1000 streams and its ACKs back, p50 round",
                             floor[name]["round_ms_p50"], None, "ms"))
+    if replayed is not None:
+        rows.append(row(f"floor: a VirtualService change replayed to {replayed['proxies']} simulated sidecars by a "
+                        "server that translates nothing: last ACK, p99", replayed["last_ack_ms"]["p99"], None, "ms"))
     return rows
 
 
@@ -215,6 +225,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
+    # The replay floor runs pilot's stream code in this process, which logs each response at debug.
+    configure_logging("warning")
     envoys = _envoys()
     scale = _scale()
     # Pilot on both cores: the same run on two pilots sharing the xDS port (0: skip it).
@@ -223,7 +235,8 @@ def main() -> int:
     # The same run with the sidecars on delta xDS, as the agent's `--xds-api DELTA_GRPC` asks (0: skip it).
     delta = _scale(api="DELTA_GRPC") if os.environ.get("BENCH_PILOT_DELTA", "1") != "0" else None
     floor = floors()
-    rows = goals(envoys, scale, replicated, floor, delta)
+    replayed = replay_floor()
+    rows = goals(envoys, scale, replicated, floor, delta, replayed)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "goals": rows,
@@ -232,6 +245,7 @@ def main() -> int:
         "scale_replicated": replicated,
         "scale_delta": delta,
         "transport_floor": floor,
+        "replay_floor": replayed,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

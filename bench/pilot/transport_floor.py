@@ -143,7 +143,7 @@ def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers:
                  for n in range(servers)]
     try:
         # A spawned process reads gRPC's setting from the environment it starts with.
-        with _pilots_grpc_experiments():
+        with pilots_grpc_experiments():
             for process in processes:
                 process.start()
         wait_until(lambda: _listening(port), timeout=timeout_s, interval=0.05, what="the floor's servers")
@@ -179,7 +179,7 @@ def measure(message_bytes: int, ack_bytes: int, *, streams: int = 1000, servers:
 
 
 @contextlib.contextmanager
-def _pilots_grpc_experiments() -> Iterator[None]:
+def pilots_grpc_experiments() -> Iterator[None]:
     """Pilot's default for the processes started inside, unless the operator set one."""
     if "GRPC_EXPERIMENTS" in os.environ:
         yield

@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 import uvloop
+from envoy.config.route.v3 import route_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 
+from bench.pilot.replay_floor import floor as replay_floor
+from bench.pilot.replay_floor import replay_of
+from bench.pilot.scale_mesh import MeshScale
 from bench.pilot.scale_run import ScaleSetup, run
 from bench.pilot.transport_floor import measure
+from libs.envoy import ROUTE_TYPE, short_type
 
 
 @pytest.fixture(scope="module", params=["GRPC", "DELTA_GRPC"])
@@ -43,3 +49,24 @@ def test_the_transport_floor_carries_every_message_and_ack_on_two_servers() -> N
     # Each round waits for every stream's ACK (a lost one times the measurement out).
     assert 0 < floor.round_ms_p50 <= floor.round_ms_max < 30_000
     assert floor.server_cpu_ms_per_round > 0
+
+
+def test_the_replay_floor_times_every_simulated_sidecar_through_each_replayed_change() -> None:
+    replayed = replay_floor(3, proxies=12, services=10, endpoints=2, namespaces=2, processes=2, timeout_s=60)
+    assert (replayed["proxies"], replayed["rounds"]) == (12, 3)
+    # Each round waits for every proxy's ACK of that round's route configuration.
+    assert replayed["last_ack_ms"]["count"] == 3
+    assert 0 < replayed["first_arrival_ms"]["p50"] <= replayed["last_ack_ms"]["p50"] < 60_000
+    assert replayed["server_cpu_ms_per_round"] > 0
+
+
+def test_the_replay_is_pilots_sync_and_one_route_configuration_per_change() -> None:
+    mesh = MeshScale(services=10, endpoints=2, namespaces=2)
+    replay = replay_of(mesh, 2)
+    assert sorted(short_type(t) for t in replay.sync) == ["CDS", "EDS", "LDS", "RDS"]
+    changes = [discovery_pb2.DiscoveryResponse.FromString(raw) for raw in replay.changes]
+    assert [c.type_url for c in changes] == [ROUTE_TYPE, ROUTE_TYPE]
+    assert changes[0].version_info != changes[1].version_info
+    routes = [route_pb2.RouteConfiguration.FromString(c.resources[0].value) for c in changes]
+    # Each change is the scale run's VirtualService change: the two differ.
+    assert routes[0].name == routes[1].name and routes[0] != routes[1]

@@ -1,0 +1,270 @@
+"""The floor under the VirtualService goal with the benchmark's own simulated sidecars: a
+server that translates nothing.
+
+`transport_floor` measures Python gRPC alone, with bare clients.  This measures a
+VirtualService change through everything of the scale run except pilot's own work: the
+load tool's worker processes (parsing, ACKing and reporting as they do against pilot), its
+ledger, and the registration refresher writing to NATS.  The server (one grpc.aio process on
+pilot's `GRPC_EXPERIMENTS`, uvloop) answers every simulated sidecar with the responses
+pilot's translation built beforehand, in this process, for the mesh's first sidecar; each
+round it writes the next VirtualService change's route configuration (the scale run's
+change, encoded by pilot's own stream code) to every stream at once, one shared message.
+
+A round lasts from the server being told to write to the last proxy's ACK (the ledger's
+times, as the scale run's): what pilot's VirtualService figure would be if pilot's push,
+snapshots and stream bookkeeping cost nothing on this machine.
+
+    python -m bench.pilot.replay_floor [--rounds N] [--proxies N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing.queues import Queue
+from pathlib import Path
+from typing import Any
+
+from bench.pilot.load import LoadGenerator
+from bench.pilot.load_client import TypeState, request_bytes
+from bench.pilot.measure import sample
+from bench.pilot.scale import initial_sync, summary
+from bench.pilot.scale_mesh import MeshScale, MeshWriter
+from bench.pilot.transport_floor import pilots_grpc_experiments
+from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from libs.runtime import configure_logging
+from services.pilot.model.proxy import Proxy
+from services.pilot.xds.cache import SnapshotCache
+from services.pilot.xds.snapshot import Snapshot
+from tests.harness.nats import start_nats
+from tests.harness.ports import free_port
+from tests.harness.processes import ProcessGroup
+
+ADS = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+WARMUP = 2
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What the server sends: each type's response of one sidecar's sync, by type URL, then
+    one RDS response per round."""
+
+    sync: dict[str, bytes]
+    changes: tuple[bytes, ...]
+
+
+def replay_of(mesh: MeshScale, rounds: int) -> Replay:
+    """Pilot's translation and SotW stream code, in process, for the mesh's first sidecar:
+    its sync, then `rounds` VirtualService changes, each pushed and ACKed as on a stream."""
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from services.pilot.model.config import ConfigSnapshot
+    from services.pilot.model.mesh import MeshConfig
+    from services.pilot.model.proxy import parse_node
+    from services.pilot.model.push_context import PushContext
+    from services.pilot.model.registry import RegistryContents
+    from services.pilot.workloads_watch import instance_of
+    from services.pilot.xds.connection import Connection
+    from services.pilot.xds.requests import read_request
+
+    config = ConfigSnapshot(1, {r.key: r for r in mesh.service_entries()})
+    registries = [RegistryContents("replay", workloads=tuple(instance_of(w) for w in mesh.workloads()), version="1")]
+    push = PushContext.build(config, MeshConfig(), registries=registries)
+    cache = SnapshotCache()
+    cache.set_push(push)
+    proxy = parse_node(mesh.proxies(1)[0].node())
+    snapshot = _current(cache, proxy)
+    stream = Connection("replay", proxy)
+    states = {CLUSTER_TYPE: TypeState(CLUSTER_TYPE, None),
+              ENDPOINT_TYPE: TypeState(ENDPOINT_TYPE, snapshot.eds_clusters),
+              LISTENER_TYPE: TypeState(LISTENER_TYPE, None),
+              ROUTE_TYPE: TypeState(ROUTE_TYPE, snapshot.route_names)}
+
+    def ack(raw: bytes) -> str:
+        response = discovery_pb2.DiscoveryResponse.FromString(raw)
+        state = states[response.type_url]
+        state.version, state.nonce = response.version_info, response.nonce
+        stream.receive(read_request(request_bytes(state)), snapshot)
+        return response.type_url
+
+    sync: dict[str, bytes] = {}
+    for state in states.values():
+        for raw in stream.receive(read_request(request_bytes(state)), snapshot):
+            sync.setdefault(ack(raw), raw)
+    stream.note_sync()
+    changes = []
+    for n in range(1, rounds + 1):
+        service = mesh.virtual_service(n)
+        config = ConfigSnapshot(config.revision + 1, {**config.resources, service.key: service})
+        push = PushContext.build(config, MeshConfig(), registries=registries, previous=push)
+        cache.set_push(push)
+        snapshot = _current(cache, proxy)
+        sent = stream.push(snapshot)
+        if [ack(raw) for raw in sent] != [ROUTE_TYPE]:
+            raise AssertionError(f"VirtualService change {n} was not one RDS response")
+        stream.note_sync()
+        changes.append(sent[0])
+    return Replay(sync, tuple(changes))
+
+
+def _current(cache: SnapshotCache, proxy: Proxy) -> Snapshot:
+    snapshot = cache.get(proxy)
+    if snapshot is None:
+        raise AssertionError("no push in the cache")
+    return snapshot
+
+
+@dataclass(frozen=True)
+class ReplayFloor:
+    proxies: int
+    rounds: int
+    # From the write command to the last proxy's ACK, and to the first proxy's arrival.
+    last_ack_ms: dict[str, float]
+    first_arrival_ms: dict[str, float]
+    server_cpu_ms_per_round: float
+    load_tool_cpu_ms_per_round: float
+
+
+async def _serve(port: int, replay: Replay, control: Queue[str], out: Queue[Any]) -> None:
+    import grpc
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    outboxes: list[asyncio.Queue[bytes | None]] = []
+
+    async def stream(requests: Any, context: grpc.aio.ServicerContext) -> None:
+        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        outboxes.append(outbox)
+        sent: set[str] = set()
+
+        async def answer() -> None:
+            # Each type's first request gets the sync's response; everything else is an ACK.
+            async for raw in requests:
+                type_url = discovery_pb2.DiscoveryRequest.FromString(raw).type_url
+                if type_url in replay.sync and type_url not in sent:
+                    sent.add(type_url)
+                    outbox.put_nowait(replay.sync[type_url])
+
+        reader = asyncio.ensure_future(answer())
+        try:
+            while (message := await outbox.get()) is not None:
+                await context.write(message)
+        finally:
+            reader.cancel()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        ADS, {"StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(stream)})])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    out.put("serving")
+    loop = asyncio.get_running_loop()
+    while (command := await loop.run_in_executor(None, control.get)) != "stop":
+        for outbox in outboxes:
+            outbox.put_nowait(replay.changes[int(command)])
+    for outbox in outboxes:
+        outbox.put_nowait(None)
+    await server.stop(0.5)
+
+
+def _server(port: int, replay: Replay, control: Queue[str], out: Queue[Any]) -> None:
+    import uvloop
+
+    uvloop.run(_serve(port, replay, control, out))
+
+
+async def measure(rounds: int = 20, *, proxies: int = 1000, services: int = 1000, endpoints: int = 3,
+                  namespaces: int = 10, processes: int = 4, timeout_s: float = 300.0) -> ReplayFloor:
+    """`WARMUP` + `rounds` rounds, each timed until every proxy ACKed its route configuration."""
+    mesh = MeshScale(services=services, endpoints=endpoints, namespaces=namespaces)
+    replay = replay_of(mesh, rounds + WARMUP)
+    work = Path(tempfile.mkdtemp(prefix="mzb-replay-", dir="/tmp"))
+    group = ProcessGroup(work)
+    spawn = multiprocessing.get_context("spawn")
+    control: Queue[str] = spawn.Queue()
+    out: Queue[Any] = spawn.Queue()
+    port = free_port()
+    server = spawn.Process(target=_server, args=(port, replay, control, out), daemon=True)
+    writer: MeshWriter | None = None
+    try:
+        # The scale run's other load on the machine: every registration refreshed in NATS.
+        writer = await MeshWriter.connect(start_nats(group, work / "nats").url)
+        await writer.write_mesh(mesh)
+        writer.start_refreshing()
+        with pilots_grpc_experiments():
+            server.start()
+        if out.get(timeout=timeout_s) != "serving":
+            raise RuntimeError("the replay server did not start")
+        load = LoadGenerator(f"127.0.0.1:{port}", mesh.proxies(proxies), processes=processes)
+        await load.start()
+        try:
+            await initial_sync(load, timeout_s=timeout_s)
+            return await _rounds(load, server.pid or 0, control, rounds, timeout_s)
+        finally:
+            await load.stop()
+    finally:
+        control.put("stop")
+        server.join(timeout=5)
+        if server.is_alive():
+            server.kill()
+            server.join()
+        try:
+            if writer is not None:
+                await writer.close()
+        finally:
+            group.stop_all()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def _rounds(load: LoadGenerator, server_pid: int, control: Queue[str], rounds: int,
+                  timeout_s: float) -> ReplayFloor:
+    last_acks, first_arrivals = [], []
+    server_cpu = load_cpu = 0.0
+    for n in range(WARMUP + rounds):
+        if n == WARMUP:
+            server_cpu, load_cpu = sample(server_pid).cpu_s, load.cpu_s()
+        wrote = time.monotonic()
+        control.put(str(n))
+        converged = await load.wait(lambda wrote=wrote: load.ledger.converged(("RDS",), wrote),  # type: ignore[misc]
+                                    timeout_s, f"replayed change {n} on every proxy")
+        if n >= WARMUP:
+            last_acks.append(converged.last_ack - wrote)
+            first_arrivals.append(converged.first_arrival - wrote)
+    server_cpu, load_cpu = sample(server_pid).cpu_s - server_cpu, load.cpu_s() - load_cpu
+    return ReplayFloor(load.ledger.proxies, rounds, _summary(last_acks), _summary(first_arrivals),
+                       round(server_cpu / rounds * 1000, 1), round(load_cpu / rounds * 1000, 1))
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    found = summary(values)
+    if found is None:
+        raise ValueError("no rounds measured")
+    return found
+
+
+def floor(rounds: int = 20, **kwargs: Any) -> dict[str, Any]:
+    import uvloop
+
+    return asdict(uvloop.run(measure(rounds, **kwargs)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pilot.replay_floor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--proxies", type=int, default=1000)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    # Pilot's stream code runs in this process (`replay_of`) and logs each response at debug.
+    configure_logging("warning")
+    print(json.dumps(floor(args.rounds, proxies=args.proxies), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
