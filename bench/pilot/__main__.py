@@ -14,9 +14,9 @@ galley's file source.  Pilot and galley run with their default settings (pilot d
 (/proc/<pid>/stat, without the benchmark's own debug polling) and its memory
 (/proc/<pid>/status).  Then the floor under the scale part's two latencies
 (`transport_floor`): Python gRPC alone, with no translation, carrying each change's
-response and ACK over 1,000 streams on the same two cores; and the floor under the
-VirtualService goal with the load tool itself (`replay_floor`): a server that translates
-nothing replaying pilot's responses to the same simulated sidecars.  Writes
+response and ACK over 1,000 streams on the same two cores; and the floor under both with
+the load tool itself (`replay_floor`): a server that translates nothing replaying pilot's
+responses to the same simulated sidecars.  Writes
 bench/results/pilot.json; prints each figure beside its goal.
 """
 
@@ -37,7 +37,7 @@ import httpx
 from bench.pilot.config import GATEWAY_LABELS, ConfigWriter, service_entries
 from bench.pilot.measure import sample
 from bench.pilot.phases import Target, run_series
-from bench.pilot.replay_floor import floor as replay_floor
+from bench.pilot.replay_floor import floors as replay_floors
 from bench.pilot.scale_run import ScaleSetup
 from bench.pilot.scale_run import run as run_scale
 from bench.pilot.transport_floor import floors
@@ -172,8 +172,8 @@ def goals(envoys: dict[str, Any], scale: dict[str, Any], replicated: dict[str, A
     """Issue 7's table: each figure beside its goal (None: report only); with `replicated`,
     the scale figures again on several pilots sharing the port; with `delta`, again with the
     sidecars on delta xDS; with `floor`, what Python gRPC alone takes to carry each change;
-    with `replayed`, what a VirtualService change takes the load tool from a server that
-    translates nothing."""
+    with `replayed`, what each change takes the load tool from a server that translates
+    nothing."""
 
     def row(figure: str, result: float, goal: float | None, unit: str) -> dict[str, Any]:
         return {"figure": figure, "result": result, "goal": goal, "unit": unit,
@@ -211,8 +211,10 @@ def goals(envoys: dict[str, Any], scale: dict[str, Any], replicated: dict[str, A
             rows.append(row(f"floor: Python gRPC alone carrying {label} to 1000 streams and its ACKs back, p50 round",
                             floor[name]["round_ms_p50"], None, "ms"))
     if replayed is not None:
-        rows.append(row(f"floor: a VirtualService change replayed to {replayed['proxies']} simulated sidecars by a "
-                        "server that translates nothing: last ACK, p99", replayed["last_ack_ms"]["p99"], None, "ms"))
+        for name, label in (("virtual_service_change", "a VirtualService change"),
+                            ("endpoint_change", "an endpoint change")):
+            rows.append(row(f"floor: {label} replayed to {replayed['proxies']} simulated sidecars by a server that "
+                            "translates nothing: last ACK, p99", replayed[name]["last_ack_ms"]["p99"], None, "ms"))
     return rows
 
 
@@ -235,7 +237,7 @@ def main() -> int:
     # The same run with the sidecars on delta xDS, as the agent's `--xds-api DELTA_GRPC` asks (0: skip it).
     delta = _scale(api="DELTA_GRPC") if os.environ.get("BENCH_PILOT_DELTA", "1") != "0" else None
     floor = floors()
-    replayed = replay_floor()
+    replayed = replay_floors()
     rows = goals(envoys, scale, replicated, floor, delta, replayed)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 import uvloop
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench.pilot.replay_floor import floor as replay_floor
+from bench.pilot.replay_floor import floors as replay_floors
 from bench.pilot.replay_floor import replay_of
 from bench.pilot.scale_mesh import MeshScale
 from bench.pilot.scale_run import ScaleSetup, run
 from bench.pilot.transport_floor import measure
-from libs.envoy import ROUTE_TYPE, short_type
+from libs.envoy import ENDPOINT_TYPE, ROUTE_TYPE, short_type
 
 
 @pytest.fixture(scope="module", params=["GRPC", "DELTA_GRPC"])
@@ -52,21 +53,28 @@ def test_the_transport_floor_carries_every_message_and_ack_on_two_servers() -> N
 
 
 def test_the_replay_floor_times_every_simulated_sidecar_through_each_replayed_change() -> None:
-    replayed = replay_floor(3, proxies=12, services=10, endpoints=2, namespaces=2, processes=2, timeout_s=60)
-    assert (replayed["proxies"], replayed["rounds"]) == (12, 3)
-    # Each round waits for every proxy's ACK of that round's route configuration.
-    assert replayed["last_ack_ms"]["count"] == 3
-    assert 0 < replayed["first_arrival_ms"]["p50"] <= replayed["last_ack_ms"]["p50"] < 60_000
-    assert replayed["server_cpu_ms_per_round"] > 0
+    replayed = replay_floors(3, proxies=12, services=10, endpoints=2, namespaces=2, processes=2, timeout_s=60)
+    assert replayed["proxies"] == 12
+    for kind in ("virtual_service_change", "endpoint_change"):
+        # Each round waits for every proxy's ACK of that round's response.
+        assert replayed[kind]["rounds"] == replayed[kind]["last_ack_ms"]["count"] == 3
+        assert 0 < replayed[kind]["first_arrival_ms"]["p50"] <= replayed[kind]["last_ack_ms"]["p50"] < 60_000
 
 
-def test_the_replay_is_pilots_sync_and_one_route_configuration_per_change() -> None:
+def test_the_replay_is_pilots_sync_then_one_response_per_change() -> None:
     mesh = MeshScale(services=10, endpoints=2, namespaces=2)
     replay = replay_of(mesh, 2)
     assert sorted(short_type(t) for t in replay.sync) == ["CDS", "EDS", "LDS", "RDS"]
-    changes = [discovery_pb2.DiscoveryResponse.FromString(raw) for raw in replay.changes]
-    assert [c.type_url for c in changes] == [ROUTE_TYPE, ROUTE_TYPE]
-    assert changes[0].version_info != changes[1].version_info
-    routes = [route_pb2.RouteConfiguration.FromString(c.resources[0].value) for c in changes]
-    # Each change is the scale run's VirtualService change: the two differ.
-    assert routes[0].name == routes[1].name and routes[0] != routes[1]
+    routes = [discovery_pb2.DiscoveryResponse.FromString(raw) for raw in replay.changes["virtual_service_change"]]
+    assert [r.type_url for r in routes] == [ROUTE_TYPE, ROUTE_TYPE]
+    assert routes[0].version_info != routes[1].version_info
+    configs = [route_pb2.RouteConfiguration.FromString(r.resources[0].value) for r in routes]
+    # Each is the scale run's VirtualService change: the route configuration differs.
+    assert configs[0].name == configs[1].name and configs[0] != configs[1]
+    endpoints = [discovery_pb2.DiscoveryResponse.FromString(raw) for raw in replay.changes["endpoint_change"]]
+    assert [e.type_url for e in endpoints] == [ENDPOINT_TYPE, ENDPOINT_TYPE]
+    # A workload registered, then the same one gone: one load assignment each, its endpoints 3 then 2.
+    assignments = [endpoint_pb2.ClusterLoadAssignment.FromString(e.resources[0].value) for e in endpoints]
+    assert [len(e.resources) for e in endpoints] == [1, 1]
+    assert assignments[0].cluster_name == assignments[1].cluster_name
+    assert [sum(len(group.lb_endpoints) for group in a.endpoints) for a in assignments] == [3, 2]
