@@ -16,8 +16,8 @@ galley's file source.  Pilot and galley run with their default settings (pilot d
 (`transport_floor`): Python gRPC alone, with no translation, carrying each change's
 response and ACK over 1,000 streams on the same two cores; and the floor under both with
 the load tool itself (`replay_floor`): a server that translates nothing replaying pilot's
-responses to the same simulated sidecars.  Writes
-bench/results/pilot.json; prints each figure beside its goal.
+responses to the same simulated sidecars.  Writes bench/results/pilot.json; prints each
+figure beside its goal.
 """
 
 from __future__ import annotations

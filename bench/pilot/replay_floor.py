@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
+import queue
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
@@ -157,6 +160,13 @@ class Replayed:
     load_tool_cpu_ms_per_round: float
 
 
+@dataclass(frozen=True)
+class ReplayFloor:
+    proxies: int
+    # By kind of change (`CHANGES`).
+    changes: dict[str, Replayed]
+
+
 async def _serve(port: int, replay: Replay, control: Queue[str], out: Queue[Any]) -> None:
     import grpc
 
@@ -208,7 +218,7 @@ def _server(port: int, replay: Replay, control: Queue[str], out: Queue[Any]) -> 
 
 
 async def measure(rounds: int = 20, *, proxies: int = 1000, services: int = 1000, endpoints: int = 3,
-                  namespaces: int = 10, processes: int = 4, timeout_s: float = 300.0) -> dict[str, Replayed]:
+                  namespaces: int = 10, processes: int = 4, timeout_s: float = 300.0) -> ReplayFloor:
     """For each kind of change, `WARMUP` + `rounds` rounds, each timed until every proxy ACKed
     the round's response."""
     mesh = MeshScale(services=services, endpoints=endpoints, namespaces=namespaces)
@@ -228,14 +238,13 @@ async def measure(rounds: int = 20, *, proxies: int = 1000, services: int = 1000
         writer.start_refreshing()
         with pilots_grpc_experiments():
             server.start()
-        if out.get(timeout=timeout_s) != "serving":
-            raise RuntimeError("the replay server did not start")
+        await _serving(server, out, timeout_s)
         load = LoadGenerator(f"127.0.0.1:{port}", mesh.proxies(proxies), processes=processes)
         await load.start()
         try:
             await initial_sync(load, timeout_s=timeout_s)
-            return {kind: await _rounds(load, server.pid or 0, control, kind, rounds, timeout_s)
-                    for kind in CHANGES}
+            return ReplayFloor(proxies, {kind: await _rounds(load, server.pid or 0, control, kind, rounds, timeout_s)
+                                         for kind in CHANGES})
         finally:
             await load.stop()
     finally:
@@ -250,6 +259,17 @@ async def measure(rounds: int = 20, *, proxies: int = 1000, services: int = 1000
         finally:
             group.stop_all()
             shutil.rmtree(work, ignore_errors=True)
+
+
+async def _serving(server: BaseProcess, out: Queue[Any], timeout_s: float) -> None:
+    """Until the server says it serves; off the loop, which the refresher is using."""
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + timeout_s
+    while server.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            if await loop.run_in_executor(None, out.get, True, 0.2) == "serving":
+                return
+    raise RuntimeError(f"the replay server did not start (exit code {server.exitcode})")
 
 
 async def _rounds(load: LoadGenerator, server_pid: int, control: Queue[str], kind: str, rounds: int,
@@ -284,7 +304,7 @@ def floors(rounds: int = 20, **kwargs: Any) -> dict[str, Any]:
     import uvloop
 
     replayed = uvloop.run(measure(rounds, **kwargs))
-    return {"proxies": kwargs.get("proxies", 1000), **{kind: asdict(r) for kind, r in replayed.items()}}
+    return {"proxies": replayed.proxies, **{kind: asdict(r) for kind, r in replayed.changes.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

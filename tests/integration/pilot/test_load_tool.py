@@ -1,7 +1,9 @@
 """The load tool and the scale benchmark's run, small: simulated sidecars over worker
 processes on a real pilot and NATS converge, and each kind of change reaches them as the
 targeted push it should be (a VirtualService change as RDS only, an endpoint change as
-EDS only, one load assignment), with no NACKs; on state-of-the-world and on delta xDS."""
+EDS only, one load assignment), with no NACKs; on state-of-the-world and on delta xDS.
+And the two floors under its figures: Python gRPC alone, and the load tool against a server
+that replays pilot's responses."""
 
 from __future__ import annotations
 
