@@ -31,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -44,7 +45,7 @@ from bench.pilot.load_client import TypeState, request_bytes
 from bench.pilot.measure import sample
 from bench.pilot.scale import initial_sync, summary
 from bench.pilot.scale_mesh import MeshScale, MeshWriter
-from bench.pilot.transport_floor import pilots_grpc_experiments
+from bench.pilot.transport_floor import Outbox, outbox_server, pilots_grpc_experiments
 from libs.envoy import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
 from libs.runtime import configure_logging
 from services.pilot.model.config import ConfigSnapshot
@@ -168,38 +169,22 @@ class ReplayFloor:
 
 
 async def _serve(port: int, replay: Replay, control: Queue[str], out: Queue[Any]) -> None:
-    import grpc
-
-    outboxes: list[asyncio.Queue[bytes | None]] = []
-
-    async def stream(requests: Any, context: grpc.aio.ServicerContext) -> None:
-        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        outboxes.append(outbox)
+    def answering(outbox: Outbox) -> Callable[[bytes], None]:
         sent: set[str] = set()
 
-        async def answer() -> None:
+        def answer(raw: bytes) -> None:
             # Each type's first request gets the sync's response; everything else is an ACK,
             # read and not decoded (pilot decodes an ACK's 1,000 EDS names only when they change).
-            async for raw in requests:
-                if len(sent) == len(replay.sync):
-                    continue
-                type_url = discovery_pb2.DiscoveryRequest.FromString(raw).type_url
-                if type_url in replay.sync and type_url not in sent:
-                    sent.add(type_url)
-                    outbox.put_nowait(replay.sync[type_url])
+            if len(sent) == len(replay.sync):
+                return
+            type_url = discovery_pb2.DiscoveryRequest.FromString(raw).type_url
+            if type_url in replay.sync and type_url not in sent:
+                sent.add(type_url)
+                outbox.put_nowait(replay.sync[type_url])
 
-        reader = asyncio.ensure_future(answer())
-        try:
-            while (message := await outbox.get()) is not None:
-                await context.write(message)
-        finally:
-            reader.cancel()
+        return answer
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        ADS, {"StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(stream)})])
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
+    server, outboxes = await outbox_server(port, ADS, "StreamAggregatedResources", answering)
     out.put("serving")
     loop = asyncio.get_running_loop()
     while (command := await loop.run_in_executor(None, control.get)) != "stop":

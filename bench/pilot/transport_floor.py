@@ -29,7 +29,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from multiprocessing.queues import Queue
 from typing import Any
@@ -65,34 +65,51 @@ class Floor:
     client_cpu_ms_per_round: float
 
 
-async def _serve(port: int, control: Queue[str], out: Queue[Any], size: int) -> None:
-    outboxes: list[asyncio.Queue[bytes | None]] = []
-    acked = asyncio.Event()
-    acks = 0
+Outbox = asyncio.Queue[bytes | None]
+
+
+async def outbox_server(port: int, service: str, method: str,
+                        reader: Callable[[Outbox], Callable[[Any], None]]) -> tuple[grpc.aio.Server, list[Outbox]]:
+    """A started grpc.aio server on 127.0.0.1:`port` whose streams each write what their
+    outbox is given (None ends the stream); `reader(outbox)`, called as a stream opens,
+    returns what is done with each request it reads.  Also the outboxes, as streams open."""
+    outboxes: list[Outbox] = []
 
     async def stream(requests: Any, context: grpc.aio.ServicerContext) -> None:
-        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        outbox: Outbox = asyncio.Queue()
         outboxes.append(outbox)
+        handle = reader(outbox)
 
-        async def read_acks() -> None:
-            nonlocal acks
-            async for _ in requests:
-                acks += 1
-                if acks == len(outboxes):
-                    acked.set()
+        async def read() -> None:
+            async for request in requests:
+                handle(request)
 
-        reader = asyncio.ensure_future(read_acks())
+        reading = asyncio.ensure_future(read())
         try:
             while (message := await outbox.get()) is not None:
                 await context.write(message)
         finally:
-            reader.cancel()
+            reading.cancel()
 
     server = grpc.aio.server()
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        SERVICE, {METHOD: grpc.stream_stream_rpc_method_handler(stream)})])
+        service, {method: grpc.stream_stream_rpc_method_handler(stream)})])
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    return server, outboxes
+
+
+async def _serve(port: int, control: Queue[str], out: Queue[Any], size: int) -> None:
+    acked = asyncio.Event()
+    acks = 0
+
+    def count_ack(_: Any) -> None:
+        nonlocal acks
+        acks += 1
+        if acks == len(outboxes):
+            acked.set()
+
+    server, outboxes = await outbox_server(port, SERVICE, METHOD, lambda _: count_ack)
     loop = asyncio.get_running_loop()
     message = b"x" * size
     while (command := await loop.run_in_executor(None, control.get)) != "stop":
