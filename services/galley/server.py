@@ -101,6 +101,9 @@ class Galley:
     async def run(self, supervisor: Supervisor, bus: Bus) -> None:
         bucket = await bus.kv(MESH_CONFIG)
         self.applied = AppliedSource(await bus.kv(MESH_CONFIG_APPLIED), on_change=self._changed.set)
+        # Every bucket is open before galley reports ready: from then on a NATS outage is
+        # waited out by the supervised tasks, where a bucket opened later would end galley.
+        lease_bucket = await bus.kv(GALLEY_LEASE)
         # Earlier sources win a key held by several: what an operator applied overrides files.
         self.sources.append(self.applied)
         supervisor.start("api-source", self.applied.run, restart=Backoff())
@@ -116,8 +119,7 @@ class Galley:
             self._changed.clear()
         self.readiness.mark("sources-synced")
         holder = self.settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.lease = Lease(await bus.kv(GALLEY_LEASE), holder, ttl_s=self.settings.lease_ttl_s,
-                           renew_s=self.settings.lease_renew_s)
+        self.lease = Lease(lease_bucket, holder, ttl_s=self.settings.lease_ttl_s, renew_s=self.settings.lease_renew_s)
         supervisor.start("lease", lambda: self.lease.run(self._elected, self._lost),  # type: ignore[union-attr]
                          restart=Backoff())
         supervisor.on_stop("lease", self.lease.release)
