@@ -131,9 +131,9 @@ def replay_of(mesh: MeshScale, rounds: int) -> Replay:
         push = PushContext.build(config, MeshConfig(), registries=registries(0), previous=push)
         routes.append(pushed(ROUTE_TYPE))
     for n in range(rounds):
-        # As `scale.endpoint_changes`: one more endpoint of a service, then one fewer.
-        workload = instance_of(mesh.workload((n // 2) % mesh.services, mesh.endpoints))
-        if n % 2 == 0:
+        registration, registers = mesh.endpoint_change(n)
+        workload = instance_of(registration)
+        if registers:
             workloads.append(workload)
         else:
             workloads.remove(workload)

@@ -168,8 +168,8 @@ async def endpoint_changes(load: LoadGenerator, writer: MeshWriter, mesh: MeshSc
         raise ValueError("endpoint changes need the workload registry (not --static-endpoints)")
 
     async def change(n: int) -> None:
-        workload = mesh.workload((n // 2) % mesh.services, mesh.endpoints)
-        if n % 2 == 0:
+        workload, registers = mesh.endpoint_change(n)
+        if registers:
             await writer.register(workload)
         else:
             await writer.unregister(workload)

@@ -63,6 +63,11 @@ class MeshScale:
             service_account=self.name(service), ports={"http": WORKLOAD_PORT},
         )
 
+    def endpoint_change(self, n: int) -> tuple[WorkloadRegistration, bool]:
+        """The scale run's `n`th endpoint change: a workload past each service's replicas, and
+        whether it registers (even `n`) or leaves again (odd `n`)."""
+        return self.workload((n // 2) % self.services, self.endpoints), n % 2 == 0
+
     def workloads(self) -> list[WorkloadRegistration]:
         if self.static:
             return []
